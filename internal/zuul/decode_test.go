@@ -1,0 +1,273 @@
+package zuul
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDecodeSamples covers every sample Zuul payload (copied from shared/zuul/samples).
+func TestDecodeSamples(t *testing.T) {
+	type want struct {
+		action, pipeline, project, branch, change, result string
+		outcome                                           Outcome
+		id                                                string
+		builds                                            int
+		failedJobs                                        []string
+		buildsetURL                                       string
+	}
+	cases := map[string]want{
+		"periodic-daily_start.json": {action: "start", pipeline: "periodic-daily", project: "SovereignCloudStack/k8s-cluster-api-provider", branch: "main",
+			outcome: OutcomePending, id: "f3b0f9b6286add0f5315387704d3c1f1-start-e756696c192909fbdb537f189e5142ee", builds: 1},
+		"periodic-daily_success.json": {action: "success", pipeline: "periodic-daily", branch: "main", result: "SUCCESS",
+			outcome: OutcomeSuccess, id: "f3b0f9b6286add0f5315387704d3c1f1-success-e756696c192909fbdb537f189e5142ee", builds: 1,
+			buildsetURL: "https://zuul.sovereignit.cloud/t/scs/buildset/e756696c192909fbdb537f189e5142ee"},
+		"periodic-daily_failure_mixed.json": {action: "failure", pipeline: "periodic-daily", result: "FAILURE", outcome: OutcomeFailure,
+			id: "924b3d3766dd39dcadc27fa569bc2afb-failure-22799888a7ae82e51b19a6124a096841", builds: 3,
+			failedJobs:  []string{"k8s-cluster-api-provider-e2e-conformance", "k8s-cluster-api-provider-scs-compliance-1.27"},
+			buildsetURL: "https://zuul.sovereignit.cloud/t/scs/buildset/22799888a7ae82e51b19a6124a096841"},
+		"periodic-hourly_post_failure.json": {action: "failure", pipeline: "periodic-hourly", project: "SovereignCloudStack/standards", result: "FAILURE",
+			outcome: OutcomeFailure, builds: 1, failedJobs: []string{"scs-check-scs2-main"}},
+		"periodic-daily_timed_out.json": {action: "failure", result: "FAILURE", outcome: OutcomeFailure, builds: 4, failedJobs: []string{"scs-check-kaas1"}},
+		"check_failure_pr.json": {action: "failure", pipeline: "check", change: "812", result: "FAILURE", outcome: OutcomeFailure, builds: 3,
+			failedJobs: []string{"scs-tox-linters", "k8s-cluster-api-provider-docs-lint"}},
+		"gate_success_pr.json":       {action: "success", pipeline: "gate", change: "815", result: "SUCCESS", outcome: OutcomeSuccess, builds: 3},
+		"check_merge_conflict.json":  {action: "merge-conflict", change: "817", result: "MERGE_CONFLICT", outcome: OutcomeFailure},
+		"check_dequeue.json":         {action: "dequeue", change: "818", result: "DEQUEUED", outcome: OutcomeNeutral},
+		"check_enqueue.json":         {action: "enqueue", change: "822", outcome: OutcomePending},
+		"post_success_artifacts.json": {action: "success", pipeline: "post", result: "SUCCESS", outcome: OutcomeSuccess, builds: 2},
+		"tag_ref_success.json":       {action: "success", pipeline: "tag", branch: "", result: "SUCCESS", outcome: OutcomeSuccess, builds: 1},
+		"periodic-daily_config_error_via_failure_reporter.json": {action: "failure", result: "CONFIG_ERROR", outcome: OutcomeFailure},
+		"periodic-daily_no_jobs_branch_with_slash.json":         {action: "no-jobs", branch: "maintained/v6.x", result: "NO_JOBS", outcome: OutcomeNeutral},
+		"legacy_zuul-4.6_periodic_failure.json": {action: "failure", pipeline: "periodic-daily", result: "FAILURE", outcome: OutcomeFailure, builds: 2,
+			failedJobs: []string{"k8s-cluster-api-provider-e2e-conformance"},
+			buildsetURL: "https://zuul.scs.community/t/scs/buildset/b83807797ad96f47f865d89248578e7e"},
+		"periodic-daily_failure_large_buildset.json": {action: "failure", pipeline: "periodic-daily", project: "SovereignCloudStack/standards",
+			result: "FAILURE", outcome: OutcomeFailure, builds: 120},
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
+	if len(files) != len(cases) {
+		t.Fatalf("%d samples, %d cases: every sample needs a case", len(files), len(cases))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			w, ok := cases[name]
+			if !ok {
+				t.Fatalf("no case for %s", name)
+			}
+			ev, err := Decode(readSample(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(field, got, want string) {
+				t.Helper()
+				if want != "" && got != want {
+					t.Errorf("%s = %q, want %q", field, got, want)
+				}
+			}
+			check("action", ev.Action, w.action)
+			check("pipeline", ev.Pipeline, w.pipeline)
+			check("project", ev.Project, w.project)
+			check("branch", ev.Branch, w.branch)
+			check("change", ev.Change, w.change)
+			check("id", ev.ID, w.id)
+			check("buildsetURL", ev.BuildsetURL, w.buildsetURL)
+			if ev.Result != w.result {
+				t.Errorf("result = %q, want %q", ev.Result, w.result)
+			}
+			if ev.Outcome != w.outcome {
+				t.Errorf("outcome = %q, want %q", ev.Outcome, w.outcome)
+			}
+			if len(ev.Builds) != w.builds {
+				t.Errorf("builds = %d, want %d", len(ev.Builds), w.builds)
+			}
+			if w.failedJobs != nil {
+				var got []string
+				for _, b := range ev.FailedBuilds() {
+					got = append(got, b.JobName)
+				}
+				if strings.Join(got, ",") != strings.Join(w.failedJobs, ",") {
+					t.Errorf("failed jobs = %v, want %v", got, w.failedJobs)
+				}
+			}
+			if ev.ID == "" || ev.Tenant != "scs" || ev.Timestamp.IsZero() {
+				t.Errorf("id %q tenant %q timestamp %v", ev.ID, ev.Tenant, ev.Timestamp)
+			}
+			again, _ := Decode(readSample(t, name))
+			if again.ID != ev.ID {
+				t.Errorf("identity not stable: %s vs %s", again.ID, ev.ID)
+			}
+		})
+	}
+}
+
+func TestLegacyIdentityDiffersPerReport(t *testing.T) {
+	a := readSample(t, "legacy_zuul-4.6_periodic_failure.json")
+	b := []byte(strings.Replace(string(a), `"timestamp": 1736828731.5020006`, `"timestamp": 1736915131.5020006`, 1))
+	ea, _ := Decode(a)
+	eb, _ := Decode(b)
+	if ea.ID == eb.ID || !strings.HasPrefix(ea.ID, "h") {
+		t.Fatalf("legacy ids %q %q: want distinct hashed ids", ea.ID, eb.ID)
+	}
+}
+
+func TestTimestamp(t *testing.T) {
+	ev, err := Decode(readSample(t, "periodic-daily_failure_mixed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2025, 1, 14, 4, 19, 55, 189839400, time.UTC)
+	if d := ev.Timestamp.Sub(want); d < -time.Microsecond || d > time.Microsecond {
+		t.Fatalf("timestamp %v, want %v", ev.Timestamp, want)
+	}
+	if ev.Builds[0].StartTime.IsZero() || ev.Builds[0].LogURL == "" {
+		t.Fatalf("build fields not decoded: %+v", ev.Builds[0])
+	}
+}
+
+// TestDecodeConstructed covers the format tables beyond the samples: every type `change`
+// can have, nulls, missing keys of old versions, unknown keys, old payloads without
+// buildset.result, free-text results.
+func TestDecodeConstructed(t *testing.T) {
+	const base = `"tenant": "t", "pipeline": "periodic-daily", "project": "o/p"`
+	cases := []struct {
+		name    string
+		payload string
+		outcome Outcome
+		change  string
+		check   func(*testing.T, *Event)
+	}{
+		{"3.1 minimal success", `{"action": "success", ` + base + `, "branch": "main", "change": "", "buildset": {"uuid": null, "builds": [{"job_name": "j", "voting": true, "uuid": "u1", "start_time": 1.5, "end_time": 2.5, "log_url": null, "result": "SUCCESS"}]}}`, OutcomeSuccess, "", nil},
+		{"3.1 failure without result", `{"action": "failure", ` + base + `, "buildset": {"builds": []}}`, OutcomeFailure, "", nil},
+		{"change int", `{"action": "failure", ` + base + `, "change": 812, "buildset": {"result": "FAILURE", "builds": []}}`, OutcomeFailure, "812", nil},
+		{"change string", `{"action": "failure", ` + base + `, "change": "937281", "patchset": "4", "buildset": {"result": "FAILURE"}}`, OutcomeFailure, "937281", nil},
+		{"change null", `{"action": "failure", ` + base + `, "change": null, "buildset": {"result": "FAILURE"}}`, OutcomeFailure, "", nil},
+		{"nulls everywhere", `{"timestamp": null, "action": "failure", ` + base + `, "zuul_ref": null, "owner": null, "change_url": null, "commit_id": null, "trigger_time": null, "buildset": {"uuid": "b", "result": "FAILURE", "builds": [{"job_name": "j", "voting": true, "uuid": null, "start_time": null, "end_time": null, "log_url": null, "web_url": null, "result": null}]}}`, OutcomeFailure, "", func(t *testing.T, ev *Event) {
+			if len(ev.FailedBuilds()) != 1 {
+				t.Error("a build with null result in a final report counts as failed")
+			}
+		}},
+		{"unknown keys", `{"action": "success", ` + base + `, "queue": "", "future": {"x": [1, 2]}, "changes": [{"topic": null}], "buildset": {"result": "SUCCESS", "new": 1, "builds": [{"job_name": "j", "voting": true, "returned_data": {"a": {"b": [1]}}, "result": "SUCCESS", "extra": true}]}}`, OutcomeSuccess, "", nil},
+		{"free text failure message", `{"action": "failure", ` + base + `, "buildset": {"result": "FAILURE", "builds": [{"job_name": "j", "voting": false, "result": "DOCS LINT FAILED (non-blocking)"}]}}`, OutcomeFailure, "", func(t *testing.T, ev *Event) {
+			if len(ev.FailedBuilds()) != 1 {
+				t.Error("free-text result is a failure")
+			}
+		}},
+		{"disabled, voting decides", `{"action": "disabled", ` + base + `, "buildset": {"builds": [{"job_name": "a", "voting": true, "result": "SUCCESS"}, {"job_name": "b", "voting": false, "result": "FAILURE"}]}}`, OutcomeSuccess, "", nil},
+		{"disabled, all skipped", `{"action": "disabled", ` + base + `, "buildset": {"builds": [{"job_name": "a", "voting": true, "result": "SKIPPED"}]}}`, OutcomeFailure, "", nil},
+		{"old dequeue", `{"action": "dequeue", ` + base + `, "buildset": {"result": null, "builds": []}}`, OutcomeNeutral, "", nil},
+		{"start with result is still pending", `{"action": "start", ` + base + `, "buildset": {"result": "FAILURE", "builds": []}}`, OutcomePending, "", nil},
+		{"quoted timestamps", `{"timestamp": "1524801056.2545864", "action": "failure", ` + base + `, "buildset": {"result": "ERROR"}}`, OutcomeFailure, "", func(t *testing.T, ev *Event) {
+			if ev.Timestamp.Unix() != 1524801056 {
+				t.Errorf("timestamp %v", ev.Timestamp)
+			}
+		}},
+		{"merge failure 3.x", `{"action": "merge-failure", ` + base + `, "buildset": {"builds": []}}`, OutcomeFailure, "", nil},
+		{"relative web_url gives no buildset url", `{"action": "failure", ` + base + `, "buildset": {"uuid": "bs", "result": "FAILURE", "builds": [{"job_name": "j", "uuid": "u", "web_url": "build/u", "result": "FAILURE"}]}}`, OutcomeFailure, "", func(t *testing.T, ev *Event) {
+			if ev.BuildsetURL != "" {
+				t.Errorf("buildset url %q", ev.BuildsetURL)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev, err := Decode([]byte(c.payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Outcome != c.outcome {
+				t.Errorf("outcome %q, want %q", ev.Outcome, c.outcome)
+			}
+			if ev.Change != c.change {
+				t.Errorf("change %q, want %q", ev.Change, c.change)
+			}
+			if c.check != nil {
+				c.check(t, ev)
+			}
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	const base = `"tenant": "t", "pipeline": "p", "project": "o/p"`
+	cases := []struct {
+		name, payload, reason, mention string
+	}{
+		{"empty", ``, ReasonNotJSON, ""},
+		{"not json", `hello`, ReasonNotJSON, ""},
+		{"truncated", `{"action": "failure", "tenant": "t"`, ReasonNotJSON, ""},
+		{"array", `[1, 2]`, ReasonWrongShape, "array"},
+		{"string", `"x"`, ReasonWrongShape, "string"},
+		{"null", `null`, ReasonMissingField, "action"},
+		{"empty object", `{}`, ReasonMissingField, "action, tenant, pipeline, project, buildset"},
+		{"no buildset", `{"action": "failure", ` + base + `}`, ReasonMissingField, "buildset"},
+		{"tenant number", `{"action": "failure", "tenant": 5, "pipeline": "p", "project": "x", "buildset": {}}`, ReasonWrongShape, "tenant"},
+		{"builds not array", `{"action": "failure", ` + base + `, "buildset": {"builds": {}}}`, ReasonWrongShape, "buildset.builds"},
+		{"voting string", `{"action": "failure", ` + base + `, "buildset": {"builds": [{"voting": "yes"}]}}`, ReasonWrongShape, "voting"},
+		{"timestamp garbage", `{"timestamp": "yesterday", "action": "failure", ` + base + `, "buildset": {}}`, ReasonWrongShape, "timestamp"},
+		{"change object", `{"action": "failure", ` + base + `, "change": {}, "buildset": {}}`, ReasonWrongShape, "change"},
+		{"change float", `{"action": "failure", ` + base + `, "change": 1.5, "buildset": {}}`, ReasonWrongShape, "change"},
+		{"invalid utf8", "{\"action\": \"fa\xffilure\", " + base + `, "buildset": {}}`, ReasonInvalidUTF8, ""},
+		{"deep nesting", `{"action": "failure", ` + base + `, "buildset": {}, "x": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, ReasonNotJSON, "depth"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev, err := Decode([]byte(c.payload))
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("got %v, %v; want a DecodeError", ev, err)
+			}
+			if de.Reason != c.reason {
+				t.Errorf("reason %q, want %q (%v)", de.Reason, c.reason, err)
+			}
+			if !strings.Contains(err.Error(), c.mention) {
+				t.Errorf("error %q does not mention %q", err, c.mention)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		if len(b) < 20000 {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := Decode(b)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason == "" {
+				t.Fatalf("error is not a DecodeError with a reason: %v", err)
+			}
+			return
+		}
+		if ev.ID == "" || ev.Action == "" || ev.Tenant == "" || ev.Pipeline == "" {
+			t.Fatalf("accepted report without identity or routing fields: %+v", ev)
+		}
+		switch ev.Outcome {
+		case OutcomeSuccess, OutcomeFailure, OutcomeNeutral, OutcomePending:
+		default:
+			t.Fatalf("outcome %q", ev.Outcome)
+		}
+		again, err := Decode(b)
+		if err != nil || again.ID != ev.ID {
+			t.Fatalf("decode not deterministic")
+		}
+	})
+}
