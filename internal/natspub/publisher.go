@@ -1,0 +1,214 @@
+// Package natspub publishes kept reports to NATS: one subject per route (escaped so that a
+// value can never add a level or a wildcard), a versioned JSON body, and Nats-Msg-Id for
+// JetStream de-duplication. When a JetStream stream covers the subject the publish waits
+// for the stream's acknowledgement; otherwise it is a core publish confirmed by a flush.
+package natspub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// RouteConfig is the `nats:` block of a route in the rules file.
+type RouteConfig struct {
+	// Subject template, e.g. "zuul.{tenant}.{pipeline}.{project}.{result}".
+	Subject string `yaml:"subject"`
+	// IncludeRaw adds the Zuul payload as received under "raw" in the body.
+	IncludeRaw bool `yaml:"include_raw"`
+}
+
+// DefaultSubject is used when a route's nats block names no subject.
+const DefaultSubject = "zuul.{tenant}.{pipeline}.{project}.{result}"
+
+// Validate checks the block; the error names the key.
+func (c *RouteConfig) Validate() error {
+	if c.Subject == "" {
+		c.Subject = DefaultSubject
+	}
+	if _, err := CompileSubject(c.Subject); err != nil {
+		return fmt.Errorf("subject: %w", err)
+	}
+	return nil
+}
+
+// Publisher owns the NATS connection's publishing side and the cache of which subjects a
+// JetStream stream covers.
+type Publisher struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	log zerolog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	streams map[string]streamEntry
+}
+
+type streamEntry struct {
+	stream string // "" = no stream covers the subject: core publish
+	until  time.Time
+}
+
+// streamTTL bounds how long a subject's stream lookup is trusted: a stream created or
+// deleted at run time is noticed within this time.
+const streamTTL = 30 * time.Second
+
+// publishTimeout bounds one publish when the caller set no deadline.
+const publishTimeout = 10 * time.Second
+
+// NewPublisher wraps a connection. Connect it with nats.ReconnectBufSize(-1): a publish
+// while disconnected must fail, not sit in a buffer that a crash would lose.
+func NewPublisher(nc *nats.Conn, log zerolog.Logger) (*Publisher, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{nc: nc, js: js, log: log, now: time.Now, streams: map[string]streamEntry{}}, nil
+}
+
+// Sink is one route's NATS target.
+type Sink struct {
+	p          *Publisher
+	route      string
+	subject    *Subject
+	includeRaw bool
+}
+
+// Sink compiles a route's target.
+func (p *Publisher) Sink(route string, cfg RouteConfig) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	subj, _ := CompileSubject(cfg.Subject)
+	return &Sink{p: p, route: route, subject: subj, includeRaw: cfg.IncludeRaw}, nil
+}
+
+// Message builds the NATS message a report becomes on this route, without sending it.
+func (s *Sink) Message(ev *zuul.Event) (*nats.Msg, error) {
+	return NewMessage(ev, s.route, s.subject, s.includeRaw)
+}
+
+// NewMessage builds the message for a report: subject, headers and body. The check
+// subcommand prints exactly this.
+func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool) (*nats.Msg, error) {
+	data, err := json.Marshal(NewBody(ev, route, includeRaw))
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(subject.Render(ev))
+	msg.Data = data
+	h := msg.Header
+	// One id per report and route: the same report redelivered gets the same id (JetStream
+	// drops the copy), and two routes publishing into one stream do not drop each other.
+	h.Set(jetstream.MsgIDHeader, ev.ID+"/"+route)
+	h.Set("Bridge-Schema", Schema)
+	h.Set("Bridge-Route", route)
+	result, _ := ev.Field("result")
+	for _, kv := range [][2]string{
+		{"Zuul-Tenant", ev.Tenant}, {"Zuul-Pipeline", ev.Pipeline}, {"Zuul-Project", ev.Project},
+		{"Zuul-Branch", ev.Branch}, {"Zuul-Action", ev.Action}, {"Zuul-Result", result},
+		{"Zuul-Outcome", string(ev.Outcome)}, {"Zuul-Buildset", ev.BuildsetUUID},
+	} {
+		h.Set(kv[0], headerValue(kv[1]))
+	}
+	return msg, nil
+}
+
+// headerValue keeps a value from breaking the header block.
+func headerValue(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	return v
+}
+
+// Send publishes a report. retry is true for what may succeed later (disconnected, no
+// acknowledgement in time); false with an error for what never will (payload over the
+// server's limit).
+func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
+	msg, err := s.Message(ev)
+	if err != nil {
+		return false, err
+	}
+	return s.p.Publish(ctx, msg)
+}
+
+// Publish sends one message, through JetStream when a stream covers its subject.
+func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (retry bool, err error) {
+	if !p.nc.IsConnected() {
+		return true, errors.New("NATS is not connected")
+	}
+	if _, ok := ctx.Deadline(); !ok { // Flush and JetStream acks need one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
+	stream, err := p.streamFor(ctx, msg.Subject)
+	if err != nil {
+		return true, fmt.Errorf("looking up the stream for %s: %w", msg.Subject, err)
+	}
+	if stream == "" {
+		if err := p.nc.PublishMsg(msg); err != nil {
+			return retryable(err), err
+		}
+		// A flush round trip proves the server has the message (core NATS has no ack).
+		if err := p.nc.FlushWithContext(ctx); err != nil {
+			return true, fmt.Errorf("flush: %w", err)
+		}
+		return false, nil
+	}
+	_, err = p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(stream))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			p.forget(msg.Subject) // the stream went away: look again next time
+		}
+		return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+	}
+	return false, nil
+}
+
+func retryable(err error) bool {
+	return !errors.Is(err, nats.ErrMaxPayload) && !errors.Is(err, nats.ErrBadSubject)
+}
+
+func (p *Publisher) streamFor(ctx context.Context, subject string) (string, error) {
+	now := p.now()
+	p.mu.Lock()
+	e, ok := p.streams[subject]
+	p.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.stream, nil
+	}
+	name, err := p.js.StreamNameBySubject(ctx, subject)
+	switch {
+	case err == nil:
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
+		name = ""
+	default:
+		return "", err
+	}
+	p.mu.Lock()
+	if len(p.streams) > 10000 { // subjects carry project names: bound the cache
+		clear(p.streams)
+	}
+	p.streams[subject] = streamEntry{stream: name, until: now.Add(streamTTL)}
+	p.mu.Unlock()
+	return name, nil
+}
+
+func (p *Publisher) forget(subject string) {
+	p.mu.Lock()
+	delete(p.streams, subject)
+	p.mu.Unlock()
+}
