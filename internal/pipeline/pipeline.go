@@ -1,0 +1,393 @@
+// Package pipeline turns one intake message into settled deliveries: decode, match the
+// routes, fan out to every matched sink, retry each with capped backoff up to a deadline,
+// dead-letter what failed for good, and only then acknowledge. On shutdown it never
+// acknowledges what it did not finish, so the broker redelivers it.
+//
+//	message --decode--> event --routes--> sink, sink, ... --settled--> ack
+//	   |                  |                  | failed for good
+//	   | bad payload      | no route         +--> dead letter --> ack
+//	   +--> dead letter --+--> ack
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// Sink delivers one report. retry=true means "temporary, try the same report again";
+// an error with retry=false is permanent. Sends for one route and key come in report order.
+type Sink interface {
+	Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
+}
+
+// Target is one sink of a route; Kind ("nats", "statuspage") labels logs and metrics.
+type Target struct {
+	Kind string
+	Sink Sink
+}
+
+// Route is a named rule: the reports it keeps and where they go. Match is the filter's
+// method value, so this package needs no filter import.
+type Route struct {
+	Name    string
+	Match   func(*zuul.Event) bool
+	Targets []Target
+}
+
+// Message is one report as the intake hands it over.
+type Message struct {
+	Topic   string
+	Payload []byte
+	Ack     func() error
+}
+
+// DeadLetter is what failed for good: the payload as received and why.
+type DeadLetter struct {
+	Topic   string
+	Payload []byte
+	ID      string // report identity, "" when the payload did not decode
+	Route   string // "" for a payload that did not decode
+	Sink    string
+	Reason  string
+}
+
+// Options configure a Pipeline; zero values get the documented defaults.
+type Options struct {
+	Routes     []Route
+	MaxPayload int           // bytes; larger payloads are rejected; default 4 MiB
+	Deadline   time.Duration // per delivery, all retries included; default 2m
+	// AttemptTimeout bounds one Send; default 15s.
+	AttemptTimeout         time.Duration
+	BackoffMin, BackoffMax time.Duration // retry backoff, capped exponential; defaults 250ms, 15s
+	Workers                int           // parallel keys; default 4
+	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
+	// without deadline: an unrecorded failure is not acknowledged.
+	DeadLetter func(ctx context.Context, dl DeadLetter) error
+	Log        zerolog.Logger
+	Metrics    *Metrics // nil: not counted
+	Now        func() time.Time
+}
+
+// Pipeline processes messages. Handle is called from the intake goroutine; work runs on
+// Workers goroutines, one queue each, chosen by the report's key (tenant, pipeline,
+// project, branch) so that reports of one key are applied in order.
+type Pipeline struct {
+	o      Options
+	queues []chan job
+	seed   maphash.Seed
+
+	stopping chan struct{} // closed by Drain: no new work, finish the queued
+	abortCtx context.Context
+	abort    context.CancelFunc // at the end of the grace period: abandon what runs
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type job struct {
+	msg    Message
+	ev     *zuul.Event // nil for a rejected payload
+	routes []*Route
+	reject *rejection
+}
+
+type rejection struct {
+	reason string
+	err    error
+}
+
+// New checks the options and starts the workers.
+func New(o Options) *Pipeline {
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 4 << 20
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = 2 * time.Minute
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 15 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 250 * time.Millisecond
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = max(15*time.Second, o.BackoffMin)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	p := &Pipeline{o: o, seed: maphash.MakeSeed(), stopping: make(chan struct{})}
+	p.abortCtx, p.abort = context.WithCancel(context.Background())
+	p.queues = make([]chan job, o.Workers)
+	for i := range p.queues {
+		p.queues[i] = make(chan job, 64)
+		p.wg.Add(1)
+		go p.worker(p.queues[i])
+	}
+	return p
+}
+
+// Handle takes one message. It decodes and routes at once (cheap, and in receive order)
+// and queues the deliveries; it blocks when the chosen queue is full, which holds back
+// the intake (backpressure). After Drain began it returns without acknowledging.
+func (p *Pipeline) Handle(msg Message) {
+	m := p.o.Metrics
+	m.received.Inc()
+	m.lastReport.Set(float64(p.o.Now().UnixNano()) / 1e9)
+	j := p.route(msg)
+	if j.reject == nil && len(j.routes) == 0 {
+		m.filtered.Inc()
+		p.o.Log.Debug().Str("topic", msg.Topic).Str("id", j.ev.ID).Str("pipeline", j.ev.Pipeline).
+			Str("project", j.ev.Project).Str("result", j.ev.Result).Str("outcome", string(j.ev.Outcome)).Msg("dropped: no route matches")
+		p.ack(msg)
+		return
+	}
+	var q chan job
+	if j.ev != nil {
+		q = p.queues[p.shard(j.ev)]
+	} else {
+		q = p.queues[maphash.String(p.seed, msg.Topic)%uint64(len(p.queues))]
+	}
+	select {
+	case q <- j:
+	case <-p.stopping:
+	}
+}
+
+func (p *Pipeline) route(msg Message) job {
+	j := job{msg: msg}
+	if len(msg.Payload) > p.o.MaxPayload {
+		j.reject = &rejection{"too_large", fmt.Errorf("payload of %d bytes is over the limit of %d", len(msg.Payload), p.o.MaxPayload)}
+		return j
+	}
+	ev, err := zuul.Decode(msg.Payload)
+	if err != nil {
+		reason := "not_json"
+		var de *zuul.DecodeError
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		j.reject = &rejection{reason, err}
+		return j
+	}
+	j.ev = ev
+	for i := range p.o.Routes {
+		r := &p.o.Routes[i]
+		if r.Match(ev) {
+			j.routes = append(j.routes, r)
+			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+		}
+	}
+	return j
+}
+
+func (p *Pipeline) shard(ev *zuul.Event) uint64 {
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	for _, s := range [...]string{ev.Tenant, ev.Pipeline, ev.Project, ev.Branch} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64() % uint64(len(p.queues))
+}
+
+func (p *Pipeline) worker(q chan job) {
+	defer p.wg.Done()
+	for {
+		select {
+		case j := <-q:
+			p.process(j)
+		case <-p.stopping:
+			for { // finish what was queued before the stop
+				select {
+				case j := <-q:
+					p.process(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Drain stops taking work, lets queued and running deliveries finish until ctx is done,
+// then abandons the rest unacknowledged. Call it after the intake stopped.
+func (p *Pipeline) Drain(ctx context.Context) error {
+	p.stopOnce.Do(func() { close(p.stopping) })
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		p.abort()
+		return nil
+	case <-ctx.Done():
+		p.abort()
+		<-done
+		return fmt.Errorf("grace period over: unfinished deliveries left unacknowledged for redelivery")
+	}
+}
+
+func (p *Pipeline) process(j job) {
+	if p.abortCtx.Err() != nil {
+		return // abandoned: the broker redelivers
+	}
+	if j.reject != nil {
+		p.o.Metrics.rejected.WithLabelValues(j.reject.reason).Inc()
+		p.o.Log.Warn().Str("topic", j.msg.Topic).Int("size", len(j.msg.Payload)).Str("reason", j.reject.reason).
+			Err(j.reject.err).Msg("rejected: not a Zuul report")
+		dl := DeadLetter{Topic: j.msg.Topic, Payload: j.msg.Payload, Reason: j.reject.reason + ": " + j.reject.err.Error()}
+		if p.deadLetter(dl) {
+			p.ack(j.msg)
+		}
+		return
+	}
+	type result struct {
+		route *Route
+		t     Target
+		err   error
+	}
+	var n int
+	for _, r := range j.routes {
+		n += len(r.Targets)
+	}
+	results := make(chan result, n)
+	for _, r := range j.routes {
+		for _, t := range r.Targets {
+			go func() {
+				defer func() { // a sink's bug must not take the process down
+					if v := recover(); v != nil {
+						results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
+					}
+				}()
+				results <- result{r, t, p.deliver(j.ev, r, t)}
+			}()
+		}
+	}
+	var failed []result
+	abandoned := false
+	for range n {
+		res := <-results
+		switch {
+		case res.err == nil:
+		case errors.Is(res.err, errAbandoned):
+			abandoned = true
+		default:
+			failed = append(failed, res)
+		}
+	}
+	if abandoned {
+		return
+	}
+	for _, f := range failed {
+		dl := DeadLetter{Topic: j.msg.Topic, Payload: j.msg.Payload, ID: j.ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
+		if !p.deadLetter(dl) {
+			return
+		}
+	}
+	p.ack(j.msg)
+}
+
+var errAbandoned = errors.New("abandoned at shutdown")
+
+type permanent struct{ error }
+
+func (e permanent) Unwrap() error { return e.error }
+
+// deliver sends to one target until it succeeds, fails for good, or the deadline passes.
+func (p *Pipeline) deliver(ev *zuul.Event, r *Route, t Target) error {
+	m := p.o.Metrics
+	log := p.o.Log.With().Str("route", r.Name).Str("sink", t.Kind).Str("id", ev.ID).Logger()
+	start := p.o.Now()
+	deadline := start.Add(p.o.Deadline)
+	for attempt := 0; ; attempt++ {
+		if p.abortCtx.Err() != nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+		ctx, cancel := context.WithDeadline(p.abortCtx, minTime(deadline, p.o.Now().Add(p.o.AttemptTimeout)))
+		retry, err := t.Sink.Send(ctx, ev)
+		cancel()
+		if err == nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "delivered").Inc()
+			m.latency.WithLabelValues(t.Kind).Observe(p.o.Now().Sub(start).Seconds())
+			log.Info().Str("pipeline", ev.Pipeline).Str("project", ev.Project).Str("branch", ev.Branch).
+				Str("result", ev.Result).Int("attempts", attempt+1).Msg("delivered")
+			return nil
+		}
+		if p.abortCtx.Err() != nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+		if !retry {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
+			log.Error().Err(err).Msg("delivery failed for good")
+			return permanent{err}
+		}
+		wait := backoff(p.o.BackoffMin, p.o.BackoffMax, attempt)
+		if !p.o.Now().Add(wait).Before(deadline) {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
+			log.Error().Err(err).Int("attempts", attempt+1).Dur("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
+			return fmt.Errorf("deadline of %s reached after %d attempts: %w", p.o.Deadline, attempt+1, err)
+		}
+		m.retries.WithLabelValues(r.Name, t.Kind).Inc()
+		log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Msg("delivery failed, retrying")
+		if !sleep(p.abortCtx, wait) {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+	}
+}
+
+// deadLetter records a failure, retrying until it is recorded or the process stops.
+// It reports whether the message may now be acknowledged.
+func (p *Pipeline) deadLetter(dl DeadLetter) bool {
+	m := p.o.Metrics
+	if p.o.DeadLetter == nil {
+		m.deadLettered.WithLabelValues(dl.Sink).Inc()
+		return true
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(p.abortCtx, p.o.AttemptTimeout)
+		err := p.o.DeadLetter(ctx, dl)
+		cancel()
+		if err == nil {
+			m.deadLettered.WithLabelValues(dl.Sink).Inc()
+			p.o.Log.Warn().Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
+				Str("reason", dl.Reason).Msg("dead-lettered")
+			return true
+		}
+		p.o.Log.Warn().Err(err).Int("attempt", attempt+1).Msg("dead letter not recorded, retrying")
+		if !sleep(p.abortCtx, backoff(p.o.BackoffMin, p.o.BackoffMax, attempt)) {
+			return false
+		}
+	}
+}
+
+func (p *Pipeline) ack(msg Message) {
+	if err := msg.Ack(); err != nil {
+		// Only after a reconnect: the broker redelivers, and redelivery is harmless.
+		p.o.Log.Debug().Err(err).Str("topic", msg.Topic).Msg("ack not sent")
+		return
+	}
+	p.o.Metrics.acked.Inc()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

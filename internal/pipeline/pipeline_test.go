@@ -1,0 +1,227 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// sinkFunc adapts a function to Sink; the tests drive the pipeline's retry and ack logic
+// through it. The real sinks have their own tests against real servers.
+type sinkFunc func(ctx context.Context, ev *zuul.Event) (bool, error)
+
+func (f sinkFunc) Send(ctx context.Context, ev *zuul.Event) (bool, error) { return f(ctx, ev) }
+
+type ackRecorder struct {
+	mu    sync.Mutex
+	acked []string
+	ch    chan string
+}
+
+func newAcks() *ackRecorder { return &ackRecorder{ch: make(chan string, 100)} }
+
+func (a *ackRecorder) msg(t *testing.T, topic string, payload []byte) Message {
+	return Message{Topic: topic, Payload: payload, Ack: func() error {
+		a.mu.Lock()
+		a.acked = append(a.acked, topic)
+		a.mu.Unlock()
+		a.ch <- topic
+		return nil
+	}}
+}
+
+func (a *ackRecorder) wait(t *testing.T, topic string) {
+	t.Helper()
+	select {
+	case got := <-a.ch:
+		if got != topic {
+			t.Fatalf("acked %q, want %q", got, topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no ack for %q", topic)
+	}
+}
+
+func payload(t *testing.T, name string) []byte {
+	b, err := os.ReadFile("../zuul/testdata/samples/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func failing(ev *zuul.Event) bool { return ev.Outcome == zuul.OutcomeFailure }
+
+func fastOptions(routes ...Route) Options {
+	return Options{Routes: routes, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, Log: zerolog.Nop(), Metrics: NewMetrics(nil)}
+}
+
+func TestDeliverAndAck(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	sink := sinkFunc(func(_ context.Context, ev *zuul.Event) (bool, error) {
+		mu.Lock()
+		got = append(got, ev.ID)
+		mu.Unlock()
+		return false, nil
+	})
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "fail", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "fail")
+	p.Handle(acks.msg(t, "success", payload(t, "periodic-daily_success.json")))
+	acks.wait(t, "success")
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("sink got %v, want only the failure", got)
+	}
+	m := o.Metrics
+	if testutil.ToFloat64(m.filtered) != 1 || testutil.ToFloat64(m.deliveries.WithLabelValues("r", "test", "delivered")) != 1 || testutil.ToFloat64(m.acked) != 2 {
+		t.Fatal("metrics do not add up")
+	}
+}
+
+func TestRetryThenDeliver(t *testing.T) {
+	var calls atomic.Int32
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) {
+		if calls.Add(1) < 3 {
+			return true, errors.New("503")
+		}
+		return false, nil
+	})
+	var dead atomic.Int32
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	o.DeadLetter = func(context.Context, DeadLetter) error { dead.Add(1); return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	if calls.Load() != 3 || dead.Load() != 0 || testutil.ToFloat64(o.Metrics.retries.WithLabelValues("r", "test")) != 2 {
+		t.Fatalf("calls %d dead %d", calls.Load(), dead.Load())
+	}
+}
+
+func TestPermanentFailureIsDeadLetteredThenAcked(t *testing.T) {
+	nats := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return false, nil })
+	sp := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return false, errors.New("400 Bad Request") })
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", nats}, {"statuspage", sp}}})
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	dl := <-dls
+	if dl.Sink != "statuspage" || dl.Route != "r" || !strings.Contains(dl.Reason, "400") || len(dl.Payload) == 0 || dl.ID == "" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if len(dls) != 0 {
+		t.Fatal("the delivered sink was dead-lettered too")
+	}
+}
+
+func TestDeadlineEndsRetries(t *testing.T) {
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return true, errors.New("timeout") })
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	o.Deadline = 30 * time.Millisecond
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	if dl := <-dls; !strings.Contains(dl.Reason, "deadline") {
+		t.Fatalf("reason %q", dl.Reason)
+	}
+}
+
+func TestRejectedPayloads(t *testing.T) {
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions()
+	o.MaxPayload = 1000
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	for _, c := range []struct{ topic, payload, reason string }{
+		{"a", "not json", "not_json"},
+		{"b", strings.Repeat(" ", 1001), "too_large"},
+		{"c", `{"tenant": 1}`, "wrong_shape"},
+		{"d", "\xff\xfe", "invalid_utf8"},
+	} {
+		p.Handle(acks.msg(t, c.topic, []byte(c.payload)))
+		acks.wait(t, c.topic)
+		dl := <-dls
+		if dl.Topic != c.topic || !strings.HasPrefix(dl.Reason, c.reason) || string(dl.Payload) != c.payload {
+			t.Errorf("dead letter %+v, want reason %s", dl, c.reason)
+		}
+		if testutil.ToFloat64(o.Metrics.rejected.WithLabelValues(c.reason)) != 1 {
+			t.Errorf("rejected{%s} not counted", c.reason)
+		}
+	}
+	p.Drain(context.Background())
+}
+
+func TestDrainAbandonsUnfinishedWithoutAck(t *testing.T) {
+	entered := make(chan struct{})
+	sink := sinkFunc(func(ctx context.Context, _ *zuul.Event) (bool, error) {
+		close(entered)
+		<-ctx.Done()
+		return true, ctx.Err()
+	})
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	dead := false
+	o.DeadLetter = func(context.Context, DeadLetter) error { dead = true; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the grace period is already over
+	if err := p.Drain(ctx); err == nil {
+		t.Fatal("Drain reported nothing left behind")
+	}
+	if len(acks.acked) != 0 || dead {
+		t.Fatalf("acked %v dead-lettered %v: an unfinished delivery must stay unacknowledged", acks.acked, dead)
+	}
+	p.Handle(acks.msg(t, "late", payload(t, "periodic-daily_failure_mixed.json")))
+	if len(acks.acked) != 0 {
+		t.Fatal("a message handed over after Drain was acknowledged")
+	}
+}
+
+func TestOrderPerKey(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	sink := sinkFunc(func(_ context.Context, ev *zuul.Event) (bool, error) {
+		mu.Lock()
+		seen = append(seen, ev.Action)
+		mu.Unlock()
+		return false, nil
+	})
+	all := func(*zuul.Event) bool { return true }
+	p := New(fastOptions(Route{Name: "r", Match: all, Targets: []Target{{"test", sink}}}))
+	acks := newAcks()
+	for _, name := range []string{"periodic-daily_start.json", "periodic-daily_failure_mixed.json", "periodic-daily_success.json"} {
+		p.Handle(acks.msg(t, name, payload(t, name)))
+	}
+	p.Drain(context.Background())
+	if strings.Join(seen, ",") != "start,failure,success" {
+		t.Fatalf("order %v", seen)
+	}
+}
