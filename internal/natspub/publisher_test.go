@@ -17,7 +17,7 @@ import (
 
 func sample(t testing.TB, name string) *zuul.Event {
 	t.Helper()
-	b, err := os.ReadFile("../zuul/testdata/samples/" + name)
+	b, err := os.ReadFile("../samples/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

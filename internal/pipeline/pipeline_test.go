@@ -53,7 +53,7 @@ func (a *ackRecorder) wait(t *testing.T, topic string) {
 }
 
 func payload(t *testing.T, name string) []byte {
-	b, err := os.ReadFile("../zuul/testdata/samples/" + name)
+	b, err := os.ReadFile("../samples/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

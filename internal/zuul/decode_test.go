@@ -11,7 +11,7 @@ import (
 
 func readSample(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "samples", name))
+	b, err := os.ReadFile(filepath.Join("..", "samples", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestDecodeSamples(t *testing.T) {
 		"periodic-daily_failure_large_buildset.json": {action: "failure", pipeline: "periodic-daily", project: "SovereignCloudStack/standards",
 			result: "FAILURE", outcome: OutcomeFailure, builds: 120},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "samples", "*.json"))
 	if len(files) != len(cases) {
 		t.Fatalf("%d samples, %d cases: every sample needs a case", len(files), len(cases))
 	}
@@ -241,7 +241,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "samples", "*.json"))
 	for _, file := range files {
 		b, _ := os.ReadFile(file)
 		if len(b) < 20000 {
