@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// check validates the rules file and shows, for each payload file, which routes keep it
+// and exactly what they would send. It connects to nothing.
+// Exit codes: 0 all fine, 1 a payload is not a Zuul report, 2 the rules are invalid.
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rulesFile := fs.String("rules", os.Getenv("BRIDGE_RULES_FILE"), "rules file (default $BRIDGE_RULES_FILE, else the built-in rules)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	routes, err := rules.LoadFile(*rulesFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	source := *rulesFile
+	if source == "" {
+		source = "built-in default rules"
+	}
+	fmt.Fprintf(stdout, "rules: %s: %d route(s), valid\n", source, len(routes))
+	sp := statuspage.NewManager(statuspage.ManagerOptions{Log: zerolog.Nop()})
+	spSinks := map[string]*statuspage.Sink{}
+	for _, r := range routes {
+		var sinks []string
+		if r.NATS != nil {
+			sinks = append(sinks, "nats "+r.NATS.Subject)
+		}
+		if r.StatusPage != nil {
+			s, err := sp.AddRoute(r.Name, *r.StatusPage)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return 2
+			}
+			spSinks[r.Name] = s
+			sinks = append(sinks, "statuspage")
+		}
+		fmt.Fprintf(stdout, "  %-28s line %-4d -> %s\n", r.Name, r.Line, strings.Join(sinks, ", "))
+	}
+	code := 0
+	for _, path := range fs.Args() {
+		fmt.Fprintf(stdout, "\n%s\n", path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stdout, "  error: %v\n", err)
+			code = 1
+			continue
+		}
+		ev, err := zuul.Decode(b)
+		if err != nil {
+			fmt.Fprintf(stdout, "  not a Zuul report (%v): the bridge logs, counts, dead-letters and acknowledges it\n", err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "  report %s: action %s, %s/%s %s branch %q, result %q (%s)\n",
+			ev.ID, ev.Action, ev.Tenant, ev.Pipeline, ev.Project, ev.Branch, ev.Result, ev.Outcome)
+		kept := false
+		for _, r := range routes {
+			ok, why := r.Match.Explain(ev)
+			if !ok {
+				fmt.Fprintf(stdout, "  route %s: no match: %s\n", r.Name, why)
+				continue
+			}
+			kept = true
+			fmt.Fprintf(stdout, "  route %s: MATCH: %s\n", r.Name, why)
+			if r.NATS != nil {
+				subj, _ := natspub.CompileSubject(r.NATS.Subject)
+				msg, err := natspub.NewMessage(ev, r.Name, subj, r.NATS.IncludeRaw)
+				if err != nil {
+					fmt.Fprintf(stdout, "    nats: error: %v\n", err)
+					continue
+				}
+				fmt.Fprintf(stdout, "    nats subject: %s\n    nats headers:\n", msg.Subject)
+				keys := make([]string, 0, len(msg.Header))
+				for k := range msg.Header {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(stdout, "      %s: %s\n", k, msg.Header.Get(k))
+				}
+				var pretty bytes.Buffer
+				json.Indent(&pretty, msg.Data, "      ", "  ")
+				fmt.Fprintf(stdout, "    nats body:\n      %s\n", pretty.String())
+			}
+			if s := spSinks[r.Name]; s != nil {
+				plan := s.Plan(ev)
+				if len(plan) == 0 {
+					fmt.Fprintf(stdout, "    status page: no change\n")
+				}
+				for _, call := range plan {
+					fmt.Fprintf(stdout, "    status page: %s\n", call)
+				}
+			}
+		}
+		if !kept {
+			fmt.Fprintf(stdout, "  dropped: no route keeps it (acknowledged, nothing sent)\n")
+		}
+	}
+	return code
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+)
+
+// Config is the bridge's environment, prefix BRIDGE_. Field names become variable names
+// through split_words (ClientID -> BRIDGE_MQTT_CLIENT_ID). No field has an explicit
+// envconfig name: envconfig would then also read the unprefixed variable (NATS_URL),
+// which Kubernetes service links set in every pod.
+type Config struct {
+	MQTT       MQTTConfig
+	NATS       NATSConfig
+	Statuspage StatuspageConfig
+	HTTP       struct {
+		Addr string `default:":8080"`
+	}
+	Log struct {
+		Level  string `default:"info"`
+		Format string `default:"json"`
+	}
+	Rules struct {
+		File string
+	}
+	Delivery struct {
+		Deadline duration `default:"2m"`
+		Workers  integer  `default:"4"`
+	}
+	Shutdown struct {
+		Grace duration `default:"20s"`
+	}
+	MaxPayload struct {
+		Bytes integer `default:"4194304"`
+	} `split_words:"true"`
+}
+
+// MQTTConfig: BRIDGE_MQTT_*.
+type MQTTConfig struct {
+	URL            string
+	Topic          string `default:"zuul/#"`
+	ClientID       string `split_words:"true" default:"zuul-bridge"`
+	Username       string
+	Password       string `json:"-"`
+	PasswordFile   string `split_words:"true"`
+	CAFile         string `split_words:"true"`
+	CertFile       string `split_words:"true"`
+	KeyFile        string `split_words:"true"`
+	SessionExpiry  duration `split_words:"true" default:"24h"`
+	ReceiveMaximum integer  `split_words:"true" default:"32"`
+}
+
+// NATSConfig: BRIDGE_NATS_*.
+type NATSConfig struct {
+	URL               string
+	User              string
+	Password          string `json:"-"`
+	PasswordFile      string `split_words:"true"`
+	Token             string `json:"-"`
+	TokenFile         string `split_words:"true"`
+	CredsFile         string `split_words:"true"`
+	NkeyFile          string `split_words:"true"`
+	CAFile            string `split_words:"true"`
+	CertFile          string `split_words:"true"`
+	KeyFile           string `split_words:"true"`
+	DeadletterSubject string `split_words:"true" default:"zuul-bridge.deadletter"`
+}
+
+// StatuspageConfig: BRIDGE_STATUSPAGE_*.
+type StatuspageConfig struct {
+	URL       string
+	Token     string `json:"-"`
+	TokenFile string `split_words:"true"`
+	Timeout   duration `default:"10s"`
+}
+
+// loadConfig reads the environment and checks every value, reporting all problems at
+// once, each by its variable name. Values of secrets never appear in an error.
+func loadConfig() (*Config, error) {
+	var c Config
+	if err := envconfig.Process("BRIDGE", &c); err != nil {
+		// Only reachable for a type envconfig parses itself; ours record their errors.
+		return nil, err
+	}
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("BRIDGE_%s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	for name, v := range map[string]interface{ error() error }{
+		"DELIVERY_DEADLINE": c.Delivery.Deadline, "DELIVERY_WORKERS": c.Delivery.Workers,
+		"SHUTDOWN_GRACE": c.Shutdown.Grace, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes,
+		"MQTT_SESSION_EXPIRY": c.MQTT.SessionExpiry, "MQTT_RECEIVE_MAXIMUM": c.MQTT.ReceiveMaximum,
+		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout,
+	} {
+		if err := v.error(); err != nil {
+			bad(name, "%v", err)
+		}
+	}
+	if c.MQTT.URL == "" {
+		bad("MQTT_URL", "required (e.g. mqtt://mosquitto:1883)")
+	} else if err := checkURL(c.MQTT.URL, "mqtt", "mqtts", "tcp", "ssl", "tls", "ws", "wss"); err != nil {
+		bad("MQTT_URL", "%v", err)
+	}
+	if c.NATS.URL == "" {
+		bad("NATS_URL", "required (e.g. nats://nats:4222)")
+	} else {
+		for _, u := range strings.Split(c.NATS.URL, ",") {
+			if err := checkURL(strings.TrimSpace(u), "nats", "tls", "ws", "wss"); err != nil {
+				bad("NATS_URL", "%v", err)
+			}
+		}
+	}
+	if c.Statuspage.URL != "" {
+		if err := checkURL(c.Statuspage.URL, "http", "https"); err != nil {
+			bad("STATUSPAGE_URL", "%v", err)
+		}
+	}
+	if c.MQTT.ClientID == "" {
+		bad("MQTT_CLIENT_ID", "must not be empty: the broker keeps the session under it")
+	}
+	if v := c.MQTT.ReceiveMaximum.v; c.MQTT.ReceiveMaximum.err == nil && (v < 1 || v > 65535) {
+		bad("MQTT_RECEIVE_MAXIMUM", "must be 1..65535, got %d", v)
+	}
+	if d := c.MQTT.SessionExpiry.v; c.MQTT.SessionExpiry.err == nil && (d < time.Minute || d > 136*365*24*time.Hour) {
+		bad("MQTT_SESSION_EXPIRY", "must be at least 1m (the broker keeps reports for this long while the bridge is down), got %s", d)
+	}
+	for name, v := range map[string]integer{"DELIVERY_WORKERS": c.Delivery.Workers, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes} {
+		if v.err == nil && v.v < 1 {
+			bad(name, "must be positive, got %d", v.v)
+		}
+	}
+	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace, "STATUSPAGE_TIMEOUT": c.Statuspage.Timeout} {
+		if v.err == nil && v.v <= 0 {
+			bad(name, "must be positive, got %s", v.v)
+		}
+	}
+	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+		bad("LOG_LEVEL", "%q is not a level (trace, debug, info, warn, error)", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		bad("LOG_FORMAT", "%q: use json or console", c.Log.Format)
+	}
+	// Secrets: the value or a file, not both; a named file must be readable now.
+	secret := func(name, value, file string) {
+		if value != "" && file != "" {
+			bad(name, "set either BRIDGE_%s or BRIDGE_%s_FILE, not both", name, name)
+		}
+		if file != "" {
+			if _, err := readSecretFile(file); err != nil {
+				bad(name+"_FILE", "%v", err)
+			}
+		}
+	}
+	secret("MQTT_PASSWORD", c.MQTT.Password, c.MQTT.PasswordFile)
+	secret("NATS_PASSWORD", c.NATS.Password, c.NATS.PasswordFile)
+	secret("NATS_TOKEN", c.NATS.Token, c.NATS.TokenFile)
+	secret("STATUSPAGE_TOKEN", c.Statuspage.Token, c.Statuspage.TokenFile)
+	for name, f := range map[string]string{
+		"MQTT_CA_FILE": c.MQTT.CAFile, "MQTT_CERT_FILE": c.MQTT.CertFile, "MQTT_KEY_FILE": c.MQTT.KeyFile,
+		"NATS_CA_FILE": c.NATS.CAFile, "NATS_CERT_FILE": c.NATS.CertFile, "NATS_KEY_FILE": c.NATS.KeyFile,
+		"NATS_CREDS_FILE": c.NATS.CredsFile, "NATS_NKEY_FILE": c.NATS.NkeyFile, "RULES_FILE": c.Rules.File,
+	} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			bad(name, "%v", err)
+		}
+	}
+	if (c.NATS.CertFile == "") != (c.NATS.KeyFile == "") {
+		bad("NATS_CERT_FILE", "a client certificate needs both BRIDGE_NATS_CERT_FILE and BRIDGE_NATS_KEY_FILE")
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, fmt.Errorf("configuration:\n  %w", joinLines(errs))
+	}
+	return &c, nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", redactErr(err))
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			if u.Host == "" {
+				return fmt.Errorf("%s: no host", redactURL(u))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: scheme must be one of %s", redactURL(u), strings.Join(schemes, ", "))
+}
+
+// redactURL drops a password from a URL before it is shown.
+func redactURL(u *url.URL) string {
+	return u.Redacted()
+}
+
+// redactErr: url.Parse errors quote the whole input, which may hold a password.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	// A trailing newline is what `echo` and most secret tools write, not part of the secret.
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// duration and integer record a parse error instead of stopping envconfig at the first
+// bad variable, so that every bad value is reported at once.
+type duration struct {
+	v   time.Duration
+	err error
+}
+
+func (d *duration) Decode(s string) error {
+	d.v, d.err = time.ParseDuration(s)
+	if d.err != nil {
+		d.err = fmt.Errorf("%q is not a duration (use units: 90s, 5m, 24h)", s)
+	}
+	return nil
+}
+
+func (d duration) error() error { return d.err }
+
+type integer struct {
+	v   int
+	err error
+}
+
+func (i *integer) Decode(s string) error {
+	i.v, i.err = strconv.Atoi(s)
+	if i.err != nil {
+		i.err = fmt.Errorf("%q is not a whole number", s)
+	}
+	return nil
+}
+
+func (i integer) error() error { return i.err }

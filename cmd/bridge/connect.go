@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+)
+
+// connectNATS connects without giving up: an unreachable NATS at start is an outage to
+// ride out (readiness says so), not a reason to exit. Publishing while disconnected
+// fails instead of buffering (ReconnectBufSize -1): a buffer a crash would lose is not
+// delivery, and the MQTT message stays unacknowledged until NATS has it.
+func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error) {
+	log = log.With().Str("component", "nats").Logger()
+	opts := []nats.Option{
+		nats.Name("zuul-bridge " + cfg.MQTT.ClientID),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			h.natsUp(true)
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			h.natsUp(false)
+			log.Warn().Err(err).Msg("NATS disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			h.natsUp(true)
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn().Err(err).Msg("NATS error")
+		}),
+	}
+	c := cfg.NATS
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NkeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NkeyFile)
+		if err != nil {
+			return nil, configError{fmt.Errorf("BRIDGE_NATS_NKEY_FILE: %w", err)}
+		}
+		opts = append(opts, o)
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfoHandler(func() (string, string) {
+			pw, _ := secret(c.Password, c.PasswordFile)
+			return c.User, pw
+		}))
+	}
+	if c.Token != "" || c.TokenFile != "" {
+		opts = append(opts, nats.TokenHandler(func() string {
+			t, _ := secret(c.Token, c.TokenFile)
+			return t
+		}))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS: %w", err)
+	}
+	if nc.IsConnected() {
+		h.natsUp(true)
+	} else {
+		log.Warn().Msg("NATS not reachable yet; retrying in the background, not ready until connected")
+	}
+	return nc, nil
+}
+
+// secret returns a value or, when a file is named, the file's content read now: a
+// rotated mounted secret is used at the next connect or request without a restart.
+func secret(value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	return readSecretFile(file)
+}
+
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer) (*statuspage.Manager, error) {
+	var token statuspage.Token
+	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
+		token = func() (string, error) { return secret(c.Token, c.TokenFile) }
+	}
+	client, err := statuspage.NewClient(statuspage.ClientOptions{
+		BaseURL:    cfg.Statuspage.URL,
+		Token:      token,
+		HTTPClient: &http.Client{Timeout: cfg.Statuspage.Timeout.v},
+		UserAgent:  "zuul-bridge/" + version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)
+	}
+	return statuspage.NewManager(statuspage.ManagerOptions{
+		Client:   client,
+		Log:      log,
+		Observer: newIncidentMetrics(reg),
+		BridgeID: cfg.MQTT.ClientID,
+	}), nil
+}
+
+// startStatuspage resolves names and finds open incidents again before any report is
+// handled. An unreachable API is retried (the bridge must not die with it); a name the
+// server does not have is a configuration error.
+func startStatuspage(ctx context.Context, sp *statuspage.Manager, log zerolog.Logger) error {
+	wait := time.Second
+	for {
+		err := sp.Start(ctx)
+		if err == nil {
+			return nil
+		}
+		var apiErr *statuspage.APIError
+		if isConfigProblem(err) {
+			return configError{err}
+		}
+		if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429 {
+			return fmt.Errorf("status page: %w", err)
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable at start; retrying before taking reports")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Minute)
+	}
+}
+
+func isConfigProblem(err error) bool {
+	return strings.Contains(err.Error(), "unknown") || strings.Contains(err.Error(), "not found on the status page")
+}
+
+// incidentMetrics counts the incident lifecycle per route.
+type incidentMetrics struct {
+	steps      *prometheus.CounterVec
+	suppressed *prometheus.CounterVec
+}
+
+func newIncidentMetrics(reg prometheus.Registerer) *incidentMetrics {
+	m := &incidentMetrics{
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_incidents_total",
+			Help: "Incident lifecycle steps per route (opened, updated, resolved)."}, []string{"route", "step"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_incidents_suppressed_total",
+			Help: "Failing reports that opened no incident, by reason (maintenance, hand-ended)."}, []string{"route", "reason"}),
+	}
+	reg.MustRegister(m.steps, m.suppressed)
+	return m
+}
+
+func (m *incidentMetrics) IncidentOpened(route string)   { m.steps.WithLabelValues(route, "opened").Inc() }
+func (m *incidentMetrics) IncidentUpdated(route string)  { m.steps.WithLabelValues(route, "updated").Inc() }
+func (m *incidentMetrics) IncidentResolved(route string) { m.steps.WithLabelValues(route, "resolved").Inc() }
+func (m *incidentMetrics) Suppressed(route, reason string) {
+	m.suppressed.WithLabelValues(route, reason).Inc()
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// demo runs the production code path (serve) against an embedded MQTT broker (mochi-mqtt)
+// and an embedded NATS server, replays the sample Zuul reports, prints what NATS
+// receives, and keeps running so a user can publish reports of their own.
+func demo(ctx context.Context, stdout, stderr io.Writer) error {
+	mqttAddr := freeAddr("127.0.0.1:1883")
+	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		return err
+	}
+	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: mqttAddr})); err != nil {
+		return err
+	}
+	if err := broker.Serve(); err != nil {
+		return err
+	}
+	defer broker.Close()
+
+	natsAddr := freeAddr("127.0.0.1:4222")
+	host, port, _ := net.SplitHostPort(natsAddr)
+	p, _ := strconv.Atoi(port)
+	store, err := os.MkdirTemp("", "zuul-bridge-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(store)
+	ns, err := server.NewServer(&server.Options{Host: host, Port: p, JetStream: true, StoreDir: store, NoLog: true, NoSigs: true})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("embedded NATS server did not start")
+	}
+	defer ns.Shutdown()
+
+	// The user's own BRIDGE_* settings apply (rules file, log level), the brokers are ours.
+	os.Setenv("BRIDGE_MQTT_URL", "mqtt://"+mqttAddr)
+	os.Setenv("BRIDGE_NATS_URL", ns.ClientURL())
+	if os.Getenv("BRIDGE_LOG_FORMAT") == "" {
+		os.Setenv("BRIDGE_LOG_FORMAT", "console")
+	}
+	if os.Getenv("BRIDGE_LOG_LEVEL") == "" {
+		os.Setenv("BRIDGE_LOG_LEVEL", "debug") // show what was dropped, too
+	}
+	if os.Getenv("BRIDGE_HTTP_ADDR") == "" {
+		os.Setenv("BRIDGE_HTTP_ADDR", freeAddr("127.0.0.1:8080"))
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return configError{err}
+	}
+	if cfg.Statuspage.URL == "" {
+		fmt.Fprintln(stdout, "no BRIDGE_STATUSPAGE_URL: routes with a statuspage: block are shown by `bridge check`, not called")
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.Subscribe(">", func(m *nats.Msg) {
+		if len(m.Subject) > 0 && m.Subject[0] == '$' || m.Subject[:min(5, len(m.Subject))] == "_INBO" {
+			return
+		}
+		var b natspub.Body
+		summary := string(m.Data)
+		if err := jsonUnmarshal(m.Data, &b); err == nil && b.Summary != "" {
+			summary = b.Summary
+		}
+		fmt.Fprintf(stdout, "NATS %s\n     %s\n", m.Subject, summary)
+	})
+
+	ready := func() {
+		fmt.Fprintf(stdout, "\nzuul-bridge demo: MQTT broker mqtt://%s, NATS %s, metrics http://%s/metrics\n", mqttAddr, ns.ClientURL(), cfg.HTTP.Addr)
+		fmt.Fprintf(stdout, "replaying %d sample Zuul reports; publish your own with e.g.\n  mosquitto_pub -h %s -p %s -q 1 -t zuul/periodic-daily/x -f report.json\nCtrl-C stops.\n\n", len(samples.All()), host, portOf(mqttAddr))
+		if err := publishSamples(ctx, "mqtt://"+mqttAddr); err != nil {
+			fmt.Fprintln(stderr, "demo publisher:", err)
+		}
+	}
+	return serve(ctx, cfg, newLogger(cfg, stderr), &hooks{ready: ready})
+}
+
+// publishSamples sends every sample on the topic Zuul's SCS reporter would use.
+func publishSamples(ctx context.Context, broker string) error {
+	u, _ := url.Parse(broker)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ClientConfig: paho.ClientConfig{ClientID: "zuul-bridge-demo-publisher"},
+	})
+	if err != nil {
+		return err
+	}
+	defer cm.Disconnect(context.Background())
+	if err := cm.AwaitConnection(ctx); err != nil {
+		return err
+	}
+	for _, s := range samples.All() {
+		if _, err := cm.Publish(ctx, &paho.Publish{QoS: 1, Topic: sampleTopic(s.Payload), Payload: s.Payload}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sampleTopic is the topic of SCS's reporter template zuul/{pipeline}/{project}/{branch}/{change}.
+func sampleTopic(payload []byte) string {
+	ev, err := zuul.Decode(payload)
+	if err != nil {
+		return "zuul/unknown"
+	}
+	none := func(s string) string {
+		if s == "" {
+			return "None"
+		}
+		return s
+	}
+	return "zuul/" + ev.Pipeline + "/" + ev.Project + "/" + none(ev.Branch) + "/" + none(ev.Change)
+}
+
+// freeAddr returns want if it can be bound, else a free port on the same host.
+func freeAddr(want string) string {
+	if ln, err := net.Listen("tcp", want); err == nil {
+		ln.Close()
+		return want
+	}
+	host, _, _ := net.SplitHostPort(want)
+	ln, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		return want
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}

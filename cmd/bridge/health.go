@@ -1,0 +1,67 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// health serves /healthz (the process loop answers), /readyz (MQTT subscribed and NATS
+// connected; the third-party status page is deliberately not part of it) and /metrics.
+type health struct {
+	reg       *prometheus.Registry
+	mqttReady func() bool
+	natsReady func() bool
+	mqttGauge prometheus.Gauge
+	natsGauge prometheus.Gauge
+	natsState atomic.Bool
+}
+
+func newHealth(reg *prometheus.Registry) *health {
+	h := &health{
+		reg: reg,
+		mqttGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "zuul_bridge_mqtt_connected",
+			Help: "1 while the MQTT subscription is active."}),
+		natsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "zuul_bridge_nats_connected",
+			Help: "1 while NATS is connected."}),
+	}
+	reg.MustRegister(h.mqttGauge, h.natsGauge)
+	return h
+}
+
+func (h *health) mqttUp(up bool) { h.mqttGauge.Set(b2f(up)) }
+func (h *health) natsUp(up bool) { h.natsState.Store(up); h.natsGauge.Set(b2f(up)) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (h *health) mux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		mq, nt := h.mqttReady != nil && h.mqttReady(), h.natsReady != nil && h.natsReady()
+		if mq && nt {
+			w.Write([]byte("ready\n"))
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		msg := "not ready:"
+		if !mq {
+			msg += " MQTT not subscribed"
+		}
+		if !nt {
+			msg += " NATS not connected"
+		}
+		w.Write([]byte(msg + "\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg}))
+	return mux
+}

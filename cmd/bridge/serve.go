@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/pipeline"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+)
+
+func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.Log.Level)
+	if cfg.Log.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// hooks let the demo watch the same code path production runs.
+type hooks struct {
+	ready func() // called once MQTT is subscribed and NATS connected
+}
+
+// serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
+// let deliveries settle within the grace period, flush acks, close NATS and HTTP.
+func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error {
+	routes, err := rules.LoadFile(cfg.Rules.File)
+	if err != nil {
+		return configError{err}
+	}
+	if cfg.Statuspage.URL == "" {
+		for _, r := range routes {
+			if r.StatusPage != nil {
+				return configError{fmt.Errorf("route %q has a statuspage: block, but BRIDGE_STATUSPAGE_URL is not set", r.Name)}
+			}
+		}
+	}
+	// Bind the HTTP port first: a bad address fails before anything connects.
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return configError{fmt.Errorf("BRIDGE_HTTP_ADDR: %w", err)}
+	}
+	defer ln.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	health := newHealth(reg)
+
+	nc, err := connectNATS(cfg, log, health)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub, err := natspub.NewPublisher(nc, log.With().Str("component", "nats").Logger())
+	if err != nil {
+		return err
+	}
+
+	var sp *statuspage.Manager
+	if cfg.Statuspage.URL != "" {
+		sp, err = newStatuspage(cfg, log, reg)
+		if err != nil {
+			return configError{err}
+		}
+	}
+	var prs []pipeline.Route
+	for _, r := range routes {
+		pr := pipeline.Route{Name: r.Name, Match: r.Match.Match}
+		if r.NATS != nil {
+			s, err := pub.Sink(r.Name, *r.NATS)
+			if err != nil {
+				return configError{fmt.Errorf("route %q: %w", r.Name, err)}
+			}
+			pr.Targets = append(pr.Targets, pipeline.Target{Kind: "nats", Sink: s})
+		}
+		if r.StatusPage != nil {
+			s, err := sp.AddRoute(r.Name, *r.StatusPage)
+			if err != nil {
+				return configError{fmt.Errorf("route %q: %w", r.Name, err)}
+			}
+			pr.Targets = append(pr.Targets, pipeline.Target{Kind: "statuspage", Sink: s})
+		}
+		prs = append(prs, pr)
+	}
+	if sp != nil {
+		// Names to IDs, and the open incidents found again, before the first report.
+		if err := startStatuspage(ctx, sp, log); err != nil {
+			return err
+		}
+	}
+
+	pl := pipeline.New(pipeline.Options{
+		Routes:     prs,
+		MaxPayload: cfg.MaxPayload.Bytes.v,
+		Deadline:   cfg.Delivery.Deadline.v,
+		Workers:    cfg.Delivery.Workers.v,
+		DeadLetter: deadLetter(pub, cfg.NATS.DeadletterSubject),
+		Log:        log.With().Str("component", "pipeline").Logger(),
+		Metrics:    pipeline.NewMetrics(reg),
+	})
+
+	password := []byte(cfg.MQTT.Password)
+	sub, err := mqtt.New(mqtt.Config{
+		URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID, Topic: cfg.MQTT.Topic,
+		Username: cfg.MQTT.Username, Password: password, PasswordFile: cfg.MQTT.PasswordFile,
+		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
+		SessionExpiry: cfg.MQTT.SessionExpiry.v, ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum.v),
+		OnConnectionChange: health.mqttUp,
+	}, func(m *mqtt.Message) {
+		pl.Handle(pipeline.Message{Topic: m.Topic, Payload: m.Payload, Ack: m.Ack})
+	}, log.With().Str("component", "mqtt").Logger())
+	if err != nil {
+		return configError{err}
+	}
+	health.mqttReady = sub.Ready
+	health.natsReady = nc.IsConnected
+
+	srv := &http.Server{Handler: health.mux(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+
+	if err := sub.Start(ctx); err != nil {
+		return err
+	}
+	spDone := make(chan struct{})
+	if sp != nil {
+		go func() { defer close(spDone); sp.Run(ctx) }()
+	} else {
+		close(spDone)
+	}
+	log.Info().Str("version", version).Str("mqtt", cfg.MQTT.URL).Str("topic", cfg.MQTT.Topic).
+		Str("client_id", cfg.MQTT.ClientID).Int("routes", len(routes)).Str("http", ln.Addr().String()).Msg("zuul-bridge started")
+	if h != nil && h.ready != nil {
+		go func() {
+			for ctx.Err() == nil && !(sub.Ready() && nc.IsConnected()) {
+				if err := sub.AwaitReady(ctx); err != nil {
+					return
+				}
+			}
+			if ctx.Err() == nil {
+				h.ready()
+			}
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		return fmt.Errorf("HTTP server: %w", err)
+	}
+	log.Info().Dur("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
+	sub.StopIntake()
+	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace.v)
+	defer cancel()
+	if err := pl.Drain(grace); err != nil {
+		log.Warn().Err(err).Msg("shutdown")
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelClose()
+	if err := sub.Close(closeCtx); err != nil {
+		log.Warn().Err(err).Msg("MQTT disconnect")
+	}
+	<-spDone
+	if err := nc.FlushWithContext(closeCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.Debug().Err(err).Msg("NATS flush")
+	}
+	_ = srv.Shutdown(closeCtx)
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// deadLetter publishes a failed report to the dead-letter subject: the payload exactly as
+// received (it may not even be UTF-8), the reason and origin in headers.
+func deadLetter(pub *natspub.Publisher, subject string) func(ctx context.Context, dl pipeline.DeadLetter) error {
+	return func(ctx context.Context, dl pipeline.DeadLetter) error {
+		msg := nats.NewMsg(subject)
+		msg.Data = dl.Payload
+		msg.Header.Set("Bridge-Reason", oneLine(dl.Reason))
+		msg.Header.Set("Bridge-Topic", oneLine(dl.Topic))
+		if dl.ID != "" {
+			msg.Header.Set("Bridge-Id", dl.ID)
+			msg.Header.Set("Nats-Msg-Id", "deadletter/"+dl.ID+"/"+dl.Route+"/"+dl.Sink)
+		}
+		if dl.Route != "" {
+			msg.Header.Set("Bridge-Route", dl.Route)
+			msg.Header.Set("Bridge-Sink", dl.Sink)
+		}
+		_, err := pub.Publish(ctx, msg)
+		return err
+	}
+}
+
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 1000 {
+		b = append(b[:1000], "..."...)
+	}
+	return string(b)
+}
