@@ -49,11 +49,11 @@ type MQTTConfig struct {
 	Topic          string `default:"zuul/#"`
 	ClientID       string `split_words:"true" default:"zuul-bridge"`
 	Username       string
-	Password       string `json:"-"`
-	PasswordFile   string `split_words:"true"`
-	CAFile         string `split_words:"true"`
-	CertFile       string `split_words:"true"`
-	KeyFile        string `split_words:"true"`
+	Password       string   `json:"-"`
+	PasswordFile   string   `split_words:"true"`
+	CAFile         string   `split_words:"true"`
+	CertFile       string   `split_words:"true"`
+	KeyFile        string   `split_words:"true"`
 	SessionExpiry  duration `split_words:"true" default:"24h"`
 	ReceiveMaximum integer  `split_words:"true" default:"32"`
 }
@@ -77,8 +77,8 @@ type NATSConfig struct {
 // StatuspageConfig: BRIDGE_STATUSPAGE_*.
 type StatuspageConfig struct {
 	URL       string
-	Token     string `json:"-"`
-	TokenFile string `split_words:"true"`
+	Token     string   `json:"-"`
+	TokenFile string   `split_words:"true"`
 	Timeout   duration `default:"10s"`
 }
 

@@ -164,9 +164,15 @@ func newIncidentMetrics(reg prometheus.Registerer) *incidentMetrics {
 	return m
 }
 
-func (m *incidentMetrics) IncidentOpened(route string)   { m.steps.WithLabelValues(route, "opened").Inc() }
-func (m *incidentMetrics) IncidentUpdated(route string)  { m.steps.WithLabelValues(route, "updated").Inc() }
-func (m *incidentMetrics) IncidentResolved(route string) { m.steps.WithLabelValues(route, "resolved").Inc() }
+func (m *incidentMetrics) IncidentOpened(route string) {
+	m.steps.WithLabelValues(route, "opened").Inc()
+}
+func (m *incidentMetrics) IncidentUpdated(route string) {
+	m.steps.WithLabelValues(route, "updated").Inc()
+}
+func (m *incidentMetrics) IncidentResolved(route string) {
+	m.steps.WithLabelValues(route, "resolved").Inc()
+}
 func (m *incidentMetrics) Suppressed(route, reason string) {
 	m.suppressed.WithLabelValues(route, reason).Inc()
 }
