@@ -63,6 +63,9 @@ type streamEntry struct {
 // deleted at run time is noticed within this time.
 const streamTTL = 30 * time.Second
 
+// lookupTimeout bounds the stream look-up; the JetStream API answers in microseconds.
+const lookupTimeout = 2 * time.Second
+
 // publishTimeout bounds one publish when the caller set no deadline.
 const publishTimeout = 10 * time.Second
 
@@ -189,11 +192,19 @@ func (p *Publisher) streamFor(ctx context.Context, subject string) (string, erro
 	if ok && now.Before(e.until) {
 		return e.stream, nil
 	}
-	name, err := p.js.StreamNameBySubject(ctx, subject)
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	name, err := p.js.StreamNameBySubject(lctx, subject)
 	switch {
 	case err == nil:
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
+		name = ""
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// No JetStream answer, yet something listens on the API subject: a debugging
+		// `nats sub ">"` does exactly that. Publish core: a stream covering the subject
+		// still stores the message, only without an acknowledgement.
+		p.log.Warn().Str("subject", subject).Msg("no answer from the JetStream API; publishing without JetStream acknowledgement")
 		name = ""
 	default:
 		return "", err

@@ -1,0 +1,205 @@
+// Package statuspage opens, updates and resolves incidents on the SCS status page
+// (status-page-api v1.0.0/v1.0.1) from Zuul reports: a typed client of the API, the
+// `statuspage:` route configuration, and the incident lifecycle per key. It does not
+// retry by itself: Send says whether a report should come again (the delivery layer owns
+// backoff and deadlines). See shared/statuspage/API.md for the server behaviour this
+// package works around.
+package statuspage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ManagerOptions configure NewManager.
+type ManagerOptions struct {
+	Client          *Client
+	Log             zerolog.Logger
+	Observer        Observer         // nil = NopObserver
+	Now             func() time.Time // nil = time.Now
+	RefreshInterval time.Duration    // catalogue refresh; <= 0 = 5m
+	// BridgeID goes into the marker of every incident, so that two bridge deployments
+	// writing to one status page never adopt each other's incidents. "" = "zuul-bridge".
+	BridgeID string
+}
+
+// Manager is the status page sink of one process: it shares the client and the name
+// catalogue between routes and keeps the state of every incident key. Every key is
+// serialised by its own lock, so one incident never sees two writes at once (the server
+// numbers updates by max+1, API.md §6) and a slow key does not stall the others.
+type Manager struct {
+	client   *Client
+	log      zerolog.Logger
+	obs      Observer
+	now      func() time.Time
+	refresh  time.Duration
+	bridgeID string
+	started  atomic.Bool
+	open     atomic.Int64 // incidents held open, maintained by keyState.setIncident
+
+	mu     sync.Mutex
+	routes map[string]*Sink
+	order  []*Sink
+	keys   map[string]*keyState
+}
+
+// recoveryLookback bounds the list of ended incidents read at Start (open ones are always
+// listed, whatever their age, API.md §3); it is how long a hand-ended incident is
+// remembered across a restart.
+const recoveryLookback = 30 * 24 * time.Hour
+
+const defaultRefresh = 5 * time.Minute
+
+// NewManager builds a manager; add routes, then Start it.
+func NewManager(o ManagerOptions) *Manager {
+	m := &Manager{
+		client:   o.Client,
+		log:      o.Log.With().Str("component", "statuspage").Logger(),
+		obs:      o.Observer,
+		now:      o.Now,
+		refresh:  o.RefreshInterval,
+		bridgeID: sanitizeBridgeID(o.BridgeID),
+		routes:   map[string]*Sink{},
+		keys:     map[string]*keyState{},
+	}
+	if m.obs == nil {
+		m.obs = NopObserver{}
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.refresh <= 0 {
+		m.refresh = defaultRefresh
+	}
+	return m
+}
+
+// AddRoute validates cfg and registers the route; call it before Start.
+func (m *Manager) AddRoute(name string, cfg RouteConfig) (*Sink, error) {
+	if name == "" {
+		return nil, errors.New("statuspage: route name must not be empty")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("statuspage: route %s: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started.Load() {
+		return nil, fmt.Errorf("statuspage: route %s: add routes before Start", name)
+	}
+	if _, dup := m.routes[name]; dup {
+		return nil, fmt.Errorf("statuspage: route %s: defined twice", name)
+	}
+	s := &Sink{m: m, name: name, cfg: cfg, log: m.log.With().Str("route", name).Logger()}
+	m.routes[name] = s
+	m.order = append(m.order, s)
+	return s, nil
+}
+
+// Start resolves every route's names to ids (an unknown name is an error that lists the
+// names the server has) and then finds the bridge's own incidents again, so that no report
+// is handled before the state of its key is known. An unreachable API is an error; the
+// caller decides whether to retry or exit. Cost: 4 GETs for the catalogue, 1 GET for the
+// incident list, 1 GET per open incident of the bridge.
+func (m *Manager) Start(ctx context.Context) error {
+	if m.client == nil {
+		return errors.New("statuspage: no client")
+	}
+	if err := m.refreshCatalog(ctx); err != nil {
+		return err
+	}
+	if err := m.recover(ctx); err != nil {
+		return fmt.Errorf("statuspage: find open incidents: %w", err)
+	}
+	m.mu.Lock()
+	m.started.Store(true)
+	m.mu.Unlock()
+	return nil
+}
+
+// refreshCatalog re-reads the names and re-resolves every route. At Start any error is
+// fatal; on a later refresh a route keeps its previous ids when its names no longer resolve.
+func (m *Manager) refreshCatalog(ctx context.Context) error {
+	cat, err := fetchCatalog(ctx, m.client)
+	if err != nil {
+		return fmt.Errorf("statuspage: read catalogue: %w", err)
+	}
+	m.mu.Lock()
+	sinks := append([]*Sink(nil), m.order...)
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range sinks {
+		t, err := cat.resolve(&s.cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("statuspage: route %s: %w", s.name, err))
+			continue
+		}
+		s.target.Store(&t)
+	}
+	return errors.Join(errs...)
+}
+
+// Run refreshes the catalogue every RefreshInterval and resolves incidents whose quiet
+// period ran out (checked every minute, or every RefreshInterval if shorter). It returns
+// nil when ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	quietEvery := min(time.Minute, m.refresh)
+	quiet := time.NewTicker(quietEvery)
+	defer quiet.Stop()
+	refresh := time.NewTicker(m.refresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-refresh.C:
+			if err := m.refreshCatalog(ctx); err != nil {
+				m.log.Error().Err(err).Msg("catalogue refresh failed; keeping the previous ids")
+			}
+		case <-quiet.C:
+			if err := m.ResolveQuiet(ctx); err != nil {
+				m.log.Warn().Err(err).Msg("quiet-period resolution failed; will try again")
+			}
+		}
+	}
+}
+
+// OpenIncidents returns the number of incidents the bridge currently holds open (for a gauge).
+func (m *Manager) OpenIncidents() int {
+	return int(m.open.Load())
+}
+
+func (m *Manager) snapshot() []*keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*keyState, 0, len(m.keys))
+	for _, ks := range m.keys {
+		out = append(out, ks)
+	}
+	return out
+}
+
+// state returns the state of a key, creating it. Callers lock ks.mu themselves; m.mu is
+// never held while waiting for a key.
+func (m *Manager) state(hash string, s *Sink) *keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ks, ok := m.keys[hash]
+	if !ok {
+		ks = &keyState{mu: newChanMutex(), hash: hash, sink: s, applied: newRecent(appliedMemory)}
+		m.keys[hash] = ks
+	}
+	return ks
+}
+
+func (m *Manager) lookup(hash string) *keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keys[hash]
+}
