@@ -260,7 +260,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	}
 }
 
-// uniqueFailures makes n distinct failing periodic reports (distinct item uuids).
+// uniqueFailures makes n distinct failing periodic reports (distinct buildset uuids).
 func uniqueFailures(n int) [][]byte {
 	var base []byte
 	for _, s := range samples.All() {
@@ -270,7 +270,7 @@ func uniqueFailures(n int) [][]byte {
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = bytes.Replace(base, []byte(`"uuid": "924b3d3766dd39dcadc27fa569bc2afb"`), fmt.Appendf(nil, `"uuid": "%032x"`, i+1), 1)
+		out[i] = bytes.Replace(base, []byte(`"uuid": "22799888a7ae82e51b19a6124a096841"`), fmt.Appendf(nil, `"uuid": "%032x"`, i+1), 1)
 	}
 	return out
 }
@@ -390,7 +390,7 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 		"route periodic-failures: MATCH",
 		"nats subject: zuul.scs.periodic-daily.SovereignCloudStack/k8s-cluster-api-provider.FAILURE",
 		`"schema": "zuul-bridge.event/v1"`,
-		"Nats-Msg-Id: 924b3d3766dd39dcadc27fa569bc2afb-failure-22799888a7ae82e51b19a6124a096841/periodic-failures",
+		"Nats-Msg-Id: 22799888a7ae82e51b19a6124a096841-FAILURE/periodic-failures",
 		`route periodic-failures: no match: pipeline "check"`,
 		"not a Zuul report",
 	} {

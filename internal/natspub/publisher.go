@@ -117,6 +117,9 @@ func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool)
 	h.Set("Bridge-Schema", Schema)
 	h.Set("Bridge-Route", route)
 	result, _ := ev.Field("result")
+	if ev.Recovered {
+		h.Set("Bridge-Recovered", "true")
+	}
 	for _, kv := range [][2]string{
 		{"Zuul-Tenant", ev.Tenant}, {"Zuul-Pipeline", ev.Pipeline}, {"Zuul-Project", ev.Project},
 		{"Zuul-Branch", ev.Branch}, {"Zuul-Action", ev.Action}, {"Zuul-Result", result},

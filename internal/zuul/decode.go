@@ -141,6 +141,7 @@ func Decode(payload []byte) (*Event, error) {
 		ZuulEventID:  str(w.ZuulEventID),
 		BuildsetUUID: str(w.Buildset.UUID),
 		Result:       str(w.Buildset.Result),
+		Source:       SourceMQTT,
 		Raw:          payload,
 	}
 	if n := len(w.Buildset.Builds); n > 0 {
@@ -240,12 +241,21 @@ func buildsetURL(ev *Event) string {
 	return ""
 }
 
-// identity is the report's stable ID. Zuul >= 4.7 has an item uuid, stable over the item's
-// life; with the action and the buildset uuid it names one report (a gate reset gives a new
-// buildset uuid, a dependency cycle a second action). Older payloads have no item uuid:
-// the fields that name the item and the report (including Zuul's own timestamps, which a
-// redelivery repeats byte for byte) are hashed instead.
+// identity is the report's stable ID, the same for a redelivery and for the same report
+// read back from zuul-web's REST API (issue: MQTT and REST must be applied once):
+//
+//   - a final report with a buildset uuid and result: "<buildset uuid>-<RESULT>". The
+//     buildset uuid names one run (a gate reset or dequeue gets a new one), the result
+//     separates the two reports of a dependency cycle (SUCCESS, then MERGE_FAILURE).
+//     zuul-web knows both; it does not know the item uuid.
+//   - otherwise (enqueue, start; Zuul < 3.16 without buildset.result):
+//     "<item uuid>-<action>-<buildset uuid>" when Zuul >= 4.7 sent an item uuid,
+//   - else a hash of the fields that name the item and the report, including Zuul's own
+//     timestamps, which a redelivery repeats byte for byte.
 func identity(ev *Event, w *wireReport) string {
+	if ev.Final() && ev.BuildsetUUID != "" && ev.Result != "" {
+		return ev.BuildsetUUID + "-" + ev.Result
+	}
 	if ev.ItemUUID != "" {
 		return ev.ItemUUID + "-" + ev.Action + "-" + ev.BuildsetUUID
 	}

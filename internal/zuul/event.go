@@ -25,8 +25,8 @@ const (
 // Event is one decoded Zuul report. Strings are "" where Zuul sent null or nothing.
 type Event struct {
 	// ID is the stable identity of the report: a redelivery of the same report has the same ID,
-	// two different reports never share one. It is "<item uuid>-<action>-<buildset uuid>", or
-	// for payloads without an item uuid (Zuul < 4.7) a hash of the fields that name the report.
+	// and so has the same report read back from zuul-web; two different reports never share
+	// one. See identity in decode.go for its forms.
 	ID string
 
 	Timestamp   time.Time // when Zuul built the report (zero if absent, Zuul < 3.3)
@@ -60,6 +60,13 @@ type Event struct {
 
 	Builds []Build
 
+	// Source is where the report came from: SourceMQTT (Decode) or SourceREST (a
+	// buildset read back from zuul-web by the reconciler).
+	Source string
+	// Recovered marks a report that only the REST reconciliation found: its MQTT
+	// message never arrived ("missed earlier").
+	Recovered bool
+
 	// Raw is the payload as received. It aliases the decoder's input: do not modify it.
 	Raw []byte
 }
@@ -78,6 +85,12 @@ type Build struct {
 	StartTime time.Time
 	EndTime   time.Time
 }
+
+// Sources of an Event.
+const (
+	SourceMQTT = "mqtt"
+	SourceREST = "zuul-web"
+)
 
 // Final reports whether the report carries an outcome (not enqueue or start).
 func (e *Event) Final() bool { return e.Outcome != OutcomePending }
