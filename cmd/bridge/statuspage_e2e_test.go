@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
+)
+
+func sampleBytes(t *testing.T, name string) []byte {
+	for _, s := range samples.All() {
+		if s.Name == name {
+			return s.Payload
+		}
+	}
+	t.Fatalf("no sample %s", name)
+	return nil
+}
+
+// TestStatusPageLifecycleAcrossRestarts: failure, failure, success of a periodic pipeline
+// mapped to the component "Zuul" become exactly one incident, updated once, ended with the
+// last phase and a closing update; the bridge restarts between the reports, and a
+// redelivered report changes nothing.
+func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
+	const token = "e2e-bearer-token-not-for-logs"
+	fake := statuspagefake.New(t, statuspagefake.Options{Version: statuspagefake.V100, Token: token})
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rules, []byte(`routes:
+  - name: capi-nightly
+    match:
+      pipeline: periodic-daily
+      project: SovereignCloudStack/k8s-cluster-api-provider
+    statuspage:
+      component: Zuul
+`), 0o600)
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	env := map[string]string{
+		"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-statuspage",
+		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_STATUSPAGE_TOKEN_FILE": tokenFile,
+	}
+	const topic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None"
+	fail1 := sampleBytes(t, "periodic-daily_failure_mixed.json")
+	fail2 := bytes.Replace(fail1, []byte(`"uuid": "22799888a7ae82e51b19a6124a096841"`), []byte(`"uuid": "33799888a7ae82e51b19a6124a096841"`), 1)
+	fail2 = bytes.Replace(fail2, []byte(`"timestamp": 1736828395.1898394`), []byte(`"timestamp": 1736829000.5`), 1)
+	success := sampleBytes(t, "periodic-daily_success.json")
+
+	var outputs []string
+	run := func(payload []byte, done func() bool, what string) {
+		p := startBridge(t, env)
+		mqtttest.Publish(t, broker.URL(), topic, payload)
+		waitFor(t, 30*time.Second, what, done)
+		waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") >= 1 })
+		p.kill(t) // a restart between every report
+		outputs = append(outputs, p.out.String())
+	}
+	incidents := func() []statuspagefake.Incident { return fake.Incidents() }
+
+	run(fail1, func() bool { return len(incidents()) == 1 }, "incident opened")
+	run(fail2, func() bool { return len(incidents()) == 1 && len(incidents()[0].Updates) == 1 }, "incident updated")
+	run(fail2, func() bool { return true }, "redelivered failure handled") // the same report again
+	run(success, func() bool { return len(incidents()) == 1 && incidents()[0].EndedAt != nil }, "incident resolved")
+
+	got := incidents()
+	if len(got) != 1 {
+		t.Fatalf("%d incidents, want exactly 1", len(got))
+	}
+	inc := got[0]
+	if inc.Phase == nil || inc.Phase.Order != 4 || inc.Phase.Generation != 1 {
+		t.Errorf("phase %+v, want the last phase (Done, order 4)", inc.Phase)
+	}
+	if len(inc.Updates) != 2 || !strings.HasPrefix(inc.Updates[0].DisplayName, "Still failing") || !strings.HasPrefix(inc.Updates[1].DisplayName, "Resolved") {
+		t.Errorf("updates %+v, want one 'Still failing' and the closing 'Resolved'", inc.Updates)
+	}
+	if len(inc.Affects) != 1 || inc.Affects[0].Reference != fake.ComponentID("Zuul") || inc.BeganAt == nil || inc.BeganAt.Unix() != 1736828395 {
+		t.Errorf("incident %+v", inc)
+	}
+	for _, r := range fake.Requests() {
+		if r.Method != "GET" && !r.Authorized {
+			t.Errorf("%s %s without the bearer token", r.Method, r.Path)
+		}
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, token) {
+			t.Fatal("the token appears in the bridge's output")
+		}
+	}
+}
