@@ -80,6 +80,9 @@ type StatuspageConfig struct {
 	Token     string   `json:"-"`
 	TokenFile string   `split_words:"true"`
 	Timeout   duration `default:"10s"`
+	CAFile    string   `split_words:"true"`
+	CertFile  string   `split_words:"true"`
+	KeyFile   string   `split_words:"true"`
 }
 
 // loadConfig reads the environment and checks every value, reporting all problems at
@@ -166,6 +169,7 @@ func loadConfig() (*Config, error) {
 	for name, f := range map[string]string{
 		"MQTT_CA_FILE": c.MQTT.CAFile, "MQTT_CERT_FILE": c.MQTT.CertFile, "MQTT_KEY_FILE": c.MQTT.KeyFile,
 		"NATS_CA_FILE": c.NATS.CAFile, "NATS_CERT_FILE": c.NATS.CertFile, "NATS_KEY_FILE": c.NATS.KeyFile,
+		"STATUSPAGE_CA_FILE": c.Statuspage.CAFile, "STATUSPAGE_CERT_FILE": c.Statuspage.CertFile, "STATUSPAGE_KEY_FILE": c.Statuspage.KeyFile,
 		"NATS_CREDS_FILE": c.NATS.CredsFile, "NATS_NKEY_FILE": c.NATS.NkeyFile, "RULES_FILE": c.Rules.File,
 	} {
 		if f == "" {
@@ -175,8 +179,13 @@ func loadConfig() (*Config, error) {
 			bad(name, "%v", err)
 		}
 	}
-	if (c.NATS.CertFile == "") != (c.NATS.KeyFile == "") {
-		bad("NATS_CERT_FILE", "a client certificate needs both BRIDGE_NATS_CERT_FILE and BRIDGE_NATS_KEY_FILE")
+	for p, pair := range map[string][2]string{
+		"MQTT": {c.MQTT.CertFile, c.MQTT.KeyFile}, "NATS": {c.NATS.CertFile, c.NATS.KeyFile},
+		"STATUSPAGE": {c.Statuspage.CertFile, c.Statuspage.KeyFile},
+	} {
+		if (pair[0] == "") != (pair[1] == "") {
+			bad(p+"_CERT_FILE", "a client certificate needs both BRIDGE_%s_CERT_FILE and BRIDGE_%s_KEY_FILE", p, p)
+		}
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)

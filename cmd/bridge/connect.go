@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -99,10 +102,20 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer) (
 	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
 		token = func() (string, error) { return secret(c.Token, c.TokenFile) }
 	}
+	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
+	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
+		tc, err := tlsConfig(c.CAFile, c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("BRIDGE_STATUSPAGE_CA_FILE/CERT_FILE: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		httpClient.Transport = tr
+	}
 	client, err := statuspage.NewClient(statuspage.ClientOptions{
 		BaseURL:    cfg.Statuspage.URL,
 		Token:      token,
-		HTTPClient: &http.Client{Timeout: cfg.Statuspage.Timeout.v},
+		HTTPClient: httpClient,
 		UserAgent:  "zuul-bridge/" + version,
 	})
 	if err != nil {
@@ -145,6 +158,31 @@ func startStatuspage(ctx context.Context, sp *statuspage.Manager, log zerolog.Lo
 
 func isConfigProblem(err error) bool {
 	return strings.Contains(err.Error(), "unknown") || strings.Contains(err.Error(), "not found on the status page")
+}
+
+// tlsConfig trusts a custom CA (in addition to nothing else: a private CA is the point)
+// and presents a client certificate when one is given.
+func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate in it", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // incidentMetrics counts the incident lifecycle per route.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -194,6 +196,10 @@ func deadLetter(pub *natspub.Publisher, subject string) func(ctx context.Context
 		if dl.ID != "" {
 			msg.Header.Set("Bridge-Id", dl.ID)
 			msg.Header.Set("Nats-Msg-Id", "deadletter/"+dl.ID+"/"+dl.Route+"/"+dl.Sink)
+		} else {
+			// Not a report, so no report id: the payload itself identifies a redelivery.
+			sum := sha256.Sum256(append([]byte(dl.Topic+"\x00"), dl.Payload...))
+			msg.Header.Set("Nats-Msg-Id", "deadletter/payload-"+hex.EncodeToString(sum[:16]))
 		}
 		if dl.Route != "" {
 			msg.Header.Set("Bridge-Route", dl.Route)

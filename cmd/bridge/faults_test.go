@@ -1,0 +1,317 @@
+package main
+
+// The fault suite: the built binary, real brokers, the status page fake, a fault injected on
+// purpose; what arrived is counted on the NATS side and in the fake. A report may arrive
+// twice, never zero times.
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
+)
+
+const capiTopic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None"
+
+func natsConn(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func (p *bridgeProc) ready() int {
+	resp, err := http.Get("http://" + p.http + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBrokerRestartDuringStream: mosquitto (persistent) restarts while reports flow; the
+// bridge reconnects, its session survives, every report arrives.
+func TestBrokerRestartDuringStream(t *testing.T) {
+	const n = 1000
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	got := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
+		"BRIDGE_MQTT_CLIENT_ID": "faults-broker", "BRIDGE_LOG_LEVEL": "info"})
+	reports := uniqueFailures(n)
+	mqtttest.Publish(t, broker.URL(), capiTopic, reports[:n/2]...)
+	waitFor(t, 30*time.Second, "first reports", func() bool { return got.unique() >= n/10 })
+	broker.Restart(t)
+	mqtttest.Publish(t, broker.URL(), capiTopic, reports[n/2:]...)
+	waitFor(t, 60*time.Second, "all reports after the broker restart", func() bool { return got.unique() == n })
+	waitFor(t, 30*time.Second, "ready again", func() bool { return p.ready() == 200 })
+}
+
+// TestNATSOutage: while NATS is down nothing is acknowledged, /readyz says not ready, the
+// work in flight is bounded; when NATS is back every report arrives.
+func TestNATSOutage(t *testing.T) {
+	const n = 100
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	opts := &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true}
+	ns := natstest.StartWith(t, opts)
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
+		"BRIDGE_MQTT_CLIENT_ID": "faults-nats", "BRIDGE_LOG_LEVEL": "info", "BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"})
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, 30*time.Second, "/readyz 503", func() bool { return p.ready() == 503 })
+	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(n)...)
+	waitFor(t, 30*time.Second, "reports taken in", func() bool { return p.metric(t, "zuul_bridge_reports_received_total") >= 10 })
+	if acked := p.metric(t, "zuul_bridge_reports_acked_total"); acked != 0 {
+		t.Fatalf("%v reports acknowledged while NATS was down", acked)
+	}
+	if rx := p.metric(t, "zuul_bridge_reports_received_total"); rx > 10 {
+		t.Fatalf("%v reports taken in with receive maximum 10: the backlog is not bounded", rx)
+	}
+	ns2 := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: opts.Port, NoLog: true, NoSigs: true})
+	got := collect(t, natsConn(t, ns2.ClientURL()), "zuul.>")
+	waitFor(t, 60*time.Second, "every report after NATS came back", func() bool { return got.unique() == n })
+	waitFor(t, 30*time.Second, "/readyz 200", func() bool { return p.ready() == 200 })
+}
+
+func freePortNumber(t *testing.T) int {
+	addr := freeLocalAddr(t)
+	var port int
+	fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
+	return port
+}
+
+// failuresOfProjects makes one failing periodic-daily report per project: distinct
+// incident keys.
+func failuresOfProjects(t *testing.T, projects ...string) [][]byte {
+	base := sampleBytes(t, "periodic-daily_failure_mixed.json")
+	var out [][]byte
+	for i, p := range projects {
+		b := bytes.ReplaceAll(base, []byte("SovereignCloudStack/k8s-cluster-api-provider"), []byte(p))
+		b = bytes.Replace(b, []byte(`"uuid": "22799888a7ae82e51b19a6124a096841"`), fmt.Appendf(nil, `"uuid": "%032x"`, 0xabc000+i), 1)
+		out = append(out, b)
+	}
+	return out
+}
+
+const statuspageRules = `routes:
+  - name: nightly
+    match: {pipeline: periodic-daily}
+    statuspage: {component: Zuul}
+  - name: chat
+    match: {pipeline: periodic-daily, result: failure}
+    nats: {}
+`
+
+func statuspageEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL, spURL, clientID string) map[string]string {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte(statuspageRules), 0o600)
+	return map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": natsURL, "BRIDGE_MQTT_CLIENT_ID": clientID,
+		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": spURL, "BRIDGE_STATUSPAGE_TIMEOUT": "1s", "BRIDGE_LOG_LEVEL": "info"}
+}
+
+// TestStatusPageOutage: the status page answers 503, hangs, refuses connections for a
+// while; once it is back there is exactly one incident per key.
+func TestStatusPageOutage(t *testing.T) {
+	for _, fault := range []statuspagefake.Fault{{Status: 503, Message: "unavailable"}, {Hang: true}, {CloseConn: true}} {
+		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {
+			fake := statuspagefake.New(t, statuspagefake.Options{})
+			broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+			ns := natstest.Start(t, false)
+			p := startBridge(t, statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-sp"))
+			faulted := make(chan struct{}, 1000)
+			fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
+				faulted <- struct{}{}
+				return fault, true
+			})
+			projects := []string{"o/a", "o/b", "o/c"}
+			mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
+			for range 6 { // the bridge tried, and retried
+				select {
+				case <-faulted:
+				case <-time.After(30 * time.Second):
+					t.Fatal("the bridge did not call the status page")
+				}
+			}
+			fake.SetFault(nil)
+			waitFor(t, 60*time.Second, "one incident per key", func() bool { return len(fake.Incidents()) == len(projects) })
+			// Redelivery or late retries must not add a second incident for any key.
+			mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
+			waitFor(t, 30*time.Second, "the redelivered reports settled", func() bool {
+				return p.metric(t, "zuul_bridge_reports_acked_total") == float64(2*len(projects))
+			})
+			if got := len(fake.Incidents()); got != len(projects) {
+				t.Fatalf("%d incidents, want %d", got, len(projects))
+			}
+		})
+	}
+}
+
+// TestPermanentSinkFailureIsDeadLettered: a 400 from the status page sends the report to
+// the dead-letter subject with the reason, it is acknowledged, and the stream goes on.
+func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	nc := natsConn(t, ns.ClientURL())
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	chat := collect(t, nc, "zuul.>")
+	nc.Flush()
+	p := startBridge(t, statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-400"))
+	fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
+		return statuspagefake.Fault{Status: 400, Message: "Bad Request"}, r.Method == "POST" && r.URL.Path == "/incidents"
+	})
+	reports := failuresOfProjects(t, "o/a", "o/b")
+	mqtttest.Publish(t, broker.URL(), capiTopic, reports[0])
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return dead.unique() == 1 })
+	dead.mu.Lock()
+	m := dead.msgs[0]
+	dead.mu.Unlock()
+	if m.Header.Get("Bridge-Sink") != "statuspage" || m.Header.Get("Bridge-Route") != "nightly" ||
+		!strings.Contains(m.Header.Get("Bridge-Reason"), "400") || !bytes.Equal(m.Data, reports[0]) {
+		t.Fatalf("dead letter headers %v", m.Header)
+	}
+	fake.SetFault(nil)
+	mqtttest.Publish(t, broker.URL(), capiTopic, reports[1])
+	waitFor(t, 30*time.Second, "the next report", func() bool { return len(fake.Incidents()) == 1 && chat.unique() == 2 })
+	waitFor(t, 30*time.Second, "both acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 2 })
+}
+
+// TestGracefulShutdownUnderLoad: SIGTERM while deliveries hang exits 0 within the grace
+// period, and what was not delivered was not acknowledged: the next run delivers it.
+func TestGracefulShutdownUnderLoad(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-term")
+	env["BRIDGE_SHUTDOWN_GRACE"] = "2s"
+	p := startBridge(t, env)
+	entered := make(chan struct{}, 100)
+	fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
+		entered <- struct{}{}
+		return statuspagefake.Fault{Status: 503}, true
+	})
+	projects := []string{"o/a", "o/b", "o/c", "o/d"}
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
+	<-entered
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	t.Logf("exited %v after SIGTERM with a grace period of 2s", time.Since(start).Round(10*time.Millisecond))
+	if n := len(fake.Incidents()); n != 0 {
+		t.Fatalf("%d incidents while the status page failed", n)
+	}
+	fake.SetFault(nil)
+	startBridge(t, env)
+	waitFor(t, 60*time.Second, "the unacknowledged reports redelivered and applied", func() bool { return len(fake.Incidents()) == len(projects) })
+}
+
+// TestBadInput: each kind of bad payload is logged with its topic and reason, counted,
+// dead-lettered and acknowledged; the process stays up and the next good report goes through.
+func TestBadInput(t *testing.T) {
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	nc := natsConn(t, ns.ClientURL())
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	chat := collect(t, nc, "zuul.>")
+	nc.Flush()
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
+		"BRIDGE_MQTT_CLIENT_ID": "faults-input", "BRIDGE_MAX_PAYLOAD_BYTES": "200000"})
+	bad := map[string][]byte{
+		"not_json":     []byte("<html>502 Bad Gateway</html>"),
+		"wrong_shape":  []byte(`{"action": "failure", "tenant": ["scs"], "pipeline": "p", "project": "x", "buildset": {}}`),
+		"number":       []byte(`{"action": "failure", "tenant": "scs", "pipeline": 5, "project": "x", "buildset": {}}`),
+		"string_bool":  []byte(`{"action": "failure", "tenant": "scs", "pipeline": "p", "project": "x", "buildset": {"builds": [{"voting": "yes"}]}}`),
+		"deep":         []byte(`{"action": "failure", "x": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`),
+		"too_large":    bytes.Repeat([]byte(" "), 200001),
+		"invalid_utf8": []byte("{\"action\": \"\xff\"}"),
+		"missing":      []byte(`{"hello": "world"}`),
+	}
+	for name, payload := range bad {
+		mqtttest.Publish(t, broker.URL(), "zuul/bad/"+name, payload)
+	}
+	good := uniqueFailures(1)[0]
+	mqtttest.Publish(t, broker.URL(), capiTopic, good)
+	waitFor(t, 30*time.Second, "dead letters and the good report", func() bool {
+		return dead.unique() == len(bad) && chat.unique() == 1
+	})
+	waitFor(t, 30*time.Second, "all acknowledged", func() bool {
+		return p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(bad)+1)
+	})
+	out := p.out.String()
+	for name := range bad {
+		if !strings.Contains(out, `"topic":"zuul/bad/`+name+`"`) {
+			t.Errorf("no log line names the topic of %s", name)
+		}
+	}
+	if p.ready() != 200 {
+		t.Fatal("not ready after bad input")
+	}
+}
+
+// TestTLSEverywhere: MQTT, NATS and the status page over TLS with a private CA and client
+// certificates generated in the test.
+func TestTLSEverywhere(t *testing.T) {
+	certs := mqtttest.GenerateCerts(t)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{TLS: &mqtttest.MosquittoTLS{
+		CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CAFile: certs.CAFile, RequireClientCert: true}})
+	ntls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, TLSConfig: ntls, TLSVerify: true})
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	target, _ := url.Parse(fake.URL())
+	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	stls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.TLS = stls
+	proxy.StartTLS()
+	t.Cleanup(proxy.Close)
+
+	nc, err := nats.Connect(ns.ClientURL(), nats.RootCAs(certs.CAFile), nats.ClientCert(certs.ClientCertFile, certs.ClientKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	chat := collect(t, nc, "zuul.>")
+	nc.Flush()
+	env := statuspageEnv(t, broker, strings.Replace(ns.ClientURL(), "nats://", "tls://", 1), proxy.URL, "faults-tls")
+	env["BRIDGE_MQTT_URL"] = broker.TLSURL()
+	for _, p := range []string{"MQTT", "NATS", "STATUSPAGE"} {
+		env["BRIDGE_"+p+"_CA_FILE"] = certs.CAFile
+		env["BRIDGE_"+p+"_CERT_FILE"] = certs.ClientCertFile
+		env["BRIDGE_"+p+"_KEY_FILE"] = certs.ClientKeyFile
+	}
+	startBridge(t, env)
+	mqtttest.PublishWith(t, mqtttest.PublishOptions{URL: broker.URL()}, capiTopic, uniqueFailures(1)...)
+	waitFor(t, 30*time.Second, "report over TLS on NATS and the status page", func() bool {
+		return chat.unique() == 1 && len(fake.Incidents()) == 1
+	})
+}
