@@ -48,7 +48,8 @@ func (p *bridgeProc) ready() int {
 }
 
 // TestBrokerRestartDuringStream: mosquitto (persistent) restarts while reports flow; the
-// bridge reconnects, its session survives, every report arrives.
+// bridge is not ready while it is down, reconnects, its session survives, every report
+// arrives.
 func TestBrokerRestartDuringStream(t *testing.T) {
 	const n = 1000
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
@@ -59,6 +60,8 @@ func TestBrokerRestartDuringStream(t *testing.T) {
 	reports := uniqueFailures(n)
 	mqtttest.Publish(t, broker.URL(), capiTopic, reports[:n/2]...)
 	waitFor(t, 30*time.Second, "first reports", func() bool { return got.unique() >= n/10 })
+	broker.Stop(t)
+	waitFor(t, 30*time.Second, "/readyz 503 while the broker is down", func() bool { return p.ready() == 503 })
 	broker.Restart(t)
 	mqtttest.Publish(t, broker.URL(), capiTopic, reports[n/2:]...)
 	waitFor(t, 60*time.Second, "all reports after the broker restart", func() bool { return got.unique() == n })

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
+)
+
+// TestNoSecretAnywhere runs the binary at debug level with known secrets through its
+// failure paths (refused MQTT login, refused NATS token, 401 from the status page) and
+// searches everything it wrote: logs, dead letters, metrics, and the check output.
+func TestNoSecretAnywhere(t *testing.T) {
+	const (
+		mqttPass  = "mqtt-SECRET-4f1c"
+		natsToken = "nats-SECRET-9a2e"
+		spToken   = "statuspage-SECRET-77b0"
+	)
+	secrets := []string{mqttPass, natsToken, spToken}
+	var everything strings.Builder
+
+	// Run 1: the broker and NATS refuse the credentials.
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{Username: "bridge", Password: "the-right-one"})
+	nsAuth := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, Authorization: "the-right-token"})
+	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
+	p.cmd = exec.Command(bridgeBin)
+	p.cmd.Env = []string{"BRIDGE_HTTP_ADDR=" + p.http, "BRIDGE_LOG_LEVEL=trace", "BRIDGE_MQTT_URL=" + broker.URL(),
+		"BRIDGE_MQTT_USERNAME=bridge", "BRIDGE_MQTT_PASSWORD=" + mqttPass, "BRIDGE_NATS_URL=" + nsAuth.ClientURL(),
+		"BRIDGE_NATS_TOKEN=" + natsToken, "BRIDGE_MQTT_CLIENT_ID=secrets-1"}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	waitFor(t, 30*time.Second, "both logins refused and logged", func() bool {
+		out := strings.ToLower(p.out.String())
+		return strings.Contains(out, "not authorized") || strings.Contains(out, "authorization violation")
+	})
+	waitFor(t, 30*time.Second, "the MQTT refusal logged", func() bool { return strings.Contains(p.out.String(), "mqtt broker refused the connection") })
+	everything.WriteString(scrape(t, p.http))
+	p.kill(t)
+	everything.WriteString(p.out.String())
+
+	// Run 2: the status page refuses the token: the report is dead-lettered with the reason.
+	fake := statuspagefake.New(t, statuspagefake.Options{Token: "the-right-sp-token"})
+	ns := natstest.Start(t, false)
+	nc, _ := nats.Connect(ns.ClientURL())
+	defer nc.Close()
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	dir := t.TempDir()
+	passFile := filepath.Join(dir, "mqtt-pass")
+	os.WriteFile(passFile, []byte("the-right-one\n"), 0o600)
+	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "secrets-2")
+	env["BRIDGE_MQTT_USERNAME"] = "bridge"
+	env["BRIDGE_MQTT_PASSWORD_FILE"] = passFile
+	env["BRIDGE_STATUSPAGE_TOKEN"] = spToken
+	env["BRIDGE_LOG_LEVEL"] = "trace"
+	p2 := startBridge(t, env)
+	mqtttest.PublishWith(t, mqtttest.PublishOptions{URL: broker.URL(), Username: "bridge", Password: "the-right-one"}, capiTopic, uniqueFailures(1)...)
+	waitFor(t, 30*time.Second, "dead letter for the 401", func() bool { return dead.unique() == 1 })
+	dead.mu.Lock()
+	for _, m := range dead.msgs {
+		for k, v := range m.Header {
+			everything.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+	}
+	reason := dead.msgs[0].Header.Get("Bridge-Reason")
+	dead.mu.Unlock()
+	if !strings.Contains(reason, "401") {
+		t.Errorf("dead letter reason %q does not say 401", reason)
+	}
+	everything.WriteString(scrape(t, p2.http))
+	p2.kill(t)
+	everything.WriteString(p2.out.String())
+
+	// The check subcommand with the same environment.
+	cmd := exec.Command(bridgeBin, "check", filepath.Join("..", "..", "internal", "samples", "periodic-daily_failure_mixed.json"))
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, _ := cmd.CombinedOutput()
+	everything.Write(out)
+
+	all := everything.String()
+	if len(all) < 1000 {
+		t.Fatalf("too little output to search (%d bytes)", len(all))
+	}
+	for _, s := range secrets {
+		if strings.Contains(all, s) {
+			i := strings.Index(all, s)
+			t.Errorf("secret %q found: ...%s...", s, all[max(0, i-200):min(len(all), i+50)])
+		}
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
