@@ -5,6 +5,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -108,13 +109,22 @@ func render(t *template.Template, d *TemplateData) (string, error) {
 	return b.String(), nil
 }
 
-// oneLine makes a display name of a rendered title.
+// oneLine makes a display name of a rendered title: one line, at most 200 bytes, cut at
+// a character boundary.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 200 {
-		s = s[:200]
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
+}
+
+func (t *templates) all() []*template.Template {
+	return []*template.Template{t.title, t.description, t.update, t.resolve}
 }
 
 // splitUpdate splits a rendered update template into display name (first line) and text.
