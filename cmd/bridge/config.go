@@ -21,6 +21,7 @@ type Config struct {
 	MQTT       MQTTConfig
 	NATS       NATSConfig
 	Statuspage StatuspageConfig
+	Zuul       ZuulConfig
 	HTTP       struct {
 		Addr string `default:":8080"`
 	}
@@ -74,6 +75,17 @@ type NATSConfig struct {
 	DeadletterSubject string `split_words:"true" default:"zuul-bridge.deadletter"`
 }
 
+// ZuulConfig: BRIDGE_ZUUL_*, the zuul-web reconciliation.
+type ZuulConfig struct {
+	URL               string
+	Token             string
+	TokenFile         string   `split_words:"true"`
+	Tenants           []string // tenants to read back; required with URL
+	ReconcileInterval duration `split_words:"true" default:"5m"`
+	Lookback          duration `default:"24h"`
+	KVBucket          string   `split_words:"true" default:"zuul-bridge-reconcile"`
+}
+
 // StatuspageConfig: BRIDGE_STATUSPAGE_*.
 type StatuspageConfig struct {
 	URL       string
@@ -101,7 +113,8 @@ func loadConfig() (*Config, error) {
 		"DELIVERY_DEADLINE": c.Delivery.Deadline, "DELIVERY_WORKERS": c.Delivery.Workers,
 		"SHUTDOWN_GRACE": c.Shutdown.Grace, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes,
 		"MQTT_SESSION_EXPIRY": c.MQTT.SessionExpiry, "MQTT_RECEIVE_MAXIMUM": c.MQTT.ReceiveMaximum,
-		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout,
+		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval,
+		"ZUUL_LOOKBACK": c.Zuul.Lookback,
 	} {
 		if err := v.error(); err != nil {
 			bad(name, "%v", err)
@@ -126,6 +139,17 @@ func loadConfig() (*Config, error) {
 			bad("STATUSPAGE_URL", "%v", err)
 		}
 	}
+	if c.Zuul.URL != "" {
+		if err := checkURL(c.Zuul.URL, "http", "https"); err != nil {
+			bad("ZUUL_URL", "%v", err)
+		}
+		for i, tenant := range c.Zuul.Tenants {
+			c.Zuul.Tenants[i] = strings.TrimSpace(tenant)
+		}
+		if len(c.Zuul.Tenants) == 0 {
+			bad("ZUUL_TENANTS", "required with BRIDGE_ZUUL_URL: the tenants to read back, comma-separated (e.g. scs)")
+		}
+	}
 	if c.MQTT.ClientID == "" {
 		bad("MQTT_CLIENT_ID", "must not be empty: the broker keeps the session under it")
 	}
@@ -140,7 +164,8 @@ func loadConfig() (*Config, error) {
 			bad(name, "must be positive, got %d", v.v)
 		}
 	}
-	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace, "STATUSPAGE_TIMEOUT": c.Statuspage.Timeout} {
+	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace,
+		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval, "ZUUL_LOOKBACK": c.Zuul.Lookback} {
 		if v.err == nil && v.v <= 0 {
 			bad(name, "must be positive, got %s", v.v)
 		}
@@ -166,6 +191,7 @@ func loadConfig() (*Config, error) {
 	secret("NATS_PASSWORD", c.NATS.Password, c.NATS.PasswordFile)
 	secret("NATS_TOKEN", c.NATS.Token, c.NATS.TokenFile)
 	secret("STATUSPAGE_TOKEN", c.Statuspage.Token, c.Statuspage.TokenFile)
+	secret("ZUUL_TOKEN", c.Zuul.Token, c.Zuul.TokenFile)
 	for name, f := range map[string]string{
 		"MQTT_CA_FILE": c.MQTT.CAFile, "MQTT_CERT_FILE": c.MQTT.CertFile, "MQTT_KEY_FILE": c.MQTT.KeyFile,
 		"NATS_CA_FILE": c.NATS.CAFile, "NATS_CERT_FILE": c.NATS.CertFile, "NATS_KEY_FILE": c.NATS.KeyFile,

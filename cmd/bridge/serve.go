@@ -21,6 +21,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/pipeline"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
 func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
@@ -104,6 +105,12 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		}
 	}
 
+	var rec *reconciler
+	if cfg.Zuul.URL != "" {
+		if rec, err = newReconciler(cfg, log, routes, nc, reg); err != nil {
+			return configError{err}
+		}
+	}
 	pl := pipeline.New(pipeline.Options{
 		Routes:     prs,
 		MaxPayload: cfg.MaxPayload.Bytes.v,
@@ -112,6 +119,11 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		DeadLetter: deadLetter(pub, cfg.NATS.DeadletterSubject),
 		Log:        log.With().Str("component", "pipeline").Logger(),
 		Metrics:    pipeline.NewMetrics(reg),
+		Settled: func(ev *zuul.Event) {
+			if rec != nil {
+				rec.settled(ev)
+			}
+		},
 	})
 
 	password := []byte(cfg.MQTT.Password)
@@ -137,6 +149,12 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 
 	if err := sub.Start(ctx); err != nil {
 		return err
+	}
+	recDone := make(chan struct{})
+	if rec != nil {
+		go func() { defer close(recDone); rec.run(ctx, pl) }()
+	} else {
+		close(recDone)
 	}
 	spDone := make(chan struct{})
 	if sp != nil {
@@ -177,6 +195,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		log.Warn().Err(err).Msg("MQTT disconnect")
 	}
 	<-spDone
+	<-recDone
 	if err := nc.FlushWithContext(closeCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Debug().Err(err).Msg("NATS flush")
 	}

@@ -109,3 +109,17 @@ func allHold(fields []field, ev *zuul.Event) bool {
 	}
 	return true
 }
+
+// MayMatch reports whether the route can take reports of this tenant and pipeline: its match
+// block's tenant and pipeline fields hold, whatever the other fields say. The reconciler
+// uses it to decide which pipelines to read back from zuul-web.
+func (m *Matcher) MayMatch(tenant, pipeline string) bool {
+	ev := zuul.Event{Tenant: tenant, Pipeline: pipeline}
+	for i := range m.match {
+		f := &m.match[i]
+		if (f.kind == fTenant || f.kind == fPipeline) && !f.holds(&ev) {
+			return false
+		}
+	}
+	return true
+}

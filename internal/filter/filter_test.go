@@ -230,3 +230,22 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 }
 
 func p(s ...string) filter.Patterns { return filter.Patterns(s) }
+
+func TestMayMatch(t *testing.T) {
+	m, err := filter.Compile(&filter.Spec{Tenant: filter.Patterns{"scs"}, Pipeline: filter.Patterns{"periodic-*"}, Project: filter.Patterns{"x/y"}, Result: filter.Patterns{"failure"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tenant, pipeline string
+		want             bool
+	}{{"scs", "periodic-daily", true}, {"scs", "check", false}, {"other", "periodic-daily", false}} {
+		if got := m.MayMatch(c.tenant, c.pipeline); got != c.want {
+			t.Errorf("MayMatch(%s, %s) = %v", c.tenant, c.pipeline, got)
+		}
+	}
+	all, _ := filter.Compile(nil, nil)
+	if !all.MayMatch("any", "thing") {
+		t.Error("an empty match block may match every pipeline")
+	}
+}

@@ -71,9 +71,12 @@ type Options struct {
 	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
 	// without deadline: an unrecorded failure is not acknowledged.
 	DeadLetter func(ctx context.Context, dl DeadLetter) error
-	Log        zerolog.Logger
-	Metrics    *Metrics // nil: not counted
-	Now        func() time.Time
+	// Settled, if set, is told about every report whose deliveries all settled (delivered or
+	// dead-lettered), e.g. to remember it as applied.
+	Settled func(ev *zuul.Event)
+	Log     zerolog.Logger
+	Metrics *Metrics // nil: not counted
+	Now     func() time.Time
 }
 
 // Pipeline processes messages. Handle is called from the intake goroutine; work runs on
@@ -254,17 +257,25 @@ func (p *Pipeline) process(j job) {
 		}
 		return
 	}
+	if p.settle(j.ev, j.routes, j.msg.Topic, j.msg.Payload) {
+		p.ack(j.msg)
+	}
+}
+
+// settle delivers a report to every target of the matched routes, dead-letters what failed
+// for good, and reports whether the report is settled (false: abandoned at shutdown).
+func (p *Pipeline) settle(ev *zuul.Event, routes []*Route, topic string, payload []byte) bool {
 	type result struct {
 		route *Route
 		t     Target
 		err   error
 	}
 	var n int
-	for _, r := range j.routes {
+	for _, r := range routes {
 		n += len(r.Targets)
 	}
 	results := make(chan result, n)
-	for _, r := range j.routes {
+	for _, r := range routes {
 		for _, t := range r.Targets {
 			go func() {
 				defer func() { // a sink's bug must not take the process down
@@ -272,7 +283,7 @@ func (p *Pipeline) process(j job) {
 						results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
 					}
 				}()
-				results <- result{r, t, p.deliver(j.ev, r, t)}
+				results <- result{r, t, p.deliver(ev, r, t)}
 			}()
 		}
 	}
@@ -289,15 +300,42 @@ func (p *Pipeline) process(j job) {
 		}
 	}
 	if abandoned {
-		return
+		return false
 	}
 	for _, f := range failed {
-		dl := DeadLetter{Topic: j.msg.Topic, Payload: j.msg.Payload, ID: j.ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
+		dl := DeadLetter{Topic: topic, Payload: payload, ID: ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
 		if !p.deadLetter(dl) {
-			return
+			return false
 		}
 	}
-	p.ack(j.msg)
+	if p.o.Settled != nil {
+		p.o.Settled(ev)
+	}
+	return true
+}
+
+// Submit routes and delivers one event from another source (the zuul-web reconciler) like
+// an MQTT report, and returns when it settled. An error means it did not settle (shutdown);
+// the caller tries again later.
+func (p *Pipeline) Submit(ctx context.Context, ev *zuul.Event) error {
+	var routes []*Route
+	for i := range p.o.Routes {
+		if r := &p.o.Routes[i]; r.Match(ev) {
+			routes = append(routes, r)
+			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+		}
+	}
+	if len(routes) == 0 {
+		p.o.Metrics.filtered.Inc()
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !p.settle(ev, routes, "zuul-web", ev.Raw) {
+		return errAbandoned
+	}
+	return nil
 }
 
 var errAbandoned = errors.New("abandoned at shutdown")

@@ -32,6 +32,9 @@ type Route struct {
 	Match      *filter.Matcher
 	NATS       *natspub.RouteConfig
 	StatusPage *statuspage.RouteConfig
+	// Reconcile: read this route's pipelines back from zuul-web (when BRIDGE_ZUUL_URL is
+	// set) to recover lost failures and see successes. Default: routes with a status page.
+	Reconcile bool
 }
 
 // file is the YAML shape; unknown keys are errors (a typo must not silently widen a rule).
@@ -45,6 +48,7 @@ type route struct {
 	Exclude    *filter.Spec            `yaml:"exclude"`
 	NATS       *natspub.RouteConfig    `yaml:"nats"`
 	StatusPage *statuspage.RouteConfig `yaml:"statuspage"`
+	Reconcile  *bool                   `yaml:"reconcile"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
@@ -130,7 +134,11 @@ func Parse(name string, b []byte) ([]Route, error) {
 				}
 			}
 		}
-		out = append(out, Route{Name: r.Name, Line: line, Match: m, NATS: r.NATS, StatusPage: r.StatusPage})
+		reconcile := r.StatusPage != nil
+		if r.Reconcile != nil {
+			reconcile = *r.Reconcile
+		}
+		out = append(out, Route{Name: r.Name, Line: line, Match: m, NATS: r.NATS, StatusPage: r.StatusPage, Reconcile: reconcile})
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s:\n  %s", name, strings.Join(errs, "\n  "))

@@ -1,0 +1,67 @@
+package reconcile
+
+import (
+	"context"
+	"sync"
+)
+
+// Target is one tenant and pipeline to reconcile. Pipeline may use zuul-web's `*`
+// wildcard (10.1+); the cursor is kept per Target as written.
+type Target struct{ Tenant, Pipeline string }
+
+func (t Target) String() string { return t.Tenant + "/" + t.Pipeline }
+
+// Store is what was reconciled; a persistent Store makes a restart republish nothing.
+// Implementations are safe for concurrent use: the MQTT path calls MarkSeen while a round
+// runs.
+type Store interface {
+	// Seen reports whether an Event.ID was applied before, over MQTT or REST.
+	Seen(ctx context.Context, id string) (bool, error)
+	// MarkSeen records that an Event.ID was applied (settled by the sinks).
+	MarkSeen(ctx context.Context, id string) error
+	// Cursor is the highest buildset id (_id) up to which everything of the target was
+	// handled; ok is false before the first round that handled something (first start).
+	Cursor(ctx context.Context, t Target) (idx int64, ok bool, err error)
+	// SetCursor records a new cursor for the target.
+	SetCursor(ctx context.Context, t Target, idx int64) error
+}
+
+// NewMemoryStore returns a Store that lives as long as the process: without JetStream a
+// restart starts over with the Lookback window, and re-applies what it finds there.
+func NewMemoryStore() Store {
+	return &memoryStore{seen: map[string]struct{}{}, cursors: map[Target]int64{}}
+}
+
+type memoryStore struct {
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	cursors map[Target]int64
+}
+
+func (m *memoryStore) Seen(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.seen[id]
+	return ok, nil
+}
+
+func (m *memoryStore) MarkSeen(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen[id] = struct{}{}
+	return nil
+}
+
+func (m *memoryStore) Cursor(_ context.Context, t Target) (int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idx, ok := m.cursors[t]
+	return idx, ok, nil
+}
+
+func (m *memoryStore) SetCursor(_ context.Context, t Target, idx int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursors[t] = idx
+	return nil
+}
