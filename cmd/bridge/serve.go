@@ -78,6 +78,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		if err != nil {
 			return configError{err}
 		}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zuul_bridge_incidents_open",
+			Help: "Incidents the bridge holds open on the status page."}, func() float64 { return float64(sp.OpenIncidents()) }))
 	}
 	var prs []pipeline.Route
 	for _, r := range routes {

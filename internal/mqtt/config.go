@@ -179,3 +179,34 @@ func validateFilter(f string) error {
 	}
 	return nil
 }
+
+// String shows the configuration for logs and debugging, secrets redacted,
+// so that printing a Config by mistake (%v, %+v) cannot leak the password.
+func (c Config) String() string {
+	pw := "unset"
+	switch {
+	case len(c.Password) > 0:
+		pw = "set (redacted)"
+	case c.PasswordFile != "":
+		pw = "from file " + c.PasswordFile
+	}
+	return fmt.Sprintf("mqtt.Config{URL: %q, ClientID: %q, Topic: %q, Username: %q, Password: %s, CAFile: %q, CertFile: %q, KeyFile: %q, SessionExpiry: %s, ReceiveMaximum: %d, KeepAlive: %s, ConnectTimeout: %s, Backoff: %s..%s}",
+		redactedURL(c.URL), c.ClientID, c.Topic, c.Username, pw, c.CAFile, c.CertFile, c.KeyFile,
+		c.SessionExpiry, c.ReceiveMaximum, c.KeepAlive, c.ConnectTimeout, c.BackoffMin, c.BackoffMax)
+}
+
+// GoString makes %#v redact as well.
+func (c Config) GoString() string { return c.String() }
+
+// redactedURL hides credentials a URL might carry (Validate rejects them, but
+// String must be safe on an unvalidated Config too).
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	return u.String()
+}

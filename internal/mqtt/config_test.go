@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,29 @@ func TestReadPasswordFileTrimsNewline(t *testing.T) {
 	got, err := readPasswordFile(p)
 	if err != nil || string(got) != "s3cret" {
 		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// A connection that died young must not make the next reconnect immediate.
+func TestReconnectDelayAfterShortConnections(t *testing.T) {
+	s, err := New(Config{URL: "mqtt://b:1883", ClientID: "c", Topic: "t"}, func(*Message) {}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s.reconnectDelay(0); d != 0 {
+		t.Errorf("first reconnect after a healthy connection: %s, want 0", d)
+	}
+	s.flaps = 3 // three connections in a row lived shorter than BackoffMax
+	if d := s.reconnectDelay(0); d < 2*time.Second {
+		t.Errorf("reconnect after 3 short connections: %s, want at least 2s", d)
+	}
+}
+
+func TestConfigPrintingRedactsSecrets(t *testing.T) {
+	c := Config{URL: "mqtt://u:s3cret@b:1883", ClientID: "c", Topic: "t", Password: []byte("s3cret")}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(verb, c); strings.Contains(out, "s3cret") {
+			t.Errorf("%s leaks the password: %s", verb, out)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func testConfig(t *testing.T, url string) Config {
 func startSub(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{msgs: make(chan *Message, 100), log: &logBuf{}}
-	logger := zerolog.New(h.log).Level(zerolog.TraceLevel)
+	logger := zerolog.New(h.log).Level(zerolog.DebugLevel)
 	sub, err := New(cfg, func(m *Message) { h.msgs <- m }, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)

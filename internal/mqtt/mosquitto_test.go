@@ -18,9 +18,12 @@ func TestMosquittoUnackedIsRedelivered(t *testing.T) {
 	h.awaitReady(t)
 	mqtttest.Publish(t, mq.URL(), "zuul/t", payloads("acked", "not-acked")...)
 	h.expect(t, true, "acked")
-	h.expect(t, false, "not-acked")
+	late := h.expect(t, false, "not-acked")[0]
 	// Close right after the Ack: Close must still get the PUBACK out.
 	h.close(t)
+	if err := late.Ack(); !errors.Is(err, ErrStaleAck) {
+		t.Fatalf("Ack after Close: %v, want ErrStaleAck", err)
+	}
 
 	h2 := startSub(t, cfg)
 	m := h2.expect(t, true, "not-acked")[0]
@@ -140,4 +143,36 @@ func TestMosquittoBrokerRestart(t *testing.T) {
 	}
 	mqtttest.Publish(t, mq.URL(), "zuul/t", []byte("new"))
 	h.expect(t, true, "new")
+}
+
+// Replicas share the subscription ($share/<group>/...): each message reaches one of them.
+func TestMosquittoSharedSubscription(t *testing.T) {
+	mq := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	var hs []*harness
+	for _, id := range []string{"replica-0", "replica-1"} {
+		cfg := testConfig(t, mq.URL())
+		cfg.ClientID, cfg.Topic = id, "$share/bridge/zuul/#"
+		h := startSub(t, cfg)
+		h.awaitReady(t)
+		hs = append(hs, h)
+	}
+	mqtttest.Publish(t, mq.URL(), "zuul/t", payloads("1", "2", "3", "4")...)
+	seen := map[string]int{}
+	for range 4 {
+		select {
+		case m := <-hs[0].msgs:
+			seen[string(m.Payload)]++
+			_ = m.Ack()
+		case m := <-hs[1].msgs:
+			seen[string(m.Payload)]++
+			_ = m.Ack()
+		case <-time.After(15 * time.Second):
+			t.Fatalf("timed out, got %v", seen)
+		}
+	}
+	for _, p := range []string{"1", "2", "3", "4"} {
+		if seen[p] != 1 {
+			t.Errorf("message %s seen %d times, want once (got %v)", p, seen[p], seen)
+		}
+	}
 }

@@ -44,6 +44,9 @@ type Subscriber struct {
 	readyCh    chan struct{} // closed while Ready
 	queue      []*Message    // received, not yet handed out
 	dropped    int           // messages that arrived after StopIntake (for tests)
+	upSince    time.Time     // when the current connection came up
+	flaps      int           // consecutive connections that died young
+	backoff    func(attempt int) time.Duration
 
 	wake     chan struct{} // pulsed when queue or state changes
 	closedCh chan struct{} // closed by Close
@@ -77,6 +80,7 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 		closedCh:  make(chan struct{}),
 		dispDone:  make(chan struct{}),
 		pahoDebug: paholog.NOOPLogger{},
+		backoff:   backoff(cfg.BackoffMin, cfg.BackoffMax),
 	}
 	if tlsSchemes[u.Scheme] {
 		tc, err := loadTLS(cfg)
@@ -129,7 +133,7 @@ func (s *Subscriber) clientConfig() autopaho.ClientConfig {
 		KeepAlive:                     uint16(s.cfg.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: false, // resume the broker's session: it holds what we missed
 		SessionExpiryInterval:         expiry,
-		ReconnectBackoff:              backoff(s.cfg.BackoffMin, s.cfg.BackoffMax),
+		ReconnectBackoff:              s.reconnectDelay,
 		ConnectTimeout:                s.cfg.ConnectTimeout,
 		ConnectUsername:               s.cfg.Username,
 		ConnectPassword:               s.cfg.Password,
@@ -182,185 +186,6 @@ func (s *Subscriber) buildConnect(cp *paho.Connect, _ *url.URL) (*paho.Connect, 
 		cp.Password, cp.PasswordFlag = pw, len(pw) > 0
 	}
 	return cp, nil
-}
-
-// onPublish runs on paho's receive goroutine. It only queues: blocking here
-// would also block paho's shutdown of a dead connection.
-func (s *Subscriber) onPublish(pr paho.PublishReceived) (bool, error) {
-	s.mu.Lock()
-	if s.stopped {
-		// Neither handed out nor acked: the broker delivers it again later.
-		s.dropped++
-		s.mu.Unlock()
-		return true, nil
-	}
-	m := &Message{
-		Topic:     pr.Packet.Topic,
-		Payload:   pr.Packet.Payload,
-		Duplicate: pr.Packet.Duplicate(),
-		sub:       s,
-		client:    pr.Client,
-		pkt:       pr.Packet,
-		gen:       s.gen,
-	}
-	if pr.Packet.QoS > 0 {
-		s.acks.received(s.gen, pr.Packet.PacketID)
-	}
-	s.queue = append(s.queue, m)
-	s.mu.Unlock()
-	s.pulse()
-	return true, nil
-}
-
-func (s *Subscriber) pulse() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch hands queued messages to the handler one at a time, in order.
-func (s *Subscriber) dispatch() {
-	defer close(s.dispDone)
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		var m *Message
-		if !s.stopped && len(s.queue) > 0 {
-			m = s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
-		}
-		s.mu.Unlock()
-		if m == nil {
-			<-s.wake
-			continue
-		}
-		s.handler(m)
-	}
-}
-
-func (s *Subscriber) sameGeneration(gen uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return gen == s.gen
-}
-
-// onConnectionUp must not block (autopaho), so the subscription is made in a goroutine.
-func (s *Subscriber) onConnectionUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-	s.mu.Lock()
-	s.connected = true
-	gen := s.gen
-	s.mu.Unlock()
-	ev := s.log.Info().Bool("session_present", ca.SessionPresent)
-	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-		ev = ev.Uint16("server_receive_maximum", *ca.Properties.ReceiveMaximum)
-	}
-	ev.Msg("mqtt connected")
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		s.subscribe(cm, gen)
-	}()
-}
-
-// subscribe (re)subscribes on every connection: harmless when the session
-// kept the subscription, needed when the broker lost it. A refused SUBACK is
-// retried with backoff while this connection lasts (mochi, for one, answers
-// 0x91 "packet identifier in use" while it has messages in flight to us).
-func (s *Subscriber) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
-	bo := backoff(s.cfg.BackoffMin, s.cfg.BackoffMax)
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConnectTimeout)
-		sa, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{
-			Topic: s.cfg.Topic,
-			QoS:   1,
-			// Retained messages only when the subscription is new, not at
-			// every reconnect (each would be handled again).
-			RetainHandling: 1,
-		}}})
-		cancel()
-		if err == nil && sa != nil && len(sa.Reasons) == 1 {
-			if sa.Reasons[0] == 0 {
-				s.log.Warn().Str("topic", s.cfg.Topic).Msg("mqtt broker granted QoS 0 only: messages can be lost while the bridge is down")
-			}
-			s.setReady(gen)
-			return
-		}
-		ev := s.log.Error().Str("topic", s.cfg.Topic).Int("attempt", attempt)
-		if sa != nil && len(sa.Reasons) > 0 {
-			ev = ev.Uint8("reason_code", sa.Reasons[0]).Str("reason", reasonText(sa.Reasons[0]))
-		}
-		if err != nil {
-			ev = ev.Err(err)
-		}
-		ev.Msg("mqtt subscribe failed, retrying")
-		t := time.NewTimer(bo(attempt))
-		select {
-		case <-t.C:
-		case <-s.closedCh:
-			t.Stop()
-			return
-		}
-		if !s.sameGeneration(gen) {
-			return // the connection is gone; the next one subscribes again
-		}
-	}
-}
-
-func (s *Subscriber) setReady(gen uint64) {
-	s.mu.Lock()
-	if gen != s.gen || !s.connected || s.subscribed {
-		s.mu.Unlock()
-		return
-	}
-	s.subscribed = true
-	close(s.readyCh)
-	s.mu.Unlock()
-	s.log.Info().Str("topic", s.cfg.Topic).Msg("mqtt subscribed")
-	if s.cfg.OnConnectionChange != nil {
-		s.cfg.OnConnectionChange(true)
-	}
-}
-
-// onConnectionDown runs after paho has fully shut the old connection down, so
-// every message of that connection has already passed onPublish.
-func (s *Subscriber) onConnectionDown() bool {
-	s.mu.Lock()
-	wasReady := s.connected && s.subscribed
-	if s.subscribed {
-		s.readyCh = make(chan struct{})
-	}
-	s.gen++
-	s.connected, s.subscribed = false, false
-	// Not yet handed out and no longer ackable: the broker sends them again.
-	clear(s.queue)
-	s.queue = s.queue[:0]
-	s.acks.connectionLost(s.gen)
-	closed := s.closed
-	s.mu.Unlock()
-	s.log.Warn().Msg("mqtt connection lost, reconnecting")
-	if wasReady && s.cfg.OnConnectionChange != nil {
-		s.cfg.OnConnectionChange(false)
-	}
-	return !closed
-}
-
-func (s *Subscriber) onConnectError(err error) {
-	var ce *autopaho.ConnackError
-	if errors.As(err, &ce) {
-		ev := s.log.Error().Uint8("reason_code", ce.ReasonCode).Str("reason", reasonText(ce.ReasonCode))
-		if ce.Reason != "" {
-			ev = ev.Str("server_reason", ce.Reason)
-		}
-		ev.Msg("mqtt broker refused the connection, retrying")
-		return
-	}
-	// The error text names the URL; Validate rejected URLs with credentials.
-	s.log.Error().Err(err).Msg("mqtt connect failed, retrying")
 }
 
 // Ready reports whether the connection is up and the subscription granted.
@@ -434,6 +259,12 @@ func (s *Subscriber) Close(ctx context.Context) error {
 	s.acks.flush(ctx, 100*sendAcksInterval)
 	if err := s.cm.Disconnect(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("mqtt: disconnect: %w", err))
+		// Out of time: still give the cancelled manager a moment to end,
+		// so no goroutine outlives Close in the normal case.
+		select {
+		case <-s.cm.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	s.cancel()
 	s.workers.Wait()

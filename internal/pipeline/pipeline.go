@@ -149,7 +149,9 @@ func New(o Options) *Pipeline {
 func (p *Pipeline) Handle(msg Message) {
 	m := p.o.Metrics
 	m.received.Inc()
-	m.lastReport.Set(float64(p.o.Now().UnixNano()) / 1e9)
+	now := p.o.Now().UnixNano()
+	m.lastReport.Set(float64(now) / 1e9)
+	m.lastUnix.Store(now)
 	j := p.route(msg)
 	if j.reject == nil && len(j.routes) == 0 {
 		m.filtered.Inc()
@@ -187,6 +189,8 @@ func (p *Pipeline) route(msg Message) job {
 		return j
 	}
 	j.ev = ev
+	p.o.Metrics.decoded.Inc()
+	p.o.Metrics.observeReport(ev.Tenant, ev.Pipeline, float64(p.o.Now().UnixNano())/1e9)
 	for i := range p.o.Routes {
 		r := &p.o.Routes[i]
 		if r.Match(ev) {
