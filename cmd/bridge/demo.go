@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,6 +25,9 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
+
+//go:embed demo-rules.yaml
+var demoRules []byte
 
 // demo runs the production code path (serve) against an embedded MQTT broker (mochi-mqtt)
 // and an embedded NATS server, replays the sample Zuul reports, prints what NATS
@@ -60,6 +65,13 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	defer ns.Shutdown()
 
 	// The user's own BRIDGE_* settings apply (rules file, log level), the brokers are ours.
+	if os.Getenv("BRIDGE_RULES_FILE") == "" {
+		f := filepath.Join(store, "demo-rules.yaml")
+		if err := os.WriteFile(f, demoRules, 0o600); err != nil {
+			return err
+		}
+		os.Setenv("BRIDGE_RULES_FILE", f)
+	}
 	os.Setenv("BRIDGE_MQTT_URL", "mqtt://"+mqttAddr)
 	os.Setenv("BRIDGE_NATS_URL", ns.ClientURL())
 	if os.Getenv("BRIDGE_LOG_FORMAT") == "" {
@@ -74,9 +86,6 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return configError{err}
-	}
-	if cfg.Statuspage.URL == "" {
-		fmt.Fprintln(stdout, "no BRIDGE_STATUSPAGE_URL: routes with a statuspage: block are shown by `bridge check`, not called")
 	}
 
 	nc, err := nats.Connect(ns.ClientURL())
@@ -103,7 +112,12 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "demo publisher:", err)
 		}
 	}
-	return serve(ctx, cfg, newLogger(cfg, stderr), &hooks{ready: ready})
+	h := &hooks{ready: ready}
+	if cfg.Statuspage.URL == "" {
+		fmt.Fprintln(stdout, "no BRIDGE_STATUSPAGE_URL: the status page calls are printed, not made")
+		h.statuspagePlan = stdout
+	}
+	return serve(ctx, cfg, newLogger(cfg, stderr), h)
 }
 
 // publishSamples sends every sample on the topic Zuul's SCS reporter would use.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
@@ -222,6 +224,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	lintMetrics(t, p.http)
 	want := map[string]string{ // subject -> sample
 		"zuul.scs.periodic-daily.SovereignCloudStack/k8s-cluster-api-provider.FAILURE":      "",
 		"zuul.scs.periodic-daily.SovereignCloudStack/standards.FAILURE":                     "",
@@ -257,6 +260,34 @@ func TestSamplesEndToEnd(t *testing.T) {
 	}
 	if deadLetters != 1 {
 		t.Errorf("%d dead letters, want 1", deadLetters)
+	}
+}
+
+// lintMetrics checks /metrics against Prometheus naming conventions and for unbounded
+// labels (no report ids, uuids or URLs in label values).
+func lintMetrics(t *testing.T, addr string) {
+	t.Helper()
+	text := scrape(t, addr)
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+	uuidish := regexp.MustCompile(`="[^"]*([0-9a-f]{32}|https?://)[^"]*"`)
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "zuul_bridge_") && uuidish.MatchString(line) {
+			t.Errorf("unbounded label value: %s", line)
+		}
+	}
+	for _, name := range []string{"zuul_bridge_reports_received_total", "zuul_bridge_reports_decoded_total", "zuul_bridge_reports_rejected_total",
+		"zuul_bridge_route_matched_total", "zuul_bridge_deliveries_total", "zuul_bridge_delivery_duration_seconds_bucket",
+		"zuul_bridge_mqtt_connected", "zuul_bridge_nats_connected", "zuul_bridge_seconds_since_last_report",
+		"zuul_bridge_pipeline_last_report_timestamp_seconds", "zuul_bridge_dead_lettered_total"} {
+		if !strings.Contains(text, "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
 	}
 }
 
@@ -400,5 +431,33 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 	}
 	if cmd.ProcessState.ExitCode() != 1 {
 		t.Errorf("exit %d, want 1 for the bad payload", cmd.ProcessState.ExitCode())
+	}
+}
+
+// TestDemo: `bridge demo` starts with nothing running, shows the failing periodic samples
+// arriving on NATS and the status page calls it would make, and stops cleanly on Ctrl-C.
+func TestDemo(t *testing.T) {
+	cmd := exec.Command(bridgeBin, "demo")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); <-exited }()
+	waitFor(t, 60*time.Second, "the demo output", func() bool {
+		s := out.String()
+		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "STATUS PAGE (capi-nightly, not called) POST /incidents")
+	})
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop on Ctrl-C")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 }

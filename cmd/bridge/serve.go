@@ -35,6 +35,9 @@ func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
 // hooks let the demo watch the same code path production runs.
 type hooks struct {
 	ready func() // called once MQTT is subscribed and NATS connected
+	// statuspagePlan, when set and no status page is configured, receives the calls the
+	// status page routes would make instead of failing start-up.
+	statuspagePlan io.Writer
 }
 
 // serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
@@ -44,7 +47,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return configError{err}
 	}
-	if cfg.Statuspage.URL == "" {
+	planOnly := cfg.Statuspage.URL == "" && h != nil && h.statuspagePlan != nil
+	if cfg.Statuspage.URL == "" && !planOnly {
 		for _, r := range routes {
 			if r.StatusPage != nil {
 				return configError{fmt.Errorf("route %q has a statuspage: block, but BRIDGE_STATUSPAGE_URL is not set", r.Name)}
@@ -73,7 +77,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	}
 
 	var sp *statuspage.Manager
-	if cfg.Statuspage.URL != "" {
+	if planOnly {
+		sp = statuspage.NewManager(statuspage.ManagerOptions{Log: log})
+	} else if cfg.Statuspage.URL != "" {
 		sp, err = newStatuspage(cfg, log, reg)
 		if err != nil {
 			return configError{err}
@@ -96,11 +102,15 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			if err != nil {
 				return configError{fmt.Errorf("route %q: %w", r.Name, err)}
 			}
-			pr.Targets = append(pr.Targets, pipeline.Target{Kind: "statuspage", Sink: s})
+			var sink pipeline.Sink = s
+			if planOnly {
+				sink = planSink{s, h.statuspagePlan}
+			}
+			pr.Targets = append(pr.Targets, pipeline.Target{Kind: "statuspage", Sink: sink})
 		}
 		prs = append(prs, pr)
 	}
-	if sp != nil {
+	if sp != nil && !planOnly {
 		// Names to IDs, and the open incidents found again, before the first report.
 		if err := startStatuspage(ctx, sp, log); err != nil {
 			return err
@@ -159,7 +169,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		close(recDone)
 	}
 	spDone := make(chan struct{})
-	if sp != nil {
+	if sp != nil && !planOnly {
 		go func() { defer close(spDone); sp.Run(ctx) }()
 	} else {
 		close(spDone)
@@ -204,6 +214,20 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	_ = srv.Shutdown(closeCtx)
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// planSink prints the status page calls a report would cause, for the demo without a
+// status page. Nothing is applied, so every failure plans an opening.
+type planSink struct {
+	s   *statuspage.Sink
+	out io.Writer
+}
+
+func (p planSink) Send(_ context.Context, ev *zuul.Event) (bool, error) {
+	for _, call := range p.s.Plan(ev) {
+		fmt.Fprintf(p.out, "STATUS PAGE (%s, not called) %s\n", p.s.Name(), call)
+	}
+	return false, nil
 }
 
 // deadLetter publishes a failed report to the dead-letter subject: the payload exactly as
