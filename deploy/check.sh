@@ -102,12 +102,15 @@ expect_fail bool-string "enabled.*got string, want boolean" --set-string service
 expect_fail bad-duration "sessionExpiry.*does not match pattern" --set-string mqtt.sessionExpiry=5
 expect_fail bad-loglevel "level.*value must be one of" --set log.level=verbose
 expect_fail typo "additional properties 'replicas' not allowed" --set replicas=2
+expect_fail bad-pipeline-matcher "pipelineMatcher.*does not match pattern" \
+	--set prometheusRule.nightlyNotReported.pipelineMatcher=periodic-daily
 
 echo "== unsafe combinations are refused"
 expect_fail replicas-without-share "not a shared subscription" --set replicaCount=2
 expect_fail nats-password-without-user "nats.user is empty" --set credentials.values.natsPassword=x
 expect_fail statuspage-rule-without-url "has a statuspage: block, but statuspage.url is empty" \
 	--set 'rules.routes[0].name=r' --set 'rules.routes[0].statuspage.component=Zuul'
+expect_fail zuul-url-without-tenants "zuul.tenants is empty" --set zuul.url=https://zuul.example.org
 if render replicas-with-share --set replicaCount=2 --set 'mqtt.topic=$share/zuul-bridge/zuul/#'; then
 	pass "replicaCount 2 with a \$share/ topic renders"
 else

@@ -62,7 +62,8 @@ credential is used when its key is set; otherwise when its value is set, under a
   (list "natsToken" "BRIDGE_NATS_TOKEN_FILE" "nats-token")
   (list "natsCreds" "BRIDGE_NATS_CREDS_FILE" "nats.creds")
   (list "natsNkey" "BRIDGE_NATS_NKEY_FILE" "nats.nkey")
-  (list "statuspageToken" "BRIDGE_STATUSPAGE_TOKEN_FILE" "statuspage-token") }}
+  (list "statuspageToken" "BRIDGE_STATUSPAGE_TOKEN_FILE" "statuspage-token")
+  (list "zuulToken" "BRIDGE_ZUUL_TOKEN_FILE" "zuul-token") }}
 {{- $used := list }}
 {{- range $table }}
 {{- $name := index . 0 }}
@@ -143,6 +144,9 @@ scheme's default.
 {{- fail (printf "rules: route %q has a statuspage: block, but statuspage.url is empty; the bridge would refuse to start" $r.name) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $v.zuul.url (not $v.zuul.tenants) }}
+{{- fail (printf "\n\nzuul.url is %q but zuul.tenants is empty.\nThe reconciliation reads back the buildsets of the listed tenants only, and the bridge\nrefuses to start without them (BRIDGE_ZUUL_TENANTS). Set zuul.tenants, e.g. [scs], or\nleave zuul.url empty to turn the reconciliation off.\n" $v.zuul.url) }}
 {{- end }}
 {{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable (the other to null), not both" }}
