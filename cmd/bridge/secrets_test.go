@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
@@ -113,4 +114,37 @@ func scrape(t *testing.T, addr string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestNATSNkeyFile: NATS authentication by an nkey seed file; the seed never shows.
+func TestNATSNkeyFile(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
+	os.WriteFile(seedFile, seed, 0o600)
+	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true,
+		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	chat := collect(t, nc, "zuul.>")
+	nc.Flush()
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
+		"BRIDGE_NATS_NKEY_FILE": seedFile, "BRIDGE_MQTT_CLIENT_ID": "secrets-nkey", "BRIDGE_LOG_LEVEL": "trace"})
+	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(1)...)
+	waitFor(t, 30*time.Second, "the report over an nkey-authenticated connection", func() bool { return chat.unique() == 1 })
+	if strings.Contains(p.out.String(), string(seed)) {
+		t.Fatal("the nkey seed appears in the output")
+	}
 }
