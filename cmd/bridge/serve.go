@@ -147,7 +147,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		OnConnectionChange: health.mqttUp,
 	}, func(m *mqtt.Message) {
 		pl.Handle(pipeline.Message{Topic: m.Topic, Payload: m.Payload, Ack: m.Ack})
-	}, log.With().Str("component", "mqtt").Logger())
+	}, log)
 	if err != nil {
 		return configError{err}
 	}

@@ -104,6 +104,7 @@ func (s *Subscriber) onConnectionDown() bool {
 	// Not yet handed out and no longer ackable: the broker sends them again.
 	clear(s.queue)
 	s.queue = s.queue[:0]
+	s.room.Broadcast()
 	s.acks.connectionLost(s.gen)
 	closed := s.closed
 	s.mu.Unlock()

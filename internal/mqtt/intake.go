@@ -2,13 +2,19 @@ package mqtt
 
 import "github.com/eclipse/paho.golang/paho"
 
-// onPublish runs on paho's receive goroutine. It only queues: blocking here
-// would also block paho's shutdown of a dead connection. The queue stays
-// small without a bound of its own: the broker sends at most ReceiveMaximum
-// unacknowledged messages per connection, and onConnectionDown empties it.
+// onPublish runs on paho's receive goroutine. It queues for the dispatcher, and waits while
+// ReceiveMaximum messages are already queued: the broker should never send more unacked
+// messages than that, but mosquitto 2.0.11 sends a few more after every PUBACK, so without
+// this bound a backlog (a slow sink, a NATS outage) would pile up here without end. Waiting
+// here stops paho reading the socket: TCP backpressure, and the broker keeps the rest.
+// StopIntake, Close and a lost connection wake the waiter; the waiting message is then
+// dropped unacknowledged and comes again.
 func (s *Subscriber) onPublish(pr paho.PublishReceived) (bool, error) {
 	s.mu.Lock()
-	if s.stopped {
+	for len(s.queue) >= int(s.cfg.ReceiveMaximum) && !s.stopped && !s.closed {
+		s.room.Wait()
+	}
+	if s.stopped || s.closed {
 		// Neither handed out nor acked: the broker delivers it again later.
 		s.dropped++
 		s.mu.Unlock()
@@ -53,6 +59,7 @@ func (s *Subscriber) dispatch() {
 			m = s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
+			s.room.Signal()
 		}
 		s.mu.Unlock()
 		if m == nil {

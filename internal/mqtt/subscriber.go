@@ -42,7 +42,8 @@ type Subscriber struct {
 	connected  bool
 	subscribed bool
 	readyCh    chan struct{} // closed while Ready
-	queue      []*Message    // received, not yet handed out
+	queue      []*Message    // received, not yet handed out; at most ReceiveMaximum
+	room       *sync.Cond    // on mu: signalled when the queue shrinks or intake ends
 	dropped    int           // messages that arrived after StopIntake (for tests)
 	upSince    time.Time     // when the current connection came up
 	flaps      int           // consecutive connections that died young
@@ -82,6 +83,7 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 		pahoDebug: paholog.NOOPLogger{},
 		backoff:   backoff(cfg.BackoffMin, cfg.BackoffMax),
 	}
+	s.room = sync.NewCond(&s.mu)
 	if tlsSchemes[u.Scheme] {
 		tc, err := loadTLS(cfg)
 		if err != nil {
@@ -223,6 +225,7 @@ func (s *Subscriber) StopIntake() {
 	s.stopped = true
 	clear(s.queue)
 	s.queue = s.queue[:0]
+	s.room.Broadcast()
 	s.mu.Unlock()
 	if first {
 		s.log.Info().Msg("mqtt intake stopped")
@@ -240,6 +243,7 @@ func (s *Subscriber) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	s.room.Broadcast()
 	started := s.started
 	close(s.closedCh)
 	s.mu.Unlock()

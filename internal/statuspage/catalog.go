@@ -142,24 +142,6 @@ func (cat *catalog) resolve(cfg *RouteConfig) (target, error) {
 	return t, errors.Join(errs...)
 }
 
-// underMaintenance reports whether a component of list (GET /components?at=now) carries
-// an impact with severity 0. Without `at` the server lists only incidents with endedAt
-// null, and a maintenance incident always has endedAt (the server requires it), so the
-// check must use `at` (API.md §5).
-func underMaintenance(components []Component, componentID string) (incidentID string, ok bool) {
-	for _, c := range components {
-		if c.ID != componentID {
-			continue
-		}
-		for _, im := range c.ActivelyAffectedBy {
-			if im.Severity != nil && *im.Severity <= 0 {
-				return im.Reference, true
-			}
-		}
-	}
-	return "", false
-}
-
 func matchLabels(have, want map[string]string) bool {
 	for k, v := range want {
 		if hv, ok := have[k]; !ok || hv != v {

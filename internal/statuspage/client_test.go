@@ -96,7 +96,7 @@ func TestUpdateAnswerLost(t *testing.T) {
 	}
 	e.fake.SetFault(nil)
 	eqCalls(t, "retry after a gateway timeout looks first", e.calls(func() { e.send(fail(2, hours(1))) }),
-		"GET /incidents/{id}", "GET /incidents/{id}/updates", "POST /incidents/{id}/updates")
+		"GET /incidents/{id}/updates", "POST /incidents/{id}/updates")
 	eq(t, "updates", len(e.incidents()[0].Updates), 1)
 }
 

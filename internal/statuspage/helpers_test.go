@@ -69,6 +69,8 @@ type env struct {
 	copts statuspage.ClientOptions
 	m     *statuspage.Manager
 	sink  *statuspage.Sink
+	// incEvery is the manager's IncidentRefreshInterval (0 = default); only Run uses it.
+	incEvery time.Duration
 }
 
 const routeName = "k8s-provider-health"
@@ -99,6 +101,7 @@ func (e *env) restart() {
 	}
 	e.m = statuspage.NewManager(statuspage.ManagerOptions{
 		Client: c, Log: zerolog.New(zerolog.NewTestWriter(e.t)), Observer: e.obs, Now: e.clock.Now, BridgeID: "test",
+		IncidentRefreshInterval: e.incEvery,
 	})
 	e.sink, err = e.m.AddRoute(routeName, e.cfg)
 	if err != nil {

@@ -31,9 +31,12 @@ func (s *Sink) Name() string { return s.name }
 // with the same event"; retry=false with an error means it will never apply. Reports that
 // are not final, or neutral, are ignored.
 //
-// API calls: open = GET /components?at (maintenance) + POST /incidents; update = GET
-// /incidents/{id} (hand-end check) + POST .../updates; resolve = GET /incidents/{id} + POST
-// .../updates (closing) + PATCH /incidents/{id}; counted-only reports and duplicates = 0.
+// API calls: open = POST /incidents; update = POST .../updates; resolve = GET
+// /incidents/{id} (so that a person's endedAt is never overwritten) + POST .../updates
+// (closing) + PATCH /incidents/{id}; counted-only, suppressed and duplicate reports = 0.
+// Maintenance and incidents ended by hand are known from the background incident list
+// (RefreshIncidents, live.go), at most one refresh interval old. Extra reads happen only
+// after a lost answer or an error (looking before writing again).
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return false, nil
@@ -131,11 +134,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	if err != nil {
 		return err
 	}
-	comps, err := m.client.ListComponents(ctx, m.now())
-	if err != nil {
-		return err
-	}
-	if id, ok := underMaintenance(comps, t.componentID); ok {
+	if id, ok := m.live.Load().underMaintenance(t.componentID, m.now()); ok {
 		ks.failStreak = streak // opens at once when the maintenance is over
 		m.obs.Suppressed(a.s.name, "maintenance")
 		a.log.Info().Str("maintenance", id).Msg("component under maintenance; no incident opened")
@@ -175,9 +174,9 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	return nil
 }
 
-// checkOpen reads the incident before the bridge writes to it again. It returns false
-// (and clears the key's incident) when the incident is gone or ended: by a person, or by
-// the bridge's own closing PATCH whose answer was lost.
+// checkOpen reads the incident before the bridge ends it, or after an update post failed.
+// It returns false (and clears the key's incident) when the incident is gone or ended: by
+// a person, or by the bridge's own closing PATCH whose answer was lost.
 func (a *apply) checkOpen(ctx context.Context) (cur Incident, still bool, byUs bool, err error) {
 	ks, m := a.ks, a.s.m
 	cur, err = m.client.GetIncident(ctx, ks.inc.id)
@@ -198,22 +197,12 @@ func (a *apply) checkOpen(ctx context.Context) (cur Incident, still bool, byUs b
 	return cur, false, mk.resolved, nil
 }
 
+// update posts one incident update without reading first: an incident ended by hand is
+// noticed by RefreshIncidents (an update to it in between is harmless, live.go). Only a
+// failed post reads the incident, to tell a deleted or ended incident (the server answers
+// 500 to an update of an unknown incident) from a transient error.
 func (a *apply) update(ctx context.Context) error {
 	ks, m := a.ks, a.s.m
-	_, still, byUs, err := a.checkOpen(ctx)
-	if err != nil {
-		return err
-	}
-	if !still {
-		if byUs { // our resolve went through after all; this failure is a new outage
-			m.obs.IncidentResolved(a.s.name)
-			return a.failure(ctx)
-		}
-		ks.suppressed = true
-		ks.lastFailure = later(ks.lastFailure, a.when())
-		m.obs.Suppressed(a.s.name, "hand-ended")
-		return nil
-	}
 	inc := ks.inc
 	if inc.verifyUpdates {
 		if found, err := a.findUpdate(ctx, false); err != nil || found {
@@ -232,9 +221,31 @@ func (a *apply) update(ctx context.Context) error {
 		if maybeApplied(err) {
 			inc.verifyUpdates = true
 		}
+		if statusOf(err) == http.StatusInternalServerError {
+			return a.updateFailed(ctx, err)
+		}
 		return err
 	}
 	a.updated(ts)
+	return nil
+}
+
+// updateFailed looks at the incident after a 500 to an update post: gone or ended means
+// the outage's incident was taken over by a person (or our lost resolve went through);
+// otherwise the 500 was the numbering collision and the post is retried.
+func (a *apply) updateFailed(ctx context.Context, postErr error) error {
+	ks, m := a.ks, a.s.m
+	_, still, byUs, err := a.checkOpen(ctx)
+	if err != nil || still {
+		return postErr
+	}
+	if byUs { // our resolve went through after all; this failure is a new outage
+		m.obs.IncidentResolved(a.s.name)
+		return a.failure(ctx)
+	}
+	ks.suppressed = true
+	ks.lastFailure = later(ks.lastFailure, a.when())
+	m.obs.Suppressed(a.s.name, "hand-ended")
 	return nil
 }
 

@@ -1,7 +1,11 @@
 package statuspage_test
 
 import (
+	"bytes"
+	"context"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +30,9 @@ func TestFailureFailureSuccess(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.opts, nil)
 			eqCalls(t, "open", e.calls(func() { e.send(fail(1, hours(0))) }),
-				"GET /components", "POST /incidents")
+				"POST /incidents")
 			eqCalls(t, "update", e.calls(func() { e.send(fail(2, hours(24))) }),
-				"GET /incidents/{id}", "POST /incidents/{id}/updates")
+				"POST /incidents/{id}/updates")
 			eqCalls(t, "resolve", e.calls(func() { e.send(ok(3, hours(48))) }),
 				"GET /incidents/{id}", "POST /incidents/{id}/updates", "PATCH /incidents/{id}")
 
@@ -98,7 +102,7 @@ func TestOpenAfterResolveAfter(t *testing.T) {
 	e.send(ok(2, hours(1))) // resets the streak
 	e.send(fail(3, hours(2)))
 	eq(t, "incidents after fail, ok, fail", len(e.incidents()), 0)
-	eqCalls(t, "second consecutive failure opens", e.calls(func() { e.send(fail(4, hours(3))) }), "GET /components", "POST /incidents")
+	eqCalls(t, "second consecutive failure opens", e.calls(func() { e.send(fail(4, hours(3))) }), "POST /incidents")
 	inc := e.incidents()[0]
 	eq(t, "beganAt is the opening report's", inc.BeganAt.Equal(hours(3)), true)
 	eqCalls(t, "first success only counts", e.calls(func() { e.send(ok(5, hours(4))) }))
@@ -192,40 +196,92 @@ func TestDuplicateDelivery(t *testing.T) {
 }
 
 // People win: an incident ended by hand is not reopened by the same outage, also not
-// after a restart; a success ends the suppression.
+// after a restart; a success ends the suppression. The hot path does not read: the hand-end
+// is noticed by the background incident refresh (or the recovery at a restart); an update
+// posted before that refresh is harmless, the person's endedAt stays.
 func TestHandEnded(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		name := "same process"
-		if restart {
-			name = "after restart"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		refresh     bool // a background refresh runs right after the hand-end
+		restart     bool
+		updates     int // posted to the ended incident before the bridge noticed
+		suppression int
+	}{
+		{"same process, refreshed", true, false, 0, 2},
+		{"same process, update before the refresh", false, false, 1, 1},
+		{"after restart", false, true, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, statuspagefake.Options{}, nil)
 			e.send(fail(1, hours(0)))
 			id := e.incidents()[0].ID
 			e.fake.EndIncident(id, hours(1))
-			if restart {
+			if tc.refresh {
+				eqCalls(t, "refresh", e.calls(func() { refreshIncidents(t, e) }), "GET /incidents")
+				eq(t, "open incidents after the refresh", e.m.OpenIncidents(), 0)
+			}
+			if tc.restart {
 				e.restart()
 			}
 			e.send(fail(2, hours(24)))
-			e.send(fail(3, hours(48)))
+			if !tc.refresh && !tc.restart {
+				refreshIncidents(t, e)
+			}
+			eqCalls(t, "suppressed failure", e.calls(func() { e.send(fail(3, hours(48))) }))
 			incs := e.incidents()
 			eq(t, "incidents", len(incs), 1)
-			eq(t, "no update on the hand-ended incident", len(incs[0].Updates), 0)
+			eq(t, "updates on the hand-ended incident", len(incs[0].Updates), tc.updates)
 			eq(t, "endedAt kept", incs[0].EndedAt.Equal(hours(1)), true)
 			_, _, _, sup := e.obs.get()
-			eq(t, "suppressed hand-ended", sup["hand-ended"], 2)
+			eq(t, "suppressed hand-ended", sup["hand-ended"], tc.suppression)
 
 			e.send(ok(4, hours(72)))
-			eq(t, "success touches nothing", len(e.incidents()[0].Updates), 0)
+			eq(t, "success touches nothing", len(e.incidents()[0].Updates), tc.updates)
+			eq(t, "endedAt still kept", e.incidents()[0].EndedAt.Equal(hours(1)), true)
 			e.send(fail(5, hours(96)))
 			eq(t, "new outage, new incident", len(e.incidents()), 2)
 		})
 	}
 }
 
+// The bridge's own closing PATCH went through but its answer was lost, and no success
+// came again: the refresh recognises the incident as ended by the bridge, and the next
+// failure is a new outage.
+func TestRefreshSeesOwnResolve(t *testing.T) {
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	e.send(fail(1, hours(0)))
+	var forwarded atomic.Bool
+	e.fake.SetFault(func(r *http.Request, body []byte) (statuspagefake.Fault, bool) {
+		if r.Method != "PATCH" || !forwarded.CompareAndSwap(false, true) {
+			return statuspagefake.Fault{}, false
+		}
+		// The server applies the PATCH (sent on here), then the connection breaks.
+		req, _ := http.NewRequest("PATCH", e.fake.URL()+r.URL.Path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		} else {
+			resp.Body.Close()
+		}
+		return statuspagefake.Fault{CloseConn: true}, true
+	})
+	if retry, err := e.sink.Send(t.Context(), ok(2, hours(24))); !retry || err == nil {
+		t.Fatalf("lost PATCH answer: retry=%v err=%v", retry, err)
+	}
+	e.fake.SetFault(nil)
+	eq(t, "ended on the server", e.incidents()[0].EndedAt != nil, true)
+	refreshIncidents(t, e)
+	_, _, resolved, _ := e.obs.get()
+	eq(t, "resolved counted", resolved, 1)
+	eq(t, "open incidents", e.m.OpenIncidents(), 0)
+	eqCalls(t, "next failure opens a new incident", e.calls(func() { e.send(fail(3, hours(48))) }), "POST /incidents")
+	eq(t, "incidents", len(e.incidents()), 2)
+}
+
 // A component under maintenance (an incident with severity 0 on it, now between its
-// beganAt and endedAt) gets no new incident.
+// beganAt and endedAt) gets no new incident. The maintenance windows come from the
+// background incident list: an open reads nothing.
 func TestMaintenance(t *testing.T) {
 	e := newEnv(t, statuspagefake.Options{}, nil)
 	zero := 0
@@ -236,14 +292,74 @@ func TestMaintenance(t *testing.T) {
 		Affects: []statuspagefake.Impact{{Reference: e.fake.ComponentID("Zuul"), Type: e.fake.ImpactTypeID("Maintenance"), Severity: &zero}},
 	})
 	e.clock.Set(hours(1))
-	eqCalls(t, "suppressed", e.calls(func() { e.send(fail(1, hours(1))) }), "GET /components")
+	refreshIncidents(t, e)
+	eq(t, "Plan of a suppressed open", len(e.sink.Plan(fail(1, hours(1)))), 0)
+	eqCalls(t, "suppressed", e.calls(func() { e.send(fail(1, hours(1))) }))
 	eq(t, "incidents", len(e.incidents()), 1)
 	_, _, _, sup := e.obs.get()
 	eq(t, "suppressed maintenance", sup["maintenance"], 1)
 
+	// The window is compared with the clock at every open: its end needs no refresh.
 	e.clock.Set(hours(3))
-	e.send(fail(2, hours(3)))
+	eqCalls(t, "after the maintenance", e.calls(func() { e.send(fail(2, hours(3))) }), "POST /incidents")
 	eq(t, "incident after the maintenance", len(e.incidents()), 2)
+}
+
+// A maintenance window already known when it begins suppresses without a refresh; one
+// created after the last refresh does not yet (the documented staleness).
+func TestMaintenanceStaleness(t *testing.T) {
+	putMaintenance := func(e *env, began, ended time.Time) {
+		zero := 0
+		e.fake.PutIncident(statuspagefake.Incident{
+			DisplayName: "maintenance", BeganAt: &began, EndedAt: &ended,
+			Phase:   &statuspagefake.Phase{Generation: 1, Order: 0},
+			Affects: []statuspagefake.Impact{{Reference: e.fake.ComponentID("Zuul"), Type: e.fake.ImpactTypeID("Maintenance"), Severity: &zero}},
+		})
+	}
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	putMaintenance(e, hours(2), hours(4)) // planned: begins after the refresh
+	refreshIncidents(t, e)
+	e.clock.Set(hours(3))
+	eqCalls(t, "planned window begun", e.calls(func() { e.send(fail(1, hours(3))) }))
+	eq(t, "incidents", len(e.incidents()), 1)
+
+	e = newEnv(t, statuspagefake.Options{}, nil)
+	e.clock.Set(hours(1))
+	putMaintenance(e, hours(0), hours(2)) // created after the last read
+	eqCalls(t, "not refreshed yet: opens", e.calls(func() { e.send(fail(1, hours(1))) }), "POST /incidents")
+}
+
+// Run reads the incident list every IncidentRefreshInterval: a hand-end is noticed
+// without any report.
+func TestRunRefreshesIncidents(t *testing.T) {
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	e.incEvery = 20 * time.Millisecond
+	e.restart()
+	e.send(fail(1, hours(0)))
+	e.fake.EndIncident(e.incidents()[0].ID, hours(1))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.m.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.m.OpenIncidents() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not notice the hand-ended incident")
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eqCalls(t, "suppressed failure", e.calls(func() { e.send(fail(2, hours(24))) }))
+	eq(t, "no update on the hand-ended incident", len(e.incidents()[0].Updates), 0)
+}
+
+func refreshIncidents(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.m.RefreshIncidents(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Start fails with every unknown name and the names the server has.

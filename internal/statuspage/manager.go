@@ -23,7 +23,11 @@ type ManagerOptions struct {
 	Log             zerolog.Logger
 	Observer        Observer         // nil = NopObserver
 	Now             func() time.Time // nil = time.Now
-	RefreshInterval time.Duration    // catalogue refresh; <= 0 = 5m
+	RefreshInterval time.Duration    // catalogue (names -> ids) refresh; <= 0 = 5m
+	// IncidentRefreshInterval is how often the incident list is read for maintenance
+	// windows and incidents ended by hand (live.go); <= 0 = 1m. It bounds how stale
+	// those are on the hot path.
+	IncidentRefreshInterval time.Duration
 	// BridgeID goes into the marker of every incident, so that two bridge deployments
 	// writing to one status page never adopt each other's incidents. "" = "zuul-bridge".
 	BridgeID string
@@ -39,9 +43,12 @@ type Manager struct {
 	obs      Observer
 	now      func() time.Time
 	refresh  time.Duration
+	incEvery time.Duration
 	bridgeID string
 	started  atomic.Bool
-	open     atomic.Int64 // incidents held open, maintained by keyState.setIncident
+	open     atomic.Int64             // incidents held open, maintained by keyState.setIncident
+	incSeq   atomic.Uint64            // numbers the incidents set on keys (RefreshIncidents)
+	live     atomic.Pointer[liveView] // maintenance windows of the last incident list
 
 	mu     sync.Mutex
 	routes map[string]*Sink
@@ -64,6 +71,7 @@ func NewManager(o ManagerOptions) *Manager {
 		obs:      o.Observer,
 		now:      o.Now,
 		refresh:  o.RefreshInterval,
+		incEvery: o.IncidentRefreshInterval,
 		bridgeID: sanitizeBridgeID(o.BridgeID),
 		routes:   map[string]*Sink{},
 		keys:     map[string]*keyState{},
@@ -76,6 +84,9 @@ func NewManager(o ManagerOptions) *Manager {
 	}
 	if m.refresh <= 0 {
 		m.refresh = defaultRefresh
+	}
+	if m.incEvery <= 0 {
+		m.incEvery = defaultIncidentRefresh
 	}
 	return m
 }
@@ -106,7 +117,8 @@ func (m *Manager) AddRoute(name string, cfg RouteConfig) (*Sink, error) {
 // names the server has) and then finds the bridge's own incidents again, so that no report
 // is handled before the state of its key is known. An unreachable API is an error; the
 // caller decides whether to retry or exit. Cost: 4 GETs for the catalogue, 1 GET for the
-// incident list, 1 GET per open incident of the bridge.
+// incident list (which also seeds the maintenance view), 1 GET per open incident of the
+// bridge.
 func (m *Manager) Start(ctx context.Context) error {
 	if m.client == nil {
 		return errors.New("statuspage: no client")
@@ -145,7 +157,8 @@ func (m *Manager) refreshCatalog(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run refreshes the catalogue every RefreshInterval and resolves incidents whose quiet
+// Run refreshes the catalogue every RefreshInterval, the incident list (maintenance,
+// hand-ended incidents) every IncidentRefreshInterval, and resolves incidents whose quiet
 // period ran out (checked every minute, or every RefreshInterval if shorter). It returns
 // nil when ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
@@ -154,6 +167,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer quiet.Stop()
 	refresh := time.NewTicker(m.refresh)
 	defer refresh.Stop()
+	incidents := time.NewTicker(m.incEvery)
+	defer incidents.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,6 +176,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-refresh.C:
 			if err := m.refreshCatalog(ctx); err != nil {
 				m.log.Error().Err(err).Msg("catalogue refresh failed; keeping the previous ids")
+			}
+		case <-incidents.C:
+			if err := m.RefreshIncidents(ctx); err != nil {
+				m.log.Error().Err(err).Msg("incident refresh failed; maintenance and hand-ended incidents are as last read")
 			}
 		case <-quiet.C:
 			if err := m.ResolveQuiet(ctx); err != nil {

@@ -14,7 +14,9 @@ const planWait = 2 * time.Second
 // Plan returns the API calls Send would make for ev in the current state, without calling
 // the API and without changing state (for the `check` subcommand and the demo). An empty
 // result means the report changes nothing on the status page. Calls that only happen
-// after a lost answer (look-ups before a repeated write) are not listed.
+// after a lost answer or an error (look-ups before a repeated write) and the background
+// refreshes of Run are not listed. Maintenance is judged from the same cached view Send
+// uses, so a suppressed opening plans nothing.
 func (s *Sink) Plan(ev *zuul.Event) []string {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return nil
@@ -50,19 +52,20 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		if failStreak+1 < s.cfg.OpenAfter {
 			return nil
 		}
+		if t := s.target.Load(); t != nil {
+			if _, ok := s.m.live.Load().underMaintenance(t.componentID, s.m.now()); ok {
+				return nil // suppressed: the component is under maintenance
+			}
+		}
 		title, _ := render(s.cfg.tmpl.title, a.data(1, ev.Timestamp, ""))
 		return []string{
-			"GET /components?at=<now> (maintenance check of " + comp + ")",
 			fmt.Sprintf("POST /incidents displayName=%q affects=[%s, %s, severity %s] phase=%s beganAt=%s",
 				oneLine(title), comp, typ, sev, phase, a.when().UTC().Format("2006-01-02T15:04:05Z")),
 		}
 	case ev.Outcome == zuul.OutcomeFailure:
 		text, _ := render(s.cfg.tmpl.update, a.data(inc.runs+1, inc.began, ""))
 		name, _ := splitUpdate(text)
-		return []string{
-			"GET /incidents/" + inc.id + " (ended by a person?)",
-			fmt.Sprintf("POST /incidents/%s/updates displayName=%q", inc.id, name),
-		}
+		return []string{fmt.Sprintf("POST /incidents/%s/updates displayName=%q", inc.id, name)}
 	case inc == nil || successStreak+1 < s.cfg.ResolveAfter:
 		return nil
 	default:

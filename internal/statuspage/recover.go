@@ -14,8 +14,7 @@ const clockSkew = 24 * time.Hour
 // GET /incidents (every open incident, plus the ended ones of the last 30 days), and one
 // GET .../updates per open incident of the bridge.
 func (m *Manager) recover(ctx context.Context) error {
-	now := m.now()
-	incs, err := m.client.ListIncidents(ctx, now.Add(-recoveryLookback), now.Add(clockSkew))
+	incs, err := m.listIncidents(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,8 +69,7 @@ func hasOpen(list []Incident) bool {
 // findOpen looks for an incident of this key that a create with an unseen answer may have
 // stored, and adopts it. Only called after such an ambiguous failure (not on the hot path).
 func (s *Sink) findOpen(ctx context.Context, ks *keyState) error {
-	now := s.m.now()
-	incs, err := s.m.client.ListIncidents(ctx, now.Add(-recoveryLookback), now.Add(clockSkew))
+	incs, err := s.m.listIncidents(ctx)
 	if err != nil {
 		return err
 	}

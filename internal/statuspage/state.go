@@ -35,6 +35,7 @@ type keyState struct {
 // openIncident is the bridge's open incident of a key.
 type openIncident struct {
 	id            string
+	seq           uint64 // set by setIncident; see RefreshIncidents
 	began         time.Time
 	runs          int  // failing reports counted into it, 1 = the opening one
 	closingPosted bool // the closing update is on the server; only the PATCH is missing
@@ -81,6 +82,16 @@ func (c chanMutex) lock(ctx context.Context) error {
 	}
 }
 
+// tryLock takes the lock only if it is free (background work skips busy keys).
+func (c chanMutex) tryLock() bool {
+	select {
+	case c <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c chanMutex) unlock() { <-c }
 
 // setIncident changes the open incident of a key and keeps the manager's gauge right.
@@ -90,6 +101,9 @@ func (ks *keyState) setIncident(m *Manager, inc *openIncident) {
 		m.open.Add(1)
 	case ks.inc != nil && inc == nil:
 		m.open.Add(-1)
+	}
+	if inc != nil && inc.seq == 0 {
+		inc.seq = m.incSeq.Add(1)
 	}
 	ks.inc = inc
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// consumer is the process under test: the bridge or the minimal forwarder. Both read
+// mqttTopic and publish to NATS subjects under natsPrefix.
+type consumer struct {
+	name    string
+	proc    *proc
+	httpURL string // bridge only: /metrics
+}
+
+const (
+	mqttTopic  = "zuul/scs/periodic-daily"
+	natsPrefix = "zbench"
+)
+
+// rulesYAML routes every report to core NATS (the harness starts no JetStream).
+const rulesYAML = `# zuul-bridge load test: every report to NATS.
+routes:
+  - name: everything
+    nats:
+      subject: "` + natsPrefix + `.{tenant}.{pipeline}.{project}.{result}"
+`
+
+// buildBridge compiles ./cmd/bridge of the module the harness runs in.
+func buildBridge(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the zuul-bridge module: run `go run ./tools/loadtest` from the repository, or pass -bridge")
+	}
+	root := filepath.Dir(gomod)
+	bin := filepath.Join(dir, "zuul-bridge")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/bridge")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/bridge: %w\n%s", err, b)
+	}
+	return bin, nil
+}
+
+func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string) (*consumer, error) {
+	rules := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rules, []byte(rulesYAML), 0o600); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr := "127.0.0.1:" + strconv.Itoa(port)
+	env := []string{
+		"BRIDGE_MQTT_URL=" + mqttURL,
+		"BRIDGE_MQTT_TOPIC=zuul/#",
+		"BRIDGE_NATS_URL=" + natsURL,
+		"BRIDGE_RULES_FILE=" + rules,
+		"BRIDGE_MQTT_CLIENT_ID=zb-load-bridge",
+		"BRIDGE_MQTT_RECEIVE_MAXIMUM=" + strconv.Itoa(recvMax),
+		"BRIDGE_HTTP_ADDR=" + httpAddr,
+		"BRIDGE_LOG_LEVEL=" + logLevel,
+	}
+	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
+	if err != nil {
+		return nil, err
+	}
+	c := &consumer{name: "zuul-bridge", proc: p, httpURL: "http://" + httpAddr}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(c.httpURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			p.stop(5 * time.Second)
+			return nil, fmt.Errorf("zuul-bridge not ready after 30s:\n%s", p.tail(15))
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("zuul-bridge exited:\n%s", p.tail(15))
+		case <-ctx.Done():
+			p.stop(5 * time.Second)
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// acked reads zuul_bridge_reports_acked_total from the bridge's /metrics (-1 if unknown).
+func (c *consumer) acked() float64 {
+	if c.httpURL == "" {
+		return -1
+	}
+	resp, err := http.Get(c.httpURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "zuul_bridge_reports_acked_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// startForwarder re-executes this program in forwarder mode and waits for its "ready".
+func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax int) (*consumer, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logFile := filepath.Join(dir, "forwarder.log")
+	p, err := startProc("forwarder", logFile, nil, self, "-forwarder",
+		"-fwd-mqtt", mqttURL, "-fwd-nats", natsURL, "-fwd-topic", "zuul/#",
+		"-fwd-subject", natsPrefix+".raw", "-recvmax", strconv.Itoa(recvMax))
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, _ := os.ReadFile(logFile); strings.Contains(string(b), "forwarder ready") {
+			return &consumer{name: "forwarder", proc: p}, nil
+		}
+		if time.Now().After(deadline) {
+			p.stop(5 * time.Second)
+			return nil, fmt.Errorf("forwarder not ready after 30s:\n%s", p.tail(15))
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("forwarder exited:\n%s", p.tail(15))
+		case <-ctx.Done():
+			p.stop(5 * time.Second)
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
