@@ -56,7 +56,7 @@ type MQTTConfig struct {
 	CertFile       string   `split_words:"true"`
 	KeyFile        string   `split_words:"true"`
 	SessionExpiry  duration `split_words:"true" default:"24h"`
-	ReceiveMaximum integer  `split_words:"true" default:"32"`
+	ReceiveMaximum integer  `split_words:"true" default:"128"`
 }
 
 // NATSConfig: BRIDGE_NATS_*.

@@ -39,7 +39,7 @@ type Config struct {
 // Defaults of the optional fields.
 const (
 	DefaultSessionExpiry  = 24 * time.Hour
-	DefaultReceiveMaximum = 32
+	DefaultReceiveMaximum = 128
 	DefaultKeepAlive      = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultBackoffMin     = time.Second

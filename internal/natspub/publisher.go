@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,13 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	streams map[string]streamEntry
+
+	// Core publishes are confirmed by a flush round trip; one flush confirms every publish
+	// before it, so a batch of reports costs one round trip (flushThrough).
+	pubMu   sync.Mutex
+	pubSeq  atomic.Uint64 // core publishes handed to the connection
+	flushMu sync.Mutex
+	flushed uint64 // every publish up to this sequence is confirmed
 }
 
 type streamEntry struct {
@@ -142,44 +150,95 @@ func headerValue(v string) string {
 // acknowledgement in time); false with an error for what never will (payload over the
 // server's limit).
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
-	msg, err := s.Message(ev)
+	confirm, retry, err := s.Start(ctx, ev)
 	if err != nil {
-		return false, err
+		return retry, err
 	}
-	return s.p.Publish(ctx, msg)
+	return confirm(ctx)
 }
 
-// Publish sends one message, through JetStream when a stream covers its subject.
-func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (retry bool, err error) {
-	if !p.nc.IsConnected() {
-		return true, errors.New("NATS is not connected")
+// Start puts a report on the wire and returns confirm, which waits until NATS has it. A
+// caller that starts several reports and then confirms them in order pays one round trip
+// for all of them.
+func (s *Sink) Start(ctx context.Context, ev *zuul.Event) (confirm func(context.Context) (retry bool, err error), retry bool, err error) {
+	msg, err := s.Message(ev)
+	if err != nil {
+		return nil, false, err
 	}
+	return s.p.start(ctx, msg)
+}
+
+// Publish sends one message, through JetStream when a stream covers its subject, and
+// waits until NATS has it.
+func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (retry bool, err error) {
 	if _, ok := ctx.Deadline(); !ok { // Flush and JetStream acks need one
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
+	confirm, retry, err := p.start(ctx, msg)
+	if err != nil {
+		return retry, err
+	}
+	return confirm(ctx)
+}
+
+func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Context) (bool, error), bool, error) {
+	if !p.nc.IsConnected() {
+		return nil, true, errors.New("NATS is not connected")
+	}
 	stream, err := p.streamFor(ctx, msg.Subject)
 	if err != nil {
-		return true, fmt.Errorf("looking up the stream for %s: %w", msg.Subject, err)
+		return nil, true, fmt.Errorf("looking up the stream for %s: %w", msg.Subject, err)
 	}
 	if stream == "" {
-		if err := p.nc.PublishMsg(msg); err != nil {
-			return retryable(err), err
+		p.pubMu.Lock()
+		err := p.nc.PublishMsg(msg)
+		seq := p.pubSeq.Add(1)
+		p.pubMu.Unlock()
+		if err != nil {
+			return nil, retryable(err), err
 		}
-		// A flush round trip proves the server has the message (core NATS has no ack).
-		if err := p.nc.FlushWithContext(ctx); err != nil {
-			return true, fmt.Errorf("flush: %w", err)
+		return func(ctx context.Context) (bool, error) { return p.flushThrough(ctx, seq) }, false, nil
+	}
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream))
+	if err != nil {
+		return nil, retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+	}
+	return func(ctx context.Context) (bool, error) {
+		select {
+		case <-fut.Ok():
+			return false, nil
+		case err := <-fut.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				p.forget(msg.Subject) // the stream went away: look again next time
+			}
+			return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+		case <-ctx.Done():
+			return true, fmt.Errorf("jetstream publish to %s (stream %s): no acknowledgement: %w", msg.Subject, stream, ctx.Err())
 		}
+	}, false, nil
+}
+
+// flushThrough returns once the server has every core publish up to seq: a flush round
+// trip proves it (core NATS has no per-message acknowledgement). A flush that began after
+// seq was published confirms it too, so concurrent and batched publishes share flushes.
+func (p *Publisher) flushThrough(ctx context.Context, seq uint64) (bool, error) {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	if p.flushed >= seq {
 		return false, nil
 	}
-	_, err = p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(stream))
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			p.forget(msg.Subject) // the stream went away: look again next time
-		}
-		return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
 	}
+	through := p.pubSeq.Load() // published before the flush's PING
+	if err := p.nc.FlushWithContext(ctx); err != nil {
+		return true, fmt.Errorf("flush: %w", err)
+	}
+	p.flushed = through
 	return false, nil
 }
 

@@ -28,6 +28,16 @@ type Sink interface {
 	Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 }
 
+// Starter is a Sink that can put a report on the wire now and confirm it later, so a
+// worker can send a run of queued reports before it waits once for all of them (one NATS
+// round trip per batch instead of per report). confirm reports like Send.
+type Starter interface {
+	Start(ctx context.Context, ev *zuul.Event) (confirm func(context.Context) (retry bool, err error), retry bool, err error)
+}
+
+// maxBatch bounds how many queued reports a worker starts before it confirms them.
+const maxBatch = 64
+
 // Target is one sink of a route; Kind ("nats", "statuspage") labels logs and metrics.
 type Target struct {
 	Kind string
@@ -106,6 +116,10 @@ type rejection struct {
 	err    error
 }
 
+// queueLen is each worker's queue. Together with the MQTT receive maximum it bounds the
+// reports held in memory; it only needs to be long enough to fill a batch.
+const queueLen = 16
+
 // New checks the options and starts the workers.
 func New(o Options) *Pipeline {
 	if o.MaxPayload <= 0 {
@@ -136,7 +150,7 @@ func New(o Options) *Pipeline {
 	p.abortCtx, p.abort = context.WithCancel(context.Background())
 	p.queues = make([]chan job, o.Workers)
 	for i := range p.queues {
-		p.queues[i] = make(chan job, 64)
+		p.queues[i] = make(chan job, queueLen)
 		p.wg.Add(1)
 		go p.worker(p.queues[i])
 	}
@@ -213,10 +227,22 @@ func (p *Pipeline) shard(ev *zuul.Event) uint64 {
 
 func (p *Pipeline) worker(q chan job) {
 	defer p.wg.Done()
+	batch := make([]job, 0, maxBatch)
 	for {
 		select {
 		case j := <-q:
-			p.process(j)
+			batch = append(batch[:0], j)
+		fill: // whatever else is queued already: start it before waiting for the first
+			for len(batch) < maxBatch {
+				select {
+				case j := <-q:
+					batch = append(batch, j)
+				default:
+					break fill
+				}
+			}
+			p.processBatch(batch)
+			clear(batch)
 		case <-p.stopping:
 			for { // finish what was queued before the stop
 				select {
@@ -227,6 +253,101 @@ func (p *Pipeline) worker(q chan job) {
 				}
 			}
 		}
+	}
+}
+
+// processBatch handles queued jobs in order. Runs of jobs whose every target is a Starter
+// are started together and confirmed in order; anything else, and any job whose fast
+// attempt failed, takes the full path (retries, dead letter) in its turn, so acks keep
+// the receive order.
+func (p *Pipeline) processBatch(batch []job) {
+	for i := 0; i < len(batch); {
+		n := 0
+		for i+n < len(batch) && startable(&batch[i+n]) {
+			n++
+		}
+		if n < 2 {
+			p.process(batch[i])
+			i++
+			continue
+		}
+		p.processStarted(batch[i : i+n])
+		i += n
+	}
+}
+
+func startable(j *job) bool {
+	if j.reject != nil || len(j.routes) == 0 {
+		return false
+	}
+	for _, r := range j.routes {
+		for _, t := range r.Targets {
+			if _, ok := t.Sink.(Starter); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// processStarted is the fast path for a run of startable jobs: start all, then confirm
+// each in order and acknowledge it; a job with any failure goes the full path instead
+// (a report may then be sent twice, which its stable message id makes harmless).
+func (p *Pipeline) processStarted(run []job) {
+	if p.abortCtx.Err() != nil {
+		return
+	}
+	start := p.o.Now()
+	ctx, cancel := context.WithTimeout(p.abortCtx, p.o.AttemptTimeout)
+	defer cancel()
+	type pending struct {
+		route   *Route
+		t       Target
+		confirm func(context.Context) (bool, error)
+	}
+	started := make([][]pending, len(run))
+	ok := make([]bool, len(run))
+	for k := range run {
+		ok[k] = true
+		for _, r := range run[k].routes {
+			for _, t := range r.Targets {
+				confirm, _, err := t.Sink.(Starter).Start(ctx, run[k].ev)
+				if err != nil {
+					ok[k] = false
+					break
+				}
+				started[k] = append(started[k], pending{r, t, confirm})
+			}
+			if !ok[k] {
+				break
+			}
+		}
+	}
+	for k := range run {
+		j := &run[k]
+		for _, s := range started[k] {
+			if !ok[k] {
+				break
+			}
+			if _, err := s.confirm(ctx); err != nil {
+				ok[k] = false
+			}
+		}
+		if !ok[k] {
+			p.process(*j) // retries with backoff, dead letter, ack
+			continue
+		}
+		m := p.o.Metrics
+		for _, s := range started[k] {
+			m.deliveries.WithLabelValues(s.route.Name, s.t.Kind, "delivered").Inc()
+			m.latency.WithLabelValues(s.t.Kind).Observe(p.o.Now().Sub(start).Seconds())
+			p.o.Log.Info().Str("route", s.route.Name).Str("sink", s.t.Kind).Str("id", j.ev.ID).Str("pipeline", j.ev.Pipeline).
+				Str("project", j.ev.Project).Str("branch", j.ev.Branch).Str("result", j.ev.Result).Int("attempts", 1).Msg("delivered")
+		}
+		if p.o.Settled != nil {
+			p.o.Settled(j.ev)
+		}
+		p.ack(j.msg)
 	}
 }
 

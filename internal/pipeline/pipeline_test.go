@@ -225,3 +225,73 @@ func TestOrderPerKey(t *testing.T) {
 		t.Fatalf("order %v", seen)
 	}
 }
+
+// starterSink is a Sink and a Starter: the batch path starts and confirms; Send is the
+// full path.
+type starterSink struct {
+	mu        sync.Mutex
+	sends     []string
+	starts    []string
+	failStart string // an ID whose confirm fails once
+	gate      chan struct{}
+	entered   chan struct{} // closed when the gated Send is entered
+}
+
+func (s *starterSink) Send(_ context.Context, ev *zuul.Event) (bool, error) {
+	s.mu.Lock()
+	s.sends = append(s.sends, ev.ID)
+	gate := s.gate
+	s.gate = nil
+	s.mu.Unlock()
+	if gate != nil {
+		close(s.entered)
+		<-gate
+	}
+	return false, nil
+}
+
+func (s *starterSink) Start(_ context.Context, ev *zuul.Event) (func(context.Context) (bool, error), bool, error) {
+	s.mu.Lock()
+	s.starts = append(s.starts, ev.ID)
+	s.mu.Unlock()
+	return func(context.Context) (bool, error) {
+		if ev.ID == s.failStart {
+			return true, errors.New("flush failed")
+		}
+		return false, nil
+	}, false, nil
+}
+
+func TestBatchStartsThenConfirmsInOrder(t *testing.T) {
+	base := payload(t, "periodic-daily_failure_mixed.json")
+	var msgs [][]byte
+	var ids []string
+	for i := range 6 {
+		b := []byte(strings.Replace(string(base), `"uuid": "22799888a7ae82e51b19a6124a096841"`, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
+		msgs = append(msgs, b)
+		ev, _ := zuul.Decode(b)
+		ids = append(ids, ev.ID)
+	}
+	gate := make(chan struct{})
+	sink := &starterSink{failStart: ids[3], gate: gate, entered: make(chan struct{})}
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", sink}}})
+	o.Workers = 1
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, ids[0], msgs[0]))
+	<-sink.entered // the worker holds the first report alone, in Send
+	for i, b := range msgs[1:] {
+		p.Handle(acks.msg(t, ids[i+1], b)) // these queue up and form one batch
+	}
+	close(gate)
+	for _, id := range ids {
+		acks.wait(t, id) // every report acknowledged, in receive order
+	}
+	p.Drain(context.Background())
+	if strings.Join(sink.starts, ",") != strings.Join(ids[1:], ",") {
+		t.Errorf("started %v, want the 5 queued reports in order", sink.starts)
+	}
+	if strings.Join(sink.sends, ",") != ids[0]+","+ids[3] {
+		t.Errorf("full path for %v, want the first (alone) and the one whose confirm failed", sink.sends)
+	}
+}
