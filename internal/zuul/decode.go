@@ -1,10 +1,8 @@
 package zuul
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 // DecodeError says why a payload is not a Zuul report. Reason is a short, bounded word
@@ -32,138 +32,264 @@ const (
 	ReasonMissingField = "missing_field"
 )
 
-// wireReport is the payload as Zuul writes it. Only what the bridge uses is decoded;
-// unknown keys (Zuul adds fields without notice) are skipped. Pointers tell null or
-// absent from "".
-type wireReport struct {
-	Timestamp   flexTime   `json:"timestamp"`
-	Action      *string    `json:"action"`
-	Tenant      *string    `json:"tenant"`
-	ZuulRef     *string    `json:"zuul_ref"`
-	Pipeline    *string    `json:"pipeline"`
-	Queue       *string    `json:"queue"`
-	Project     *string    `json:"project"`
-	Branch      *string    `json:"branch"`
-	ChangeURL   *string    `json:"change_url"`
-	Change      flexChange `json:"change"`
-	Patchset    flexChange `json:"patchset"`
-	CommitID    *string    `json:"commit_id"`
-	Owner       *string    `json:"owner"`
-	Ref         *string    `json:"ref"`
-	Message     *string    `json:"message"`
-	TriggerTime flexTime   `json:"trigger_time"`
-	EnqueueTime flexTime   `json:"enqueue_time"`
-	UUID        *string    `json:"uuid"`
-	ZuulEventID *string    `json:"zuul_event_id"`
-	Buildset    *struct {
-		UUID   *string     `json:"uuid"`
-		Result *string     `json:"result"`
-		Builds []wireBuild `json:"builds"`
-	} `json:"buildset"`
-}
-
-type wireBuild struct {
-	JobName   *string  `json:"job_name"`
-	JobUUID   *string  `json:"job_uuid"`
-	Voting    *bool    `json:"voting"`
-	UUID      *string  `json:"uuid"`
-	StartTime flexTime `json:"start_time"`
-	EndTime   flexTime `json:"end_time"`
-	LogURL    *string  `json:"log_url"`
-	WebURL    *string  `json:"web_url"`
-	Result    *string  `json:"result"`
-}
+// parsers are reused: a fastjson parser keeps its buffers between payloads, which is most
+// of why decoding costs a third of encoding/json's (see internal/bench).
+var parsers fastjson.ParserPool
 
 // Decode turns one MQTT payload into an Event. It accepts every layout from Zuul 3.1 to
 // current master (see shared/zuul/WIRE-FORMAT.md) and rejects, with a *DecodeError, what
 // is not a Zuul report: not JSON, invalid UTF-8, not an object, a field of the wrong type,
-// or a report without action, tenant, pipeline, project or buildset.
+// or a report without action, tenant, pipeline, project or buildset. Unknown keys are
+// skipped (Zuul adds fields without notice); null stands for absent.
 // ev.Raw aliases payload.
 func Decode(payload []byte) (*Event, error) {
-	// encoding/json would silently turn invalid UTF-8 into U+FFFD; a report that is not
-	// UTF-8 is corrupt, and a corrupt report must be seen, not half-read.
+	// A report that is not UTF-8 is corrupt, and a corrupt report must be seen, not
+	// half-read (encoding/json would have turned the bad bytes into U+FFFD).
 	if !utf8.Valid(payload) {
 		return nil, &DecodeError{ReasonInvalidUTF8, errors.New("payload is not valid UTF-8")}
 	}
-	var w wireReport
-	if err := json.Unmarshal(payload, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			if te.Field == "" { // the top level itself: an array, a string, a number
-				return nil, &DecodeError{ReasonWrongShape, fmt.Errorf("payload is a JSON %s, not an object", te.Value)}
-			}
-			return nil, &DecodeError{ReasonWrongShape, fmt.Errorf("field %s: JSON %s where Zuul sends %s", te.Field, te.Value, typeName(te.Type.String()))}
-		}
-		var fe *fieldError
-		if errors.As(err, &fe) {
-			return nil, &DecodeError{ReasonWrongShape, err}
-		}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(payload)
+	if err != nil {
 		return nil, &DecodeError{ReasonNotJSON, err}
 	}
-	var missing []string
-	need := func(name string, v *string) {
-		if v == nil || *v == "" {
-			missing = append(missing, name)
+	if v.Type() != fastjson.TypeObject {
+		return nil, &DecodeError{ReasonWrongShape, fmt.Errorf("payload is a JSON %s, not an object", jsonType(v))}
+	}
+	d := decoder{ev: &Event{Source: SourceMQTT, Raw: payload}}
+	var hasAction, hasTenant, hasPipeline, hasProject, hasBuildset, hasResult bool
+	var enqueueRaw, timestampRaw string
+	ev := d.ev
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "timestamp":
+			ev.Timestamp, timestampRaw = d.time("timestamp", v)
+		case "trigger_time":
+			ev.TriggerTime, _ = d.time("trigger_time", v)
+		case "enqueue_time":
+			ev.EnqueueTime, enqueueRaw = d.time("enqueue_time", v)
+		case "action":
+			ev.Action, hasAction = d.str("action", v)
+		case "tenant":
+			ev.Tenant, hasTenant = d.str("tenant", v)
+		case "pipeline":
+			ev.Pipeline, hasPipeline = d.str("pipeline", v)
+		case "project":
+			ev.Project, hasProject = d.str("project", v)
+		case "zuul_ref":
+			ev.ZuulRef, _ = d.str("zuul_ref", v)
+		case "queue":
+			ev.Queue, _ = d.str("queue", v)
+		case "branch":
+			ev.Branch, _ = d.str("branch", v)
+		case "change_url":
+			ev.ChangeURL, _ = d.str("change_url", v)
+		case "change":
+			ev.Change = d.change("change", v)
+		case "patchset":
+			ev.Patchset = d.change("patchset", v)
+		case "commit_id":
+			ev.CommitID, _ = d.str("commit_id", v)
+		case "owner":
+			ev.Owner, _ = d.str("owner", v)
+		case "ref":
+			ev.Ref, _ = d.str("ref", v)
+		case "message":
+			ev.Message, _ = d.str("message", v)
+		case "uuid":
+			ev.ItemUUID, _ = d.str("uuid", v)
+		case "zuul_event_id":
+			ev.ZuulEventID, _ = d.str("zuul_event_id", v)
+		case "buildset":
+			hasBuildset, hasResult = d.buildset(v)
 		}
+	})
+	if d.err != nil {
+		return nil, &DecodeError{ReasonWrongShape, d.err}
 	}
-	need("action", w.Action)
-	need("tenant", w.Tenant)
-	need("pipeline", w.Pipeline)
-	if w.Project == nil {
-		missing = append(missing, "project")
-	}
-	if w.Buildset == nil {
-		missing = append(missing, "buildset")
+	var missing []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{{"action", hasAction && ev.Action != ""}, {"tenant", hasTenant && ev.Tenant != ""}, {"pipeline", hasPipeline && ev.Pipeline != ""},
+		{"project", hasProject}, {"buildset", hasBuildset}} {
+		if !f.ok {
+			missing = append(missing, f.name)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, &DecodeError{ReasonMissingField, fmt.Errorf("not a Zuul report: missing %s", strings.Join(missing, ", "))}
 	}
+	ev.Outcome = outcome(ev, hasResult)
+	ev.BuildsetURL = buildsetURL(ev)
+	ev.ID = identity(ev, enqueueRaw, timestampRaw)
+	return ev, nil
+}
 
-	ev := &Event{
-		Timestamp:    w.Timestamp.t,
-		TriggerTime:  w.TriggerTime.t,
-		EnqueueTime:  w.EnqueueTime.t,
-		Action:       *w.Action,
-		Tenant:       *w.Tenant,
-		Pipeline:     *w.Pipeline,
-		Queue:        str(w.Queue),
-		Project:      *w.Project,
-		Branch:       str(w.Branch),
-		Ref:          str(w.Ref),
-		Change:       w.Change.s,
-		Patchset:     w.Patchset.s,
-		ChangeURL:    str(w.ChangeURL),
-		CommitID:     str(w.CommitID),
-		Owner:        str(w.Owner),
-		Message:      str(w.Message),
-		ItemUUID:     str(w.UUID),
-		ZuulRef:      str(w.ZuulRef),
-		ZuulEventID:  str(w.ZuulEventID),
-		BuildsetUUID: str(w.Buildset.UUID),
-		Result:       str(w.Buildset.Result),
-		Source:       SourceMQTT,
-		Raw:          payload,
+// decoder keeps the first type error with the path of the field.
+type decoder struct {
+	ev  *Event
+	err error
+}
+
+func (d *decoder) fail(path string, v *fastjson.Value, want string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("field %s: JSON %s where Zuul sends %s", path, jsonType(v), want)
 	}
-	if n := len(w.Buildset.Builds); n > 0 {
-		ev.Builds = make([]Build, n)
-		for i, b := range w.Buildset.Builds {
-			ev.Builds[i] = Build{
-				JobName:   str(b.JobName),
-				JobUUID:   str(b.JobUUID),
-				UUID:      str(b.UUID),
-				Voting:    b.Voting == nil || *b.Voting, // Zuul's default: a job votes
-				Result:    str(b.Result),
-				LogURL:    str(b.LogURL),
-				WebURL:    str(b.WebURL),
-				StartTime: b.StartTime.t,
-				EndTime:   b.EndTime.t,
-			}
+}
+
+// str reads a string field; null counts as absent.
+func (d *decoder) str(path string, v *fastjson.Value) (string, bool) {
+	switch v.Type() {
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return string(b), true // a copy: the parser's buffer is reused
+	case fastjson.TypeNull:
+		return "", false
+	}
+	d.fail(path, v, "a string")
+	return "", false
+}
+
+// change reads `change` and `patchset`: a string for Gerrit, an integer for GitHub,
+// GitLab and Pagure, "" for refs, null in hand-written payloads.
+func (d *decoder) change(path string, v *fastjson.Value) string {
+	switch v.Type() {
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return string(b)
+	case fastjson.TypeNull:
+		return ""
+	case fastjson.TypeNumber:
+		raw := v.String()
+		if _, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			return raw
 		}
 	}
-	ev.Outcome = outcome(ev, w.Buildset.Result != nil)
-	ev.BuildsetURL = buildsetURL(ev)
-	ev.ID = identity(ev, &w)
-	return ev, nil
+	d.fail(path, v, "a string or an integer")
+	return ""
+}
+
+// time reads Zuul's timestamps: epoch seconds as a JSON float (Python's time.time()), or
+// null. A numeric string is accepted too: Zuul's docs show quoted values and hand-written
+// publishers copy them. raw is the text, for the legacy identity hash.
+func (d *decoder) time(path string, v *fastjson.Value) (t time.Time, raw string) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return time.Time{}, ""
+	case fastjson.TypeNumber:
+		raw = v.String()
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		raw = string(b)
+	default:
+		d.fail(path, v, "a number (epoch seconds)")
+		return time.Time{}, ""
+	}
+	f, err := strconv.ParseFloat(raw, 64)
+	// Year 1 to 9999 covers every sane clock; anything else is a corrupt field.
+	if err != nil || math.IsNaN(f) || f < -62135596800 || f > 253402300799 {
+		if d.err == nil {
+			d.err = fmt.Errorf("field %s: %.40q is not a timestamp (epoch seconds)", path, raw)
+		}
+		return time.Time{}, ""
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), raw
+}
+
+// buildset reads buildset{uuid, result, builds}; it reports whether the buildset is there
+// and whether it has a result key at all (Zuul >= 3.16).
+func (d *decoder) buildset(v *fastjson.Value) (present, hasResult bool) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return false, false
+	case fastjson.TypeObject:
+	default:
+		d.fail("buildset", v, "an object")
+		return false, false
+	}
+	ev := d.ev
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "uuid":
+			ev.BuildsetUUID, _ = d.str("buildset.uuid", v)
+		case "result":
+			var ok bool
+			ev.Result, ok = d.str("buildset.result", v)
+			hasResult = hasResult || ok || v.Type() == fastjson.TypeNull
+		case "builds":
+			switch v.Type() {
+			case fastjson.TypeNull:
+			case fastjson.TypeArray:
+				items, _ := v.Array()
+				if len(items) > 0 {
+					ev.Builds = make([]Build, len(items))
+				}
+				for i, b := range items {
+					d.build(&ev.Builds[i], b)
+				}
+			default:
+				d.fail("buildset.builds", v, "an array")
+			}
+		}
+	})
+	return true, hasResult
+}
+
+func (d *decoder) build(b *Build, v *fastjson.Value) {
+	if v.Type() != fastjson.TypeObject {
+		d.fail("buildset.builds[]", v, "an object")
+		return
+	}
+	b.Voting = true // Zuul's default: a job votes
+	v.GetObject().Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "job_name":
+			b.JobName, _ = d.str("buildset.builds.job_name", v)
+		case "job_uuid":
+			b.JobUUID, _ = d.str("buildset.builds.job_uuid", v)
+		case "uuid":
+			b.UUID, _ = d.str("buildset.builds.uuid", v)
+		case "voting":
+			switch v.Type() {
+			case fastjson.TypeTrue:
+				b.Voting = true
+			case fastjson.TypeFalse:
+				b.Voting = false
+			case fastjson.TypeNull:
+			default:
+				d.fail("buildset.builds.voting", v, "a boolean")
+			}
+		case "result":
+			b.Result, _ = d.str("buildset.builds.result", v)
+		case "log_url":
+			b.LogURL, _ = d.str("buildset.builds.log_url", v)
+		case "web_url":
+			b.WebURL, _ = d.str("buildset.builds.web_url", v)
+		case "start_time":
+			b.StartTime, _ = d.time("buildset.builds.start_time", v)
+		case "end_time":
+			b.EndTime, _ = d.time("buildset.builds.end_time", v)
+		}
+	})
+}
+
+func jsonType(v *fastjson.Value) string {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		return "object"
+	case fastjson.TypeArray:
+		return "array"
+	case fastjson.TypeString:
+		return "string"
+	case fastjson.TypeNumber:
+		return "number"
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "boolean"
+	}
+	return "null"
 }
 
 // outcome classifies a report (DESIGN.md: "result: [failure]"). hasResult is false for
@@ -252,7 +378,7 @@ func buildsetURL(ev *Event) string {
 //     "<item uuid>-<action>-<buildset uuid>" when Zuul >= 4.7 sent an item uuid,
 //   - else a hash of the fields that name the item and the report, including Zuul's own
 //     timestamps, which a redelivery repeats byte for byte.
-func identity(ev *Event, w *wireReport) string {
+func identity(ev *Event, enqueueRaw, timestampRaw string) string {
 	if ev.Final() && ev.BuildsetUUID != "" && ev.Result != "" {
 		return ev.BuildsetUUID + "-" + ev.Result
 	}
@@ -261,93 +387,9 @@ func identity(ev *Event, w *wireReport) string {
 	}
 	h := sha256.New()
 	for _, s := range []string{ev.Tenant, ev.Pipeline, ev.Project, ev.Branch, ev.Ref, ev.Change, ev.Patchset,
-		ev.Action, ev.BuildsetUUID, ev.ZuulRef, ev.ZuulEventID, w.EnqueueTime.raw, w.Timestamp.raw} {
+		ev.Action, ev.BuildsetUUID, ev.ZuulRef, ev.ZuulEventID, enqueueRaw, timestampRaw} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
 	return "h" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// typeName turns a Go type in an UnmarshalTypeError into the JSON words an operator reads.
-func typeName(goType string) string {
-	switch {
-	case strings.Contains(goType, "string"):
-		return "a string"
-	case strings.Contains(goType, "bool"):
-		return "a boolean"
-	case strings.Contains(goType, "[]"):
-		return "an array"
-	case strings.Contains(goType, "struct"):
-		return "an object"
-	}
-	return goType
-}
-
-// fieldError is returned by the flexible types' UnmarshalJSON.
-type fieldError struct {
-	what string
-	got  []byte
-}
-
-func (e *fieldError) Error() string {
-	got := e.got
-	if len(got) > 40 {
-		got = append(got[:37:37], "..."...)
-	}
-	return fmt.Sprintf("%s: unexpected JSON %s", e.what, got)
-}
-
-// flexChange holds `change` and `patchset`: a string for Gerrit, an integer for GitHub,
-// GitLab and Pagure, "" for refs, null in hand-written payloads.
-type flexChange struct{ s string }
-
-func (c *flexChange) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		return json.Unmarshal(b, &c.s)
-	case bytes.Equal(b, []byte("null")):
-		c.s = ""
-		return nil
-	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9'):
-		if _, err := strconv.ParseInt(string(b), 10, 64); err != nil {
-			return &fieldError{"change", b}
-		}
-		c.s = string(b)
-		return nil
-	}
-	return &fieldError{"change", b}
-}
-
-// flexTime holds Zuul's timestamps: epoch seconds as a JSON float (Python's time.time()),
-// or null. A numeric string is accepted too: Zuul's docs show quoted values and
-// hand-written publishers copy them. raw keeps the text for the legacy identity hash.
-type flexTime struct {
-	t   time.Time
-	raw string
-}
-
-func (f *flexTime) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	s := string(b)
-	if len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' {
-		s = s[1 : len(s)-1]
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	// Year 1 to 9999 covers every sane clock; anything else is a corrupt field.
-	if err != nil || math.IsNaN(v) || v < -62135596800 || v > 253402300799 {
-		return &fieldError{"timestamp", b}
-	}
-	sec, frac := math.Modf(v)
-	f.t = time.Unix(int64(sec), int64(frac*1e9)).UTC()
-	f.raw = s
-	return nil
 }

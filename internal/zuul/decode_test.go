@@ -212,7 +212,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"truncated", `{"action": "failure", "tenant": "t"`, ReasonNotJSON, ""},
 		{"array", `[1, 2]`, ReasonWrongShape, "array"},
 		{"string", `"x"`, ReasonWrongShape, "string"},
-		{"null", `null`, ReasonMissingField, "action"},
+		{"null", `null`, ReasonWrongShape, "null"},
 		{"empty object", `{}`, ReasonMissingField, "action, tenant, pipeline, project, buildset"},
 		{"no buildset", `{"action": "failure", ` + base + `}`, ReasonMissingField, "buildset"},
 		{"tenant number", `{"action": "failure", "tenant": 5, "pipeline": "p", "project": "x", "buildset": {}}`, ReasonWrongShape, "tenant"},

@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.sizes, "sizes", "1k:45,3.5k:45,110k:10", "mix of sample sizes, label:weight (1k, 3.5k, 110k)")
 	flag.StringVar(&o.bridge, "bridge", "", "bridge binary (default: go build ./cmd/bridge)")
 	flag.StringVar(&o.systems, "systems", "bridge,forwarder", "what to measure: bridge, forwarder or both")
-	flag.IntVar(&o.recvMax, "recvmax", 32, "MQTT Receive Maximum of bridge and forwarder (the bridge's default is 32)")
+	flag.IntVar(&o.recvMax, "recvmax", 128, "MQTT Receive Maximum of bridge and forwarder (the bridge's default is 128)")
 	flag.IntVar(&o.inflight, "inflight", 256, "mosquitto max_inflight_messages (the publisher's window)")
 	flag.IntVar(&o.pubWorkers, "pubworkers", 64, "concurrent QoS 1 publishes")
 	flag.IntVar(&o.warmup, "warmup", 300, "unmeasured reports before the phases")
