@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,7 +15,6 @@ type health struct {
 	natsReady func() bool
 	mqttGauge prometheus.Gauge
 	natsGauge prometheus.Gauge
-	natsState atomic.Bool
 }
 
 func newHealth(reg *prometheus.Registry) *health {
@@ -32,7 +30,7 @@ func newHealth(reg *prometheus.Registry) *health {
 }
 
 func (h *health) mqttUp(up bool) { h.mqttGauge.Set(b2f(up)) }
-func (h *health) natsUp(up bool) { h.natsState.Store(up); h.natsGauge.Set(b2f(up)) }
+func (h *health) natsUp(up bool) { h.natsGauge.Set(b2f(up)) }
 
 func b2f(b bool) float64 {
 	if b {

@@ -55,6 +55,15 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			}
 		}
 	}
+	mcfg := mqtt.Config{
+		URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID, Topic: cfg.MQTT.Topic,
+		Username: cfg.MQTT.Username, Password: []byte(cfg.MQTT.Password), PasswordFile: cfg.MQTT.PasswordFile,
+		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
+		SessionExpiry: cfg.MQTT.SessionExpiry.v, ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum.v),
+	}
+	if err := mcfg.Validate(); err != nil {
+		return configError{err}
+	}
 	// Bind the HTTP port first: a bad address fails before anything connects.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -65,6 +74,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	health := newHealth(reg)
+	mcfg.OnConnectionChange = health.mqttUp
 
 	nc, err := connectNATS(cfg, log, health)
 	if err != nil {
@@ -123,7 +133,14 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			return configError{err}
 		}
 	}
-	pl := pipeline.New(pipeline.Options{
+	var pl *pipeline.Pipeline
+	sub, err := mqtt.New(mcfg, func(m *mqtt.Message) {
+		pl.Handle(pipeline.Message{Topic: m.Topic, Payload: m.Payload, Ack: m.Ack})
+	}, log)
+	if err != nil {
+		return configError{err}
+	}
+	pl = pipeline.New(pipeline.Options{
 		Routes:     prs,
 		MaxPayload: cfg.MaxPayload.Bytes.v,
 		Deadline:   cfg.Delivery.Deadline.v,
@@ -138,19 +155,6 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		},
 	})
 
-	password := []byte(cfg.MQTT.Password)
-	sub, err := mqtt.New(mqtt.Config{
-		URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID, Topic: cfg.MQTT.Topic,
-		Username: cfg.MQTT.Username, Password: password, PasswordFile: cfg.MQTT.PasswordFile,
-		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
-		SessionExpiry: cfg.MQTT.SessionExpiry.v, ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum.v),
-		OnConnectionChange: health.mqttUp,
-	}, func(m *mqtt.Message) {
-		pl.Handle(pipeline.Message{Topic: m.Topic, Payload: m.Payload, Ack: m.Ack})
-	}, log)
-	if err != nil {
-		return configError{err}
-	}
 	health.mqttReady = sub.Ready
 	health.natsReady = nc.IsConnected
 
