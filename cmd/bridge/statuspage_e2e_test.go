@@ -15,13 +15,11 @@ import (
 )
 
 func sampleBytes(t *testing.T, name string) []byte {
-	for _, s := range samples.All() {
-		if s.Name == name {
-			return s.Payload
-		}
+	b := samples.Get(name)
+	if b == nil {
+		t.Fatalf("no sample %s", name)
 	}
-	t.Fatalf("no sample %s", name)
-	return nil
+	return b
 }
 
 // TestStatusPageLifecycleAcrossRestarts: failure, failure, success of a periodic pipeline

@@ -3,7 +3,6 @@ package natspub
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -12,16 +11,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
 func sample(t testing.TB, name string) *zuul.Event {
 	t.Helper()
-	b, err := os.ReadFile("../samples/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := zuul.Decode(b)
+	ev, err := zuul.Decode(samples.Get(name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
@@ -53,9 +53,9 @@ func (a *ackRecorder) wait(t *testing.T, topic string) {
 }
 
 func payload(t *testing.T, name string) []byte {
-	b, err := os.ReadFile("../samples/" + name)
-	if err != nil {
-		t.Fatal(err)
+	b := samples.Get(name)
+	if b == nil {
+		t.Fatalf("no sample %s", name)
 	}
 	return b
 }

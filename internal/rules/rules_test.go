@@ -11,11 +11,7 @@ import (
 
 func event(t *testing.T, name string) *zuul.Event {
 	t.Helper()
-	b, err := os.ReadFile("../samples/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := zuul.Decode(b)
+	ev, err := zuul.Decode(samples.Get(name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,3 +29,12 @@ func All() []Sample {
 	}
 	return out
 }
+
+// Get returns the payload of the named sample, or nil if there is none.
+func Get(name string) []byte {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return nil
+	}
+	return b
+}
