@@ -92,9 +92,13 @@ type StatuspageConfig struct {
 	Token     string   `json:"-"`
 	TokenFile string   `split_words:"true"`
 	Timeout   duration `default:"10s"`
-	CAFile    string   `split_words:"true"`
-	CertFile  string   `split_words:"true"`
-	KeyFile   string   `split_words:"true"`
+	// Instance names this deployment in the marker of its incidents: every replica must
+	// use the same value (not the per-pod client id), two deployments sharing a status
+	// page different ones.
+	Instance string `default:"zuul-bridge"`
+	CAFile   string `split_words:"true"`
+	CertFile string `split_words:"true"`
+	KeyFile  string `split_words:"true"`
 }
 
 // loadConfig reads the environment and checks every value, reporting all problems at

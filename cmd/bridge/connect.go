@@ -125,7 +125,7 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer) (
 		Client:   client,
 		Log:      log,
 		Observer: newIncidentMetrics(reg),
-		BridgeID: cfg.MQTT.ClientID,
+		BridgeID: cfg.Statuspage.Instance,
 	}), nil
 }
 
