@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -317,4 +318,46 @@ func TestTLSEverywhere(t *testing.T) {
 	waitFor(t, 30*time.Second, "report over TLS on NATS and the status page", func() bool {
 		return chat.unique() == 1 && len(fake.Incidents()) == 1
 	})
+}
+
+// TestStartsWhileBrokersAreDown: unlike a relay that exits when its first connection
+// fails, the bridge starts with neither MQTT nor NATS reachable, stays alive (healthy, not
+// ready), and works as soon as both come up.
+func TestStartsWhileBrokersAreDown(t *testing.T) {
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	broker.Stop(t)
+	natsPort := freePortNumber(t)
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
+	p.cmd = exec.Command(bridgeBin)
+	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http, "BRIDGE_MQTT_URL="+broker.URL(), "BRIDGE_NATS_URL="+natsURL,
+		"BRIDGE_MQTT_CLIENT_ID=faults-cold")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.exited })
+	waitFor(t, 30*time.Second, "/healthz while nothing is reachable", func() bool {
+		resp, err := http.Get("http://" + p.http + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if p.ready() != 503 {
+		t.Fatal("ready without brokers")
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("the bridge exited:\n%s", p.out.String())
+	default:
+	}
+	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: natsPort, NoLog: true, NoSigs: true})
+	broker.Restart(t)
+	got := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
+	waitFor(t, 60*time.Second, "ready once both are up", func() bool { return p.ready() == 200 })
+	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(1)...)
+	waitFor(t, 30*time.Second, "the first report", func() bool { return got.unique() == 1 })
 }
