@@ -37,6 +37,12 @@ func (s *Sink) Name() string { return s.name }
 // Maintenance and incidents ended by hand are known from the background incident list
 // (RefreshIncidents, live.go), at most one refresh interval old. Extra reads happen only
 // after a lost answer or an error (looking before writing again).
+//
+// With a KeyStore (shared.go) every report first reads the key's entry (1 KV get); an
+// open claims the key first and stores the id after (2 KV writes), an update and a
+// resolve write it once, a resolve deletes it; when another replica changed the entry
+// since this one looked, the incident is read again (GET incident + GET updates). A key
+// another replica is opening or resolving, and an unreachable store, give retry=true.
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return false, nil
@@ -53,16 +59,25 @@ func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 	defer ks.mu.unlock()
 	rh := reportHash(ev.ID)
 	log := s.log.With().Str("incident_key", hash[:12]).Str("report", ev.ID).Logger()
+	a := &apply{s: s, ks: ks, ev: ev, rh: rh, vals: vals, log: log}
+	if s.m.kv != nil {
+		// Another replica may have opened, updated or resolved this key's incident.
+		if err := a.sync(ctx); err != nil {
+			retry = Retryable(err)
+			log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
+			return retry, err
+		}
+	}
 	if ks.applied.has(rh) {
 		log.Debug().Msg("report already applied")
 		return false, nil
 	}
-	a := &apply{s: s, ks: ks, ev: ev, rh: rh, vals: vals, log: log}
 	if ev.Outcome == zuul.OutcomeFailure {
 		err = a.failure(ctx)
 	} else {
 		err = a.success(ctx)
 	}
+	a.release(ctx)
 	if err != nil {
 		retry = Retryable(err)
 		log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
@@ -111,6 +126,9 @@ func (a *apply) failure(ctx context.Context) error {
 		if err := a.s.findOpen(ctx, ks); err != nil {
 			return err
 		}
+		if ks.inc != nil && ks.kvClaim {
+			a.publish(ctx)
+		}
 		if ks.applied.has(a.rh) { // the ambiguous create was this very report
 			m.obs.IncidentOpened(a.s.name)
 			return nil
@@ -151,6 +169,19 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return fmt.Errorf("statuspage: description template: %w", err)
 	}
 	desc = appendMarker(desc, a.marker(a.rh, false))
+	if m.kv != nil {
+		claimed, err := a.claim(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !claimed && ks.inc != nil: // another replica opened it meanwhile
+			return a.update(ctx)
+		case !claimed: // ended by a person: suppressed
+			return a.failure(ctx)
+		case ks.pendingCreate: // took over an abandoned claim: look for its incident
+			return a.failure(ctx)
+		}
+	}
 	sev := t.severity
 	id, err := m.client.CreateIncident(ctx, NewIncident{
 		DisplayName: oneLine(title),
@@ -169,6 +200,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	ks.failStreak = 0
 	ks.lastFailure = later(ks.lastFailure, ts)
 	ks.lastEvent = slim(a.ev)
+	a.publish(ctx)
 	m.obs.IncidentOpened(a.s.name)
 	a.log.Info().Str("incident", id).Msg("incident opened")
 	return nil
@@ -227,6 +259,7 @@ func (a *apply) update(ctx context.Context) error {
 		return err
 	}
 	a.updated(ts)
+	a.publish(ctx)
 	return nil
 }
 
@@ -331,6 +364,11 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 		ks.successStreak = 0
 		return nil
 	}
+	if m.kv != nil {
+		if err := a.fence(ctx); err != nil {
+			return err
+		}
+	}
 	inc := ks.inc
 	if !inc.closingPosted && inc.verifyUpdates {
 		if _, err := a.findUpdate(ctx, true); err != nil {
@@ -363,6 +401,7 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 	}
 	ks.setIncident(m, nil)
 	ks.successStreak = 0
+	a.release(ctx)
 	m.obs.IncidentResolved(a.s.name)
 	a.log.Info().Str("incident", inc.id).Str("reason", reason).Msg("incident resolved")
 	return nil

@@ -31,6 +31,18 @@ type ManagerOptions struct {
 	// BridgeID goes into the marker of every incident, so that two bridge deployments
 	// writing to one status page never adopt each other's incidents. "" = "zuul-bridge".
 	BridgeID string
+	// KeyStore is shared by the replicas of one deployment (one bucket per BridgeID); with
+	// it a key is claimed before its incident is opened, so that two replicas never open
+	// two incidents for one key (shared.go). nil = a single replica, state in memory only.
+	KeyStore KeyStore
+	// ReplicaID names this replica in KeyStore entries and must differ between running
+	// replicas; a StatefulSet pod name is right (a restarted pod then recognises its own
+	// claims at once). "" = host name plus a random suffix.
+	ReplicaID string
+	// ClaimTimeout is how long another replica's claim without an incident id is waited
+	// for before it is taken over; it must exceed the longest POST /incidents attempt.
+	// <= 0 = 2m.
+	ClaimTimeout time.Duration
 }
 
 // Manager is the status page sink of one process: it shares the client and the name
@@ -45,6 +57,9 @@ type Manager struct {
 	refresh  time.Duration
 	incEvery time.Duration
 	bridgeID string
+	kv       KeyStore      // nil = single replica
+	owner    string        // bridge id/replica id, in KeyStore entries
+	claimTTL time.Duration // see ManagerOptions.ClaimTimeout
 	started  atomic.Bool
 	open     atomic.Int64             // incidents held open, maintained by keyState.setIncident
 	incSeq   atomic.Uint64            // numbers the incidents set on keys (RefreshIncidents)
@@ -73,6 +88,8 @@ func NewManager(o ManagerOptions) *Manager {
 		refresh:  o.RefreshInterval,
 		incEvery: o.IncidentRefreshInterval,
 		bridgeID: sanitizeBridgeID(o.BridgeID),
+		kv:       o.KeyStore,
+		claimTTL: o.ClaimTimeout,
 		routes:   map[string]*Sink{},
 		keys:     map[string]*keyState{},
 	}
@@ -88,6 +105,10 @@ func NewManager(o ManagerOptions) *Manager {
 	if m.incEvery <= 0 {
 		m.incEvery = defaultIncidentRefresh
 	}
+	if m.claimTTL <= 0 {
+		m.claimTTL = defaultClaimTimeout
+	}
+	m.owner = m.bridgeID + "/" + replicaID(o.ReplicaID)
 	return m
 }
 

@@ -29,6 +29,12 @@ type keyState struct {
 	lastEvent     *zuul.Event // the latest failing report, for the quiet-period templates
 	pendingCreate bool        // a create may have been stored although we saw no answer
 
+	// With a KeyStore (shared.go): the revision of the key's entry as this replica last
+	// wrote or understood it (0 = none), and whether that entry is this replica's claim
+	// without an incident id yet.
+	kvRev   uint64
+	kvClaim bool
+
 	inc *openIncident
 }
 
