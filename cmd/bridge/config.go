@@ -96,6 +96,9 @@ type StatuspageConfig struct {
 	// use the same value (not the per-pod client id), two deployments sharing a status
 	// page different ones.
 	Instance string `default:"zuul-bridge"`
+	// KVBucket, when set, keeps incident keys in this JetStream key-value bucket with
+	// compare-and-set, so that several replicas never open two incidents for one key.
+	KVBucket string `split_words:"true"`
 	CAFile   string `split_words:"true"`
 	CertFile string `split_words:"true"`
 	KeyFile  string `split_words:"true"`

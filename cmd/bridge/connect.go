@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/kvlock"
 )
 
 // connectNATS connects without giving up: an unreachable NATS at start is an outage to
@@ -97,7 +98,7 @@ func secret(value, file string) (string, error) {
 	return readSecretFile(file)
 }
 
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer) (*statuspage.Manager, error) {
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys statuspage.KeyStore) (*statuspage.Manager, error) {
 	var token statuspage.Token
 	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
 		token = func() (string, error) { return secret(c.Token, c.TokenFile) }
@@ -122,11 +123,31 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer) (
 		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)
 	}
 	return statuspage.NewManager(statuspage.ManagerOptions{
-		Client:   client,
-		Log:      log,
-		Observer: newIncidentMetrics(reg),
-		BridgeID: cfg.Statuspage.Instance,
+		Client:    client,
+		Log:       log,
+		Observer:  newIncidentMetrics(reg),
+		BridgeID:  cfg.Statuspage.Instance,
+		KeyStore:  keys,
+		ReplicaID: cfg.MQTT.ClientID,
 	}), nil
+}
+
+// openKeyStore opens the shared incident-key bucket, waiting for NATS as long as it takes:
+// with several replicas, handling reports without it could open duplicate incidents.
+func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (statuspage.KeyStore, error) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		store, err := kvlock.New(ctx, nc, kvlock.Options{Bucket: cfg.Statuspage.KVBucket})
+		if err == nil {
+			return store, nil
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
+			Msg("incident key bucket not available yet; retrying before taking reports")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // startStatuspage resolves names and finds open incidents again before any report is

@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,7 +72,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) { // stopped while still starting
 		return 0
 	}
 	fmt.Fprintln(stderr, "zuul-bridge:", err)

@@ -90,7 +90,13 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if planOnly {
 		sp = statuspage.NewManager(statuspage.ManagerOptions{Log: log})
 	} else if cfg.Statuspage.URL != "" {
-		sp, err = newStatuspage(cfg, log, reg)
+		var keys statuspage.KeyStore
+		if cfg.Statuspage.KVBucket != "" {
+			if keys, err = openKeyStore(ctx, cfg, nc, log); err != nil {
+				return err
+			}
+		}
+		sp, err = newStatuspage(cfg, log, reg, keys)
 		if err != nil {
 			return configError{err}
 		}

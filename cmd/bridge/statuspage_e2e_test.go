@@ -94,3 +94,45 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoReplicasOneIncidentPerKey: two bridges share the subscription ($share) and the
+// incident key bucket; the failing reports of one key land on both, and every key still
+// gets exactly one incident.
+func TestTwoReplicasOneIncidentPerKey(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	var procs []*bridgeProc
+	for _, id := range []string{"replica-0", "replica-1"} {
+		env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), id)
+		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
+		env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
+		procs = append(procs, startBridge(t, env))
+	}
+	projects := []string{"o/a", "o/b", "o/c", "o/d", "o/e", "o/f"}
+	first := failuresOfProjects(t, projects...)
+	second := failuresOfProjects(t, projects...)
+	for i := range second { // a second run of each key: another buildset
+		second[i] = bytes.Replace(second[i], []byte(`"uuid": "0000000000000000000000000`), []byte(`"uuid": "1111111111111111111111111`), 1)
+	}
+	var all [][]byte
+	for i := range first {
+		all = append(all, first[i], second[i])
+	}
+	mqtttest.Publish(t, broker.URL(), capiTopic, all...)
+	waitFor(t, 60*time.Second, "every report settled on one of the replicas", func() bool {
+		return procs[0].metric(t, "zuul_bridge_reports_acked_total")+procs[1].metric(t, "zuul_bridge_reports_acked_total") == float64(len(all))
+	})
+	if a, b := procs[0].metric(t, "zuul_bridge_reports_acked_total"), procs[1].metric(t, "zuul_bridge_reports_acked_total"); a == 0 || b == 0 {
+		t.Logf("the broker gave all reports to one replica (%v/%v): the test shows less than it could", a, b)
+	}
+	incs := fake.Incidents()
+	if len(incs) != len(projects) {
+		t.Fatalf("%d incidents for %d keys", len(incs), len(projects))
+	}
+	for _, inc := range incs {
+		if len(inc.Updates) != 1 {
+			t.Errorf("incident %q has %d updates, want 1 (the second run)", inc.DisplayName, len(inc.Updates))
+		}
+	}
+}
