@@ -23,7 +23,7 @@ type Handler func(m *Message)
 
 // sendAcksInterval is how often paho writes the acknowledged prefix. Short,
 // because an ack waiting here holds the broker's in-flight slot.
-const sendAcksInterval = 20 * time.Millisecond
+const sendAcksInterval = 5 * time.Millisecond
 
 // Subscriber is one persistent MQTT v5 subscription.
 type Subscriber struct {
