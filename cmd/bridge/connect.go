@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -161,7 +160,7 @@ func startStatuspage(ctx context.Context, sp *statuspage.Manager, log zerolog.Lo
 			return nil
 		}
 		var apiErr *statuspage.APIError
-		if isConfigProblem(err) {
+		if errors.Is(err, statuspage.ErrUnknownNames) {
 			return configError{err}
 		}
 		if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429 {
@@ -175,10 +174,6 @@ func startStatuspage(ctx context.Context, sp *statuspage.Manager, log zerolog.Lo
 		}
 		wait = min(wait*2, time.Minute)
 	}
-}
-
-func isConfigProblem(err error) bool {
-	return strings.Contains(err.Error(), "unknown") || strings.Contains(err.Error(), "not found on the status page")
 }
 
 // tlsConfig trusts a custom CA (in addition to nothing else: a private CA is the point)

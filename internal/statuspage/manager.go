@@ -175,8 +175,15 @@ func (m *Manager) refreshCatalog(ctx context.Context) error {
 		}
 		s.target.Store(&t)
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrUnknownNames, errors.Join(errs...))
+	}
+	return nil
 }
+
+// ErrUnknownNames: a route names a component, impact type, severity or phase the server
+// does not have. It is a configuration error, not an outage: retrying will not help.
+var ErrUnknownNames = errors.New("statuspage: the rules name things the status page does not have")
 
 // Run refreshes the catalogue every RefreshInterval, the incident list (maintenance,
 // hand-ended incidents) every IncidentRefreshInterval, and resolves incidents whose quiet
