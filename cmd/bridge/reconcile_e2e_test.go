@@ -81,6 +81,10 @@ func TestReconcileWithZuulWeb(t *testing.T) {
 		t.Fatalf("recovered message: headers %v body %+v", m.Header, body)
 	}
 	waitFor(t, 30*time.Second, "its incident", func() bool { return len(fake.Incidents()) == 2 })
+	// The round that submitted it has also recorded it once a later round has started
+	// (a kill between the two is the at-least-once window: the report would come again).
+	rounds := zw.CountRequests("/buildsets")
+	waitFor(t, 30*time.Second, "the next rounds", func() bool { return zw.CountRequests("/buildsets") >= rounds+6 })
 
 	// A restart republishes nothing.
 	p.kill(t)
