@@ -237,13 +237,13 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 // TestBadInput: each kind of bad payload is logged with its topic and reason, counted,
 // dead-lettered and acknowledged; the process stays up and the next good report goes through.
 func TestBadInput(t *testing.T) {
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	brokerURL := anyBroker(t)
 	ns := natstest.Start(t, false)
 	nc := natsConn(t, ns.ClientURL())
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	chat := collect(t, nc, "zuul.>")
 	nc.Flush()
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
 		"BRIDGE_MQTT_CLIENT_ID": "faults-input", "BRIDGE_MAX_PAYLOAD_BYTES": "200000"})
 	bad := map[string][]byte{
 		"not_json":     []byte("<html>502 Bad Gateway</html>"),
@@ -256,10 +256,10 @@ func TestBadInput(t *testing.T) {
 		"missing":      []byte(`{"hello": "world"}`),
 	}
 	for name, payload := range bad {
-		mqtttest.Publish(t, broker.URL(), "zuul/bad/"+name, payload)
+		mqtttest.Publish(t, brokerURL, "zuul/bad/"+name, payload)
 	}
 	good := uniqueFailures(1)[0]
-	mqtttest.Publish(t, broker.URL(), capiTopic, good)
+	mqtttest.Publish(t, brokerURL, capiTopic, good)
 	waitFor(t, 30*time.Second, "dead letters and the good report", func() bool {
 		return dead.unique() == len(bad) && chat.unique() == 1
 	})
