@@ -192,6 +192,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 				if err := sub.AwaitReady(ctx); err != nil {
 					return
 				}
+				if !nc.IsConnected() { // NATS has no await; look again shortly
+					sleepCtx(ctx, 50*time.Millisecond)
+				}
 			}
 			if ctx.Err() == nil {
 				h.ready()
