@@ -75,24 +75,7 @@ func TestCreateAnswerLost(t *testing.T) {
 	e := newEnv(t, statuspagefake.Options{}, nil)
 	e.copts.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}
 	e.restart()
-	var once sync.Once
-	e.fake.SetFault(func(r *http.Request, body []byte) (statuspagefake.Fault, bool) {
-		if r.Method != "POST" || r.URL.Path != "/incidents" {
-			return statuspagefake.Fault{}, false
-		}
-		hit := false
-		once.Do(func() {
-			hit = true
-			// What the server would have stored before the connection broke.
-			var inc statuspagefake.Incident
-			began := hours(0)
-			inc.BeganAt = &began
-			inc.Phase = &statuspagefake.Phase{Generation: 1, Order: 1}
-			inc.Description = descriptionOf(t, body)
-			e.fake.PutIncident(inc)
-		})
-		return statuspagefake.Fault{CloseConn: true}, hit
-	})
+	e.fake.SetFault(loseAnswerOnce("POST", "/incidents"))
 	retry, err := e.sink.Send(t.Context(), fail(1, hours(0)))
 	if !retry || err == nil {
 		t.Fatalf("lost answer: retry=%v err=%v", retry, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,6 +189,17 @@ func faultOn(method, suffix string, ft statuspagefake.Fault) func(*http.Request,
 	return func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
 		if r.Method == method && strings.HasSuffix(r.URL.Path, suffix) {
 			return ft, true
+		}
+		return statuspagefake.Fault{}, false
+	}
+}
+
+// loseAnswerOnce makes the server apply the first matching request and lose its answer.
+func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspagefake.Fault, bool) {
+	var hit atomic.Bool
+	return func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
+		if r.Method == method && strings.HasSuffix(r.URL.Path, suffix) && hit.CompareAndSwap(false, true) {
+			return statuspagefake.Fault{LoseAnswer: true}, true
 		}
 		return statuspagefake.Fault{}, false
 	}

@@ -1,11 +1,8 @@
 package statuspage_test
 
 import (
-	"bytes"
 	"context"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,22 +247,7 @@ func TestHandEnded(t *testing.T) {
 func TestRefreshSeesOwnResolve(t *testing.T) {
 	e := newEnv(t, statuspagefake.Options{}, nil)
 	e.send(fail(1, hours(0)))
-	var forwarded atomic.Bool
-	e.fake.SetFault(func(r *http.Request, body []byte) (statuspagefake.Fault, bool) {
-		if r.Method != "PATCH" || !forwarded.CompareAndSwap(false, true) {
-			return statuspagefake.Fault{}, false
-		}
-		// The server applies the PATCH (sent on here), then the connection breaks.
-		req, _ := http.NewRequest("PATCH", e.fake.URL()+r.URL.Path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-		} else {
-			resp.Body.Close()
-		}
-		return statuspagefake.Fault{CloseConn: true}, true
-	})
+	e.fake.SetFault(loseAnswerOnce("PATCH", ""))
 	if retry, err := e.sink.Send(t.Context(), ok(2, hours(24))); !retry || err == nil {
 		t.Fatalf("lost PATCH answer: retry=%v err=%v", retry, err)
 	}

@@ -1,14 +1,11 @@
 package statuspage_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,21 +235,7 @@ func TestReplicasHandEnded(t *testing.T) {
 // incident by its marker and updates it instead of opening a second one.
 func TestReplicasAbandonedClaim(t *testing.T) {
 	c := newCluster(t)
-	var forwarded atomic.Bool
-	c.fake.SetFault(func(r *http.Request, body []byte) (statuspagefake.Fault, bool) {
-		if r.Method != "POST" || r.URL.Path != "/incidents" || !forwarded.CompareAndSwap(false, true) {
-			return statuspagefake.Fault{}, false
-		}
-		req, _ := http.NewRequest("POST", c.fake.URL()+r.URL.Path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-		} else {
-			resp.Body.Close()
-		}
-		return statuspagefake.Fault{CloseConn: true}, true
-	})
+	c.fake.SetFault(loseAnswerOnce("POST", "/incidents"))
 	if retry, err := c.a.sink.Send(t.Context(), fail(1, hours(0))); !retry || err == nil {
 		t.Fatalf("lost POST answer: retry=%v err=%v", retry, err)
 	}

@@ -15,6 +15,10 @@ type Fault struct {
 	// clients transparently retry an idempotent request (GET) once when a
 	// reused connection is closed this way.
 	CloseConn bool
+	// LoseAnswer serves the request as usual (the state changes, as on the real server)
+	// and then closes the connection instead of answering: a write whose answer was
+	// lost, which a client must not repeat blindly.
+	LoseAnswer bool
 }
 
 // SetFault installs a hook that runs before normal handling of every

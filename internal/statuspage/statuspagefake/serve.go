@@ -32,7 +32,8 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if fault, ok := f.fault(r, body); ok {
+	fault, faulted := f.fault(r, body)
+	if faulted && !fault.LoseAnswer {
 		f.applyFault(w, r, fault, done)
 		return
 	}
@@ -46,6 +47,10 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rep := f.dispatch(r, body)
+	if faulted { // LoseAnswer: done on the server, the answer never arrives
+		f.applyFault(w, r, Fault{CloseConn: true}, done)
+		return
+	}
 	if rep.body != nil {
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	}
