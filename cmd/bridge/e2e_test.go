@@ -203,11 +203,7 @@ func topicOf(payload []byte) string { return sampleTopic(payload) }
 func TestSamplesEndToEnd(t *testing.T) {
 	brokerURL := anyBroker(t)
 	ns := natstest.Start(t, false)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natsConn(t, ns.ClientURL())
 	got := collect(t, nc, "zuul.>")
 	collectInto(t, nc, "zuul-bridge.>", got)
 	nc.Flush()
@@ -332,11 +328,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	const n = 3000
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natsConn(t, ns.ClientURL())
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
 	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn"}

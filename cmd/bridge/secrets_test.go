@@ -56,8 +56,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	// Run 2: the status page refuses the token: the report is dead-lettered with the reason.
 	fake := statuspagefake.New(t, statuspagefake.Options{Token: "the-right-sp-token"})
 	ns := natstest.Start(t, false)
-	nc, _ := nats.Connect(ns.ClientURL())
-	defer nc.Close()
+	nc := natsConn(t, ns.ClientURL())
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()
 	dir := t.TempDir()
