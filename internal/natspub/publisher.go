@@ -97,10 +97,13 @@ type Sink struct {
 
 // Sink compiles a route's target.
 func (p *Publisher) Sink(route string, cfg RouteConfig) (*Sink, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil { // fills the default subject
 		return nil, err
 	}
-	subj, _ := CompileSubject(cfg.Subject)
+	subj, err := CompileSubject(cfg.Subject)
+	if err != nil {
+		return nil, err
+	}
 	return &Sink{p: p, route: route, subject: subj, includeRaw: cfg.IncludeRaw}, nil
 }
 
