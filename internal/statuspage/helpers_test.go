@@ -2,7 +2,6 @@ package statuspage_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -203,18 +202,6 @@ func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspa
 		}
 		return statuspagefake.Fault{}, false
 	}
-}
-
-// descriptionOf returns the description of a JSON request body.
-func descriptionOf(t *testing.T, body []byte) string {
-	t.Helper()
-	var v struct {
-		Description string `json:"description"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Errorf("request body: %v", err)
-	}
-	return v.Description
 }
 
 func statuspagefakeOptions() statuspagefake.Options { return statuspagefake.Options{} }
