@@ -12,9 +12,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
@@ -38,8 +38,8 @@ func check(args []string, stdout, stderr io.Writer) int {
 		source = "built-in default rules"
 	}
 	fmt.Fprintf(stdout, "rules: %s: %d route(s), valid\n", source, len(routes))
-	sp := statuspage.NewManager(statuspage.ManagerOptions{Log: zerolog.Nop()})
-	spSinks := map[string]*statuspage.Sink{}
+	sp := incident.NewManager(incident.ManagerOptions{Log: zerolog.Nop()})
+	spSinks := map[string]*incident.Sink{}
 	for _, r := range routes {
 		var sinks []string
 		if r.NATS != nil {

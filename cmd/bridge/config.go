@@ -11,6 +11,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/secret"
 )
 
 // Config is the bridge's environment, prefix BRIDGE_. Field names become variable names
@@ -129,8 +131,16 @@ func loadConfig() (*Config, error) {
 	}
 	if c.MQTT.URL == "" {
 		bad("MQTT_URL", "required (e.g. mqtt://mosquitto:1883)")
-	} else if err := checkURL(c.MQTT.URL, "mqtt", "mqtts", "tcp", "ssl", "tls", "ws", "wss"); err != nil {
-		bad("MQTT_URL", "%v", err)
+	} else if err := mqttConfig(&c).Validate(); err != nil {
+		// package mqtt owns its rules; here its messages get the variables' names.
+		for _, e := range unjoin(err) {
+			field, msg, _ := strings.Cut(e.Error(), ": ")
+			name, ok := mqttVars[field]
+			if !ok {
+				name, msg = "MQTT", e.Error()
+			}
+			bad(name, "%s", msg)
+		}
 	}
 	if c.NATS.URL == "" {
 		bad("NATS_URL", "required (e.g. nats://nats:4222)")
@@ -189,7 +199,7 @@ func loadConfig() (*Config, error) {
 			bad(name, "set either BRIDGE_%s or BRIDGE_%s_FILE, not both", name, name)
 		}
 		if file != "" {
-			if _, err := readSecretFile(file); err != nil {
+			if _, err := secret.ReadFile(file); err != nil {
 				bad(name+"_FILE", "%v", err)
 			}
 		}
@@ -257,13 +267,19 @@ func redactErr(err error) error {
 	return err
 }
 
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
+// mqttVars names the variable behind each field that mqtt.Config.Validate reports.
+var mqttVars = map[string]string{
+	"URL": "MQTT_URL", "Topic": "MQTT_TOPIC", "ClientID": "MQTT_CLIENT_ID", "Username": "MQTT_USERNAME",
+	"Password, PasswordFile": "MQTT_PASSWORD", "CertFile, KeyFile": "MQTT_CERT_FILE",
+	"CAFile, CertFile, KeyFile": "MQTT_CA_FILE", "SessionExpiry": "MQTT_SESSION_EXPIRY",
+	"ReceiveMaximum": "MQTT_RECEIVE_MAXIMUM",
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	// A trailing newline is what `echo` and most secret tools write, not part of the secret.
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return []error{err}
 }
 
 // duration and integer record a parse error instead of stopping envconfig at the first

@@ -2,21 +2,37 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/secret"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/kvlock"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb"
 )
+
+// startupBackoff paces the waits for a server the bridge cannot start without.
+var startupBackoff = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
+
+func mqttConfig(cfg *Config) mqtt.Config {
+	return mqtt.Config{
+		URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID, Topic: cfg.MQTT.Topic,
+		Username: cfg.MQTT.Username, Password: []byte(cfg.MQTT.Password), PasswordFile: cfg.MQTT.PasswordFile,
+		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
+		SessionExpiry: cfg.MQTT.SessionExpiry.v, ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum.v),
+	}
+}
 
 // connectNATS connects without giving up: an unreachable NATS at start is an outage to
 // ride out (readiness says so), not a reason to exit. Publishing while disconnected
@@ -60,13 +76,13 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 	}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfoHandler(func() (string, string) {
-			pw, _ := secret(c.Password, c.PasswordFile)
+			pw, _ := secret.Value(c.Password, c.PasswordFile)
 			return c.User, pw
 		}))
 	}
 	if c.Token != "" || c.TokenFile != "" {
 		opts = append(opts, nats.TokenHandler(func() string {
-			t, _ := secret(c.Token, c.TokenFile)
+			t, _ := secret.Value(c.Token, c.TokenFile)
 			return t
 		}))
 	}
@@ -88,23 +104,14 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 	return nc, nil
 }
 
-// secret returns a value or, when a file is named, the file's content read now: a
-// rotated mounted secret is used at the next connect or request without a restart.
-func secret(value, file string) (string, error) {
-	if file == "" {
-		return value, nil
-	}
-	return readSecretFile(file)
-}
-
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys statuspage.KeyStore) (*statuspage.Manager, error) {
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys incident.KeyStore) (*incident.Manager, error) {
 	var token statuspage.Token
 	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
-		token = func() (string, error) { return secret(c.Token, c.TokenFile) }
+		token = func() (string, error) { return secret.Value(c.Token, c.TokenFile) }
 	}
 	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
 	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
-		tc, err := tlsConfig(c.CAFile, c.CertFile, c.KeyFile)
+		tc, err := secret.TLSConfig(c.CAFile, c.CertFile, c.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("BRIDGE_STATUSPAGE_CA_FILE/CERT_FILE: %w", err)
 		}
@@ -121,112 +128,70 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 	if err != nil {
 		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)
 	}
-	return statuspage.NewManager(statuspage.ManagerOptions{
-		Client:    client,
-		Log:       log,
-		Observer:  newIncidentMetrics(reg),
-		BridgeID:  cfg.Statuspage.Instance,
-		KeyStore:  keys,
-		ReplicaID: cfg.MQTT.ClientID,
+	return incident.NewManager(incident.ManagerOptions{
+		Client:     client,
+		Log:        log,
+		Registerer: reg,
+		BridgeID:   cfg.Statuspage.Instance,
+		KeyStore:   keys,
+		ReplicaID:  cfg.MQTT.ClientID,
 	}), nil
 }
 
 // openKeyStore opens the shared incident-key bucket, waiting for NATS as long as it takes:
 // with several replicas, handling reports without it could open duplicate incidents.
-func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (statuspage.KeyStore, error) {
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		store, err := kvlock.New(ctx, nc, kvlock.Options{Bucket: cfg.Statuspage.KVBucket})
-		if err == nil {
-			return store, nil
-		}
+func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (incident.KeyStore, error) {
+	var store *kvstore.CAS
+	err := retry.Until(ctx, startupBackoff, func(ctx context.Context) (err error) {
+		store, err = kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: cfg.Statuspage.KVBucket})
+		return err
+	}, nil, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
 			Msg("incident key bucket not available yet; retrying before taking reports")
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
+	})
+	return store, err
 }
 
 // startStatuspage resolves names and finds open incidents again before any report is
 // handled. An unreachable API is retried (the bridge must not die with it); a name the
 // server does not have is a configuration error.
-func startStatuspage(ctx context.Context, sp *statuspage.Manager, log zerolog.Logger) error {
-	wait := time.Second
-	for {
-		err := sp.Start(ctx)
-		if err == nil {
-			return nil
-		}
+func startStatuspage(ctx context.Context, sp *incident.Manager, log zerolog.Logger) error {
+	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, sp.Start, func(err error) bool {
 		var apiErr *statuspage.APIError
-		if errors.Is(err, statuspage.ErrUnknownNames) {
-			return configError{err}
-		}
-		if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429 {
-			return fmt.Errorf("status page: %w", err)
-		}
+		return errors.Is(err, incident.ErrUnknownNames) ||
+			errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429
+	}, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable at start; retrying before taking reports")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, time.Minute)
+	})
+	switch {
+	case errors.Is(err, incident.ErrUnknownNames):
+		return configError{err}
+	case err != nil && ctx.Err() == nil:
+		return fmt.Errorf("status page: %w", err)
 	}
+	return err
 }
 
-// tlsConfig trusts a custom CA (in addition to nothing else: a private CA is the point)
-// and presents a client certificate when one is given.
-func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate in it", caFile)
-		}
-		tc.RootCAs = pool
+func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit) (*reconcile.Service, error) {
+	var token func() (string, error)
+	if z := cfg.Zuul; z.Token != "" || z.TokenFile != "" {
+		token = func() (string, error) { return secret.Value(z.Token, z.TokenFile) }
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	client, err := zuulweb.New(zuulweb.Options{BaseURL: cfg.Zuul.URL, Token: token,
+		HTTPClient: &http.Client{Timeout: 60 * time.Second}, UserAgent: "zuul-bridge/" + version})
+	if err != nil {
+		return nil, fmt.Errorf("BRIDGE_ZUUL_URL: %w", err)
 	}
-	return tc, nil
-}
-
-// incidentMetrics counts the incident lifecycle per route.
-type incidentMetrics struct {
-	steps      *prometheus.CounterVec
-	suppressed *prometheus.CounterVec
-}
-
-func newIncidentMetrics(reg prometheus.Registerer) *incidentMetrics {
-	m := &incidentMetrics{
-		steps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_incidents_total",
-			Help: "Incident lifecycle steps per route (opened, updated, resolved)."}, []string{"route", "step"}),
-		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_incidents_suppressed_total",
-			Help: "Failing reports that opened no incident, by reason (maintenance, hand-ended)."}, []string{"route", "reason"}),
-	}
-	reg.MustRegister(m.steps, m.suppressed)
-	return m
-}
-
-func (m *incidentMetrics) IncidentOpened(route string) {
-	m.steps.WithLabelValues(route, "opened").Inc()
-}
-func (m *incidentMetrics) IncidentUpdated(route string) {
-	m.steps.WithLabelValues(route, "updated").Inc()
-}
-func (m *incidentMetrics) IncidentResolved(route string) {
-	m.steps.WithLabelValues(route, "resolved").Inc()
-}
-func (m *incidentMetrics) Suppressed(route, reason string) {
-	m.suppressed.WithLabelValues(route, reason).Inc()
+	return reconcile.NewService(reconcile.ServiceOptions{
+		Client: client, Tenants: cfg.Zuul.Tenants, Interval: cfg.Zuul.ReconcileInterval.v, Lookback: cfg.Zuul.Lookback.v,
+		Wants: func(tenant, pipeline string) bool {
+			for _, route := range routes {
+				if route.Reconcile && route.Match.MayMatch(tenant, pipeline) {
+					return true
+				}
+			}
+			return false
+		},
+		NATS: nc, Bucket: cfg.Zuul.KVBucket, Submit: submit, Log: log, Metrics: reconcile.NewMetrics(reg),
+	}), nil
 }

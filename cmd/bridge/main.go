@@ -8,9 +8,9 @@
 //
 // The composition root: it is the only package that imports every part.
 //
-//	MQTT broker --> mqtt.Subscriber --> pipeline.Handle --> zuul.Decode --> rules (filter)
+//	MQTT broker --> mqtt.Subscriber --> delivery.Handle --> zuul.Decode --> rules (filter)
 //	                     ^ ack                                   |
-//	                     +------- settled <-- natspub.Sink, statuspage.Sink (retry, deadline)
+//	                     +------- settled <-- natspub.Sink, incident.Sink (retry, deadline)
 //	                                          dead letters --> NATS
 package main
 

@@ -1,4 +1,4 @@
-// Package bench holds the Go benchmarks of the bridge's hot path (issue 5 item 2): decode,
+// Package bench holds the Go benchmarks of the bridge's hot path: decode,
 // rule matching with 50 routes, NATS subject and body encoding, and the three together,
 // for the 1 KB, 3.5 KB and 110 KB sample reports. It has no code of its own; run
 //

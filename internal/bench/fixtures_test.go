@@ -10,7 +10,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
 )
 
-// sizes are the sample reports of issue 5: a start report (1 KB), a failure with a few
+// sizes are the sample reports of three sizes: a start report (1 KB), a failure with a few
 // builds (3.5 KB) and a failure of a 120-build buildset (110 KB).
 var sizes = []struct{ label, file string }{
 	{"1KB", "periodic-daily_start.json"},

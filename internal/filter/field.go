@@ -206,7 +206,7 @@ func (s outcomeSet) has(o zuul.Outcome) bool {
 	return false
 }
 
-// knownResults are the upper-case values Zuul sends (WIRE-FORMAT.md section 6), used only to
+// knownResults are the upper-case values Zuul sends, used only to
 // suggest the right spelling for "post_failure".
 var knownResults = []string{
 	"SUCCESS", "FAILURE", "POST_FAILURE", "RETRY_LIMIT", "TIMED_OUT", "NODE_FAILURE", "SKIPPED",

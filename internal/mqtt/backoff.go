@@ -1,29 +1,19 @@
 package mqtt
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
 )
 
-// backoff returns the delay before reconnect attempt n (autopaho counts from
-// 0 after each lost connection; attempt 0 goes at once). The delay doubles
-// from min up to max, and a random part of up to a half spreads the
-// reconnects of many replicas after a broker restart.
+// backoff returns the delay before reconnect attempt n (autopaho counts from 0 after each
+// lost connection; attempt 0 goes at once, later ones follow retry.Backoff).
 func backoff(min, max time.Duration) func(attempt int) time.Duration {
+	b := retry.Backoff{Min: min, Max: max}
 	return func(attempt int) time.Duration {
 		if attempt <= 0 {
 			return 0
 		}
-		d := min
-		for i := 1; i < attempt && d < max; i++ {
-			d *= 2
-		}
-		if d > max {
-			d = max
-		}
-		if half := int64(d / 2); half > 0 {
-			d = d/2 + time.Duration(rand.Int64N(half+1))
-		}
-		return d
+		return b.Delay(attempt - 1)
 	}
 }

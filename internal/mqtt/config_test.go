@@ -84,15 +84,6 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestReadPasswordFileTrimsNewline(t *testing.T) {
-	p := t.TempDir() + "/pw"
-	writeFile(t, p, "s3cret\r\n")
-	got, err := readPasswordFile(p)
-	if err != nil || string(got) != "s3cret" {
-		t.Fatalf("got %q, %v", got, err)
-	}
-}
-
 // A connection that died young must not make the next reconnect immediate.
 func TestReconnectDelayAfterShortConnections(t *testing.T) {
 	s, err := New(Config{URL: "mqtt://b:1883", ClientID: "c", Topic: "t"}, func(*Message) {}, testLogger())

@@ -14,6 +14,8 @@ import (
 	paholog "github.com/eclipse/paho.golang/paho/log"
 	"github.com/eclipse/paho.golang/paho/session/state"
 	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/secret"
 )
 
 // Handler receives the messages, in receive order, from one goroutine. It may
@@ -85,7 +87,7 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 	}
 	s.room = sync.NewCond(&s.mu)
 	if tlsSchemes[u.Scheme] {
-		tc, err := loadTLS(cfg)
+		tc, err := secret.TLSConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
@@ -96,8 +98,8 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 		s.pahoDebug = pahoLogger{s.log, zerolog.TraceLevel, "paho"}
 	}
 	if cfg.PasswordFile != "" {
-		if _, err := readPasswordFile(cfg.PasswordFile); err != nil {
-			return nil, fmt.Errorf("mqtt: %w", err)
+		if _, err := secret.ReadFile(cfg.PasswordFile); err != nil {
+			return nil, fmt.Errorf("mqtt: PasswordFile: %w", err)
 		}
 	}
 	return s, nil
@@ -181,11 +183,11 @@ func (s *Subscriber) buildConnect(cp *paho.Connect, _ *url.URL) (*paho.Connect, 
 	rm := s.cfg.ReceiveMaximum
 	cp.Properties.ReceiveMaximum = &rm
 	if s.cfg.PasswordFile != "" {
-		pw, err := readPasswordFile(s.cfg.PasswordFile)
+		pw, err := secret.ReadFile(s.cfg.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("PasswordFile: %w", err)
 		}
-		cp.Password, cp.PasswordFlag = pw, len(pw) > 0
+		cp.Password, cp.PasswordFlag = []byte(pw), len(pw) > 0
 	}
 	return cp, nil
 }

@@ -1,5 +1,5 @@
 // Package reconcile closes the gaps of Zuul's MQTT reports with zuul-web's REST API
-// (issue 7): at start and then every Interval it reads the buildsets of the configured
+// at start and then every Interval it reads the buildsets of the configured
 // tenants and pipelines that are newer than a per-target cursor, turns each completed one
 // into the zuul.Event the MQTT path would have produced (zuulweb.ToEvent, same Event.ID)
 // and hands the ones no source applied before to Submit, i.e. the bridge's rules and

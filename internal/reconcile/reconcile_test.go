@@ -40,7 +40,7 @@ func TestRoundRecoversFailuresResolvesAndSkips(t *testing.T) {
 		ev.FailedBuilds()[0].JobName != "scs-check-kaas" || ev.Tenant != "scs" || ev.Project != "SovereignCloudStack/standards" {
 		t.Errorf("recovered failure: %+v", ev)
 	}
-	if cur, ok, _ := e.store.Cursor(context.Background(), daily); !ok || cur != viaMQTT.ID {
+	if cur, ok, _ := e.store.Cursor(context.Background(), daily.Tenant, daily.Pipeline); !ok || cur != viaMQTT.ID {
 		t.Errorf("cursor %d (set %v), want %d: held below the running buildset", cur, ok, viaMQTT.ID)
 	}
 	if n := e.fake.CountRequests("/buildset/" + viaMQTT.UUID); n != 0 {
@@ -61,7 +61,7 @@ func TestRoundRecoversFailuresResolvesAndSkips(t *testing.T) {
 	if got := e.round(r); len(got) != 0 {
 		t.Fatalf("fourth round submitted %v", ids(got))
 	}
-	if cur, _, _ := e.store.Cursor(context.Background(), daily); cur != running.ID {
+	if cur, _, _ := e.store.Cursor(context.Background(), daily.Tenant, daily.Pipeline); cur != running.ID {
 		t.Errorf("cursor %d, want %d", cur, running.ID)
 	}
 
@@ -168,7 +168,7 @@ func TestZuulWebErrors(t *testing.T) {
 	if err := r.Round(context.Background()); !errors.As(err, &ae) || ae.Status != 401 {
 		t.Fatalf("Round without token: %v, want 401", err)
 	}
-	if _, ok, _ := e.store.Cursor(context.Background(), daily); ok {
+	if _, ok, _ := e.store.Cursor(context.Background(), daily.Tenant, daily.Pipeline); ok {
 		t.Error("cursor set although nothing was read")
 	}
 

@@ -21,9 +21,9 @@ type Store interface {
 	MarkSeen(ctx context.Context, id string) error
 	// Cursor is the highest buildset id (_id) up to which everything of the target was
 	// handled; ok is false before the first round that handled something (first start).
-	Cursor(ctx context.Context, t Target) (idx int64, ok bool, err error)
+	Cursor(ctx context.Context, tenant, pipeline string) (idx int64, ok bool, err error)
 	// SetCursor records a new cursor for the target.
-	SetCursor(ctx context.Context, t Target, idx int64) error
+	SetCursor(ctx context.Context, tenant, pipeline string, idx int64) error
 }
 
 // NewMemoryStore returns a Store that lives as long as the process: without JetStream a
@@ -52,16 +52,16 @@ func (m *memoryStore) MarkSeen(_ context.Context, id string) error {
 	return nil
 }
 
-func (m *memoryStore) Cursor(_ context.Context, t Target) (int64, bool, error) {
+func (m *memoryStore) Cursor(_ context.Context, tenant, pipeline string) (int64, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	idx, ok := m.cursors[t]
+	idx, ok := m.cursors[Target{tenant, pipeline}]
 	return idx, ok, nil
 }
 
-func (m *memoryStore) SetCursor(_ context.Context, t Target, idx int64) error {
+func (m *memoryStore) SetCursor(_ context.Context, tenant, pipeline string, idx int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.cursors[t] = idx
+	m.cursors[Target{tenant, pipeline}] = idx
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // exclude_result is SQL `result NOT IN (...)`, which would hide exactly those (NULL).
 func (r *Reconciler) target(ctx context.Context, t Target) (stats, error) {
 	var st stats
-	cursor, have, err := r.o.Store.Cursor(ctx, t)
+	cursor, have, err := r.o.Store.Cursor(ctx, t.Tenant, t.Pipeline)
 	if err != nil {
 		return st, err
 	}
@@ -42,7 +42,7 @@ func (r *Reconciler) target(ctx context.Context, t Target) (stats, error) {
 	defer func() {
 		// Save what is done even when a later buildset failed: it is not re-read.
 		if next > cursor || !have && next > 0 {
-			if err := r.o.Store.SetCursor(ctx, t, next); err != nil {
+			if err := r.o.Store.SetCursor(ctx, t.Tenant, t.Pipeline, next); err != nil {
 				r.o.Log.Warn().Err(err).Str("target", t.String()).Msg("cursor not saved; the next round re-reads")
 			}
 			st.cursorFrom, st.cursorTo = cursor, next

@@ -16,8 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/filter"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 )
 
 // Default is the rules file used when none is configured.
@@ -31,7 +31,7 @@ type Route struct {
 	Line       int
 	Match      *filter.Matcher
 	NATS       *natspub.RouteConfig
-	StatusPage *statuspage.RouteConfig
+	StatusPage *incident.RouteConfig
 	// Reconcile: read this route's pipelines back from zuul-web (when BRIDGE_ZUUL_URL is
 	// set) to recover lost failures and see successes. Default: routes with a status page.
 	Reconcile bool
@@ -43,12 +43,12 @@ type file struct {
 }
 
 type route struct {
-	Name       string                  `yaml:"name"`
-	Match      *filter.Spec            `yaml:"match"`
-	Exclude    *filter.Spec            `yaml:"exclude"`
-	NATS       *natspub.RouteConfig    `yaml:"nats"`
-	StatusPage *statuspage.RouteConfig `yaml:"statuspage"`
-	Reconcile  *bool                   `yaml:"reconcile"`
+	Name       string                `yaml:"name"`
+	Match      *filter.Spec          `yaml:"match"`
+	Exclude    *filter.Spec          `yaml:"exclude"`
+	NATS       *natspub.RouteConfig  `yaml:"nats"`
+	StatusPage *incident.RouteConfig `yaml:"statuspage"`
+	Reconcile  *bool                 `yaml:"reconcile"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)

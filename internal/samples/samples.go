@@ -1,5 +1,5 @@
-// Package samples holds real-shaped Zuul MQTT payloads, one per case of
-// shared/zuul/WIRE-FORMAT.md (INDEX.md says what each exercises). Tests read them, and the
+// Package samples holds real-shaped Zuul MQTT payloads, one per layout and
+// case Zuul sends (3.1 to master). Tests read them, and the
 // demo replays them through the bridge.
 package samples
 

@@ -37,7 +37,7 @@ type Client struct {
 
 const (
 	defaultHTTPTimeout = 10 * time.Second
-	maxResponseBytes   = 16 << 20 // lists are unpaginated (API.md §1); bound them anyway
+	maxResponseBytes   = 16 << 20 // lists are unpaginated; bound them anyway
 	maxErrorMessage    = 300
 )
 
@@ -82,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
 	if in != nil {
-		// Without it the server binds nothing and answers 400 (API.md §7).
+		// Without it the server binds nothing and answers 400.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	var token string
@@ -184,7 +184,7 @@ func redactErr(err error, token string) error {
 func timeParam(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // ListComponents is GET /components, or GET /components?at=T when at is not zero (the
-// list endpoint handles at correctly; the single-component one does not, API.md §8.3).
+// list endpoint handles at correctly; the single-component one does not).
 func (c *Client) ListComponents(ctx context.Context, at time.Time) ([]Component, error) {
 	var q url.Values
 	if !at.IsZero() {
@@ -217,7 +217,7 @@ func (c *Client) GetPhases(ctx context.Context) (PhaseList, error) {
 }
 
 // ListIncidents is GET /incidents?start&end: ended incidents overlapping the window plus
-// every open incident that began before end, however old (API.md §3).
+// every open incident that began before end, however old.
 func (c *Client) ListIncidents(ctx context.Context, start, end time.Time) ([]Incident, error) {
 	q := url.Values{"start": {timeParam(start)}, "end": {timeParam(end)}}
 	var r struct{ Data []Incident }
@@ -264,7 +264,7 @@ func (c *Client) ListUpdates(ctx context.Context, id string) ([]IncidentUpdate, 
 }
 
 // PostUpdate is POST /incidents/{id}/updates; it returns the order the server assigned.
-// Callers must serialise posts per incident (API.md §6).
+// Callers must serialise posts per incident.
 func (c *Client) PostUpdate(ctx context.Context, id string, u IncidentUpdate) (int, error) {
 	u.Order = 0
 	if u.CreatedAt != nil {

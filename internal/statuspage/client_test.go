@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
 func TestRetryableClassification(t *testing.T) {
@@ -67,70 +66,9 @@ func TestClientSurvivesGarbage(t *testing.T) {
 	}
 }
 
-// A Manager facing a server that answers garbage reports errors and never panics.
-func TestManagerSurvivesGarbage(t *testing.T) {
-	e := newEnv(t, statuspagefake.Options{}, nil)
-	e.fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
-		return statuspagefake.Fault{Status: 200, Message: "not what you expected"}, r.Method == "GET"
-	})
-	// GET /components answers {"message": ...} with 200: no components, so no maintenance;
-	// the create itself goes through.
-	e.send(fail(1, hours(0)))
-	// The hand-end check reads an incident without id or endedAt: treated as open.
-	e.send(fail(2, hours(1)))
-	e.fake.SetFault(nil)
-	e.send(ok(3, hours(2)))
-	eq(t, "ended", e.incidents()[0].EndedAt != nil, true)
-}
-
-// An update whose answer was lost although the server stored it: the retry looks first
-// and posts nothing new.
-func TestUpdateAnswerLost(t *testing.T) {
-	e := newEnv(t, statuspagefake.Options{}, nil)
-	e.copts.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}
-	e.restart()
-	e.send(fail(1, hours(0)))
-	e.fake.SetFault(loseAnswerOnce("POST", "/updates"))
-	if retry, err := e.sink.Send(t.Context(), fail(2, hours(1))); !retry || err == nil {
-		t.Fatalf("lost answer: retry=%v err=%v", retry, err)
-	}
-	e.fake.SetFault(nil)
-	eqCalls(t, "the retry looks first and finds its update", e.calls(func() { e.send(fail(2, hours(1))) }),
-		"GET /incidents/{id}/updates")
-	eq(t, "updates", len(e.incidents()[0].Updates), 1)
-}
-
-// An incident deleted by a person counts as ended by hand.
-func TestDeletedIncident(t *testing.T) {
-	e := newEnv(t, statuspagefake.Options{}, nil)
-	e.send(fail(1, hours(0)))
-	id := e.incidents()[0].ID
-	req, _ := http.NewRequest(http.MethodDelete, e.fake.URL()+"/incidents/"+id, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	eq(t, "deleted", len(e.incidents()), 0)
-	e.send(fail(2, hours(1)))
-	eq(t, "not reopened", len(e.incidents()), 0)
-	e.send(ok(3, hours(2)))
-	e.send(fail(4, hours(3)))
-	eq(t, "new outage", len(e.incidents()), 1)
-}
-
-func TestRunStopsOnCancel(t *testing.T) {
-	e := newEnv(t, statuspagefake.Options{}, func(c *statuspage.RouteConfig) { c.QuietPeriod = time.Hour })
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- e.m.Run(ctx) }()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s: got %v, want %v", what, got, want)
 	}
 }

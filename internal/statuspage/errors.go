@@ -33,7 +33,7 @@ func (e *APIError) Temporary() bool {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	case http.StatusInternalServerError:
-		// Most 500s are permanent client errors of the server (API.md §7); the one known
+		// Most 500s are permanent client errors of the server; the one known
 		// transient one is the update-numbering collision of concurrent posts (§6).
 		return e.Method == http.MethodPost && strings.HasSuffix(e.Path, "/updates")
 	}
@@ -72,9 +72,9 @@ func Retryable(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// maybeApplied reports whether a failed write may nevertheless have been stored, so that
+// MaybeApplied reports whether a failed write may nevertheless have been stored, so that
 // the retry must look before writing again.
-func maybeApplied(err error) bool {
+func MaybeApplied(err error) bool {
 	var te *transportError
 	if errors.As(err, &te) {
 		return te.ambiguous
@@ -87,7 +87,8 @@ func maybeApplied(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func statusOf(err error) int {
+// StatusOf is the HTTP status of an APIError in err, else 0.
+func StatusOf(err error) int {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae.Status

@@ -2,7 +2,7 @@ package statuspage
 
 import "time"
 
-// Wire types of the SCS status page API (status-page-openapi v1.1.2, API.md §2). The
+// Wire types of the SCS status page API (status-page-openapi v1.1.2). The
 // generated module upstream is not fetchable, so these are our own. Every field is optional
 // on the wire; pointers mark the ones whose absence matters.
 
@@ -21,7 +21,7 @@ type Impact struct {
 }
 
 // Incident as read from the API. Times are instants: the server renders them in its own
-// time zone (API.md §2), so compare with time methods, never as strings.
+// time zone, so compare with time methods, never as strings.
 type Incident struct {
 	ID          string     `json:"id"`
 	DisplayName string     `json:"displayName"`
@@ -34,7 +34,7 @@ type Incident struct {
 }
 
 // NewIncident is the body of POST /incidents. Phase is not a pointer on purpose: an
-// incident without a phase makes every later read of it fail (API.md §0).
+// incident without a phase makes every later read of it fail.
 type NewIncident struct {
 	DisplayName string    `json:"displayName"`
 	Description string    `json:"description"`

@@ -37,7 +37,7 @@ const (
 var parsers fastjson.ParserPool
 
 // Decode turns one MQTT payload into an Event. It accepts every layout from Zuul 3.1 to
-// current master (see shared/zuul/WIRE-FORMAT.md) and rejects, with a *DecodeError, what
+// current master and rejects, with a *DecodeError, what
 // is not a Zuul report: not JSON, invalid UTF-8, not an object, a field of the wrong type,
 // or a report without action, tenant, pipeline, project or buildset. Unknown keys are
 // skipped (Zuul adds fields without notice); null stands for absent.
@@ -292,7 +292,7 @@ func jsonType(v *fastjson.Value) string {
 	return "null"
 }
 
-// outcome classifies a report (DESIGN.md: "result: [failure]"). hasResult is false for
+// outcome classifies a report (what `result: [failure]` means in the rules). hasResult is false for
 // payloads older than 3.16 and for enqueue/start reports, where the action and the voting
 // builds decide.
 func outcome(ev *Event, hasResult bool) Outcome {

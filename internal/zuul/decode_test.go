@@ -18,7 +18,7 @@ func readSample(t testing.TB, name string) []byte {
 	return b
 }
 
-// TestDecodeSamples covers every sample Zuul payload (copied from shared/zuul/samples).
+// TestDecodeSamples covers every sample Zuul payload.
 func TestDecodeSamples(t *testing.T) {
 	type want struct {
 		action, pipeline, project, branch, change, result string

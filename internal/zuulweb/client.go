@@ -1,5 +1,5 @@
-// Package zuulweb is a read-only client of zuul-web's REST API (10.x, 11.x, master; the
-// contract is shared/zuul/REST-API.md): the buildset list with keyset paging, the
+// Package zuulweb is a read-only client of zuul-web's REST API (10.x, 11.x,
+// master): the buildset list with keyset paging, the
 // buildset detail, the pipeline list, and ToEvent, which maps a buildset to the same
 // zuul.Event the MQTT path decodes. It does not poll and keeps no state beyond whether the
 // server knows `exclude_result`; polling and de-duplication are package reconcile's.

@@ -14,7 +14,7 @@ var ErrNoResult = errors.New("zuulweb: buildset has no result yet")
 
 // ToEvent maps a completed buildset, ideally the detail from Client.Buildset (a list
 // element has no builds, so its event has no FailedBuilds), to the zuul.Event that
-// zuul.Decode makes of the MQTT report of the same buildset (REST-API.md §3.1):
+// zuul.Decode makes of the MQTT report of the same buildset:
 //
 //   - ID "<buildset uuid>-<RESULT>", as zuul.Decode's identity for a final report, so the
 //     two sources de-duplicate against each other; Source is zuul.SourceREST.

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// Query filters GET /api/tenant/{tenant}/buildsets (REST-API.md §1.2). Zero values send
+// Query filters GET /api/tenant/{tenant}/buildsets. Zero values send
 // nothing. Pipeline, Project and Branch accept `*` wildcards on zuul-web 10.1+.
 type Query struct {
 	Pipeline string

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Buildset is one buildset as zuul-web serves it (REST-API.md §2.1). A list element has no
+// Buildset is one buildset as zuul-web serves it. A list element has no
 // Builds and no Events; the detail (Client.Buildset) has them when they are not empty.
 // Strings are "" where zuul-web sent null: Result "" means the buildset has no result yet
 // (running, or the database row was not updated yet, the MQTT-before-SQL race).
@@ -77,7 +77,7 @@ type BuildsetEvent struct {
 	Description string `json:"description"`
 }
 
-// Time is a zuul-web timestamp: "YYYY-MM-DDTHH:MM:SS", naive but UTC (REST-API.md §2.2),
+// Time is a zuul-web timestamp: "YYYY-MM-DDTHH:MM:SS", naive but UTC,
 // truncated to seconds. null decodes to the zero Time. RFC 3339 with a zone is accepted
 // too, in case a proxy or a later Zuul adds one.
 type Time struct{ time.Time }

@@ -8,8 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// checkPolicy holds a workload's pod template to the hardening the chart promises
-// (issue 6): non-root, read-only root filesystem, no privilege escalation, all
+// checkPolicy holds a workload's pod template to the hardening the chart promises:
+// non-root, read-only root filesystem, no privilege escalation, all
 // capabilities dropped, RuntimeDefault seccomp, no service-link variables (envconfig
 // would read them), probes and resources on every container.
 func checkPolicy(obj runtime.Object) []error {

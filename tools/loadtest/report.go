@@ -69,7 +69,7 @@ func report(w io.Writer, o options, mx *mix, natsKind string, results []systemRe
 			ratio(bp.cpuPer1000, fp.cpuPer1000), ratio(float64(bp.peakRSSKiB), float64(fp.peakRSSKiB)))
 	}
 
-	fmt.Fprintln(w, "\nTargets (issue 5 item 3) from this run:")
+	fmt.Fprintln(w, "\nTargets from this run:")
 	for i := range b.phases {
 		if i >= len(f.phases) {
 			break

@@ -8,7 +8,7 @@ import (
 
 // activeAt decides which incidents count for activelyAffectedBy: without
 // ?at= those with endedAt NULL (even if not begun yet); with ?at=T those
-// with beganAt < T AND (endedAt > T OR endedAt NULL) (API.md §5).
+// with beganAt < T AND (endedAt > T OR endedAt NULL).
 type activeAt struct {
 	at *time.Time
 }
@@ -87,7 +87,7 @@ func (f *Fake) getComponent(req *apiRequest) reply {
 		return notFound()
 	}
 	if a.at != nil {
-		// API.md §8.3: the SQL misses parentheses, impacts of other
+		// The server's SQL for ?at= misses parentheses, impacts of other
 		// components come back and gorm fails to assign them.
 		for _, other := range f.state.components {
 			if other.id != c.id && len(f.componentImpacts(other.id, a)) > 0 {

@@ -2,7 +2,7 @@
 // (SovereignCloudStack/status-page-api v1.0.0 and v1.0.1) for tests.
 //
 // It keeps state the way the real server does on PostgreSQL, including the
-// server's bugs documented in shared/statuspage/API.md (500s for client
+// server's known bugs (500s for client
 // mistakes, incidents without phase that break reads, append-only impacts in
 // v1.0.0, colliding update numbers, the SQL time window of GET /incidents).
 // Every request and response is validated against the embedded openapi.yaml;
@@ -24,7 +24,8 @@ type Version string
 const (
 	// V100 is status-page-api v1.0.0, what the SCS deployment runs.
 	V100 Version = "v1.0.0"
-	// V101 is v1.0.1 with the DB workaround of API.md §8.1: phases behave
+	// V101 is v1.0.1 with the database workaround (phases.name made
+	// nullable after each server start): phases behave
 	// like v1.0.0 but unknown phases are rejected and affects replace.
 	V101 Version = "v1.0.1"
 	// V101Broken is v1.0.1 without the workaround: every create or PATCH of
@@ -183,7 +184,7 @@ func (f *Fake) recordRequest(r Request) func(status int) {
 
 // CollideNextUpdate makes the next POST /incidents/{id}/updates that would
 // insert a row answer 500, as the primary-key violation of two concurrent
-// posts does on the real server (API.md §6).
+// posts does on the real server.
 func (f *Fake) CollideNextUpdate() {
 	f.metaMu.Lock()
 	defer f.metaMu.Unlock()

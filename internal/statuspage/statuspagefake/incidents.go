@@ -5,10 +5,11 @@ import (
 	"sort"
 )
 
-// nilUUID is refused by gorm as an UPDATE without WHERE (API.md §7).
+// nilUUID is refused by gorm as an UPDATE without WHERE.
 const nilUUID = "00000000-0000-0000-0000-000000000000"
 
-// checkBody applies the server's body checks 2..4 of API.md §3; they only
+// checkBody applies the server's body checks of POST/PATCH /incidents (endedAt
+// after beganAt, ...); they only
 // look at this request's body (also on PATCH).
 func checkBody(b incidentBody) (reply, bool) {
 	if b.BeganAt != nil && b.EndedAt != nil && b.EndedAt.Before(*b.BeganAt) {

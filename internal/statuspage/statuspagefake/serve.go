@@ -8,7 +8,7 @@ import (
 )
 
 // oathkeeper401 is the body the upstream auth proxy answers for a missing or
-// invalid token (API.md §9).
+// invalid token.
 const oathkeeper401 = `{"error":{"code":401,"status":"Unauthorized","message":"Access credentials are invalid"}}` + "\n"
 
 // serveHTTP is the whole request path: record, validate, fault injection,

@@ -14,8 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
-// openapiYAML is status-page-openapi v1.0.0's openapi.yaml (spec 1.1.2),
-// copied from shared/statuspage.
+// openapiYAML is status-page-openapi v1.0.0's openapi.yaml (spec 1.1.2).
 //
 //go:embed openapi.yaml
 var openapiYAML []byte

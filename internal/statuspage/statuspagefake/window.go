@@ -45,7 +45,7 @@ func le(col *time.Time, p time.Time) tri {
 	return triOf(!col.After(p))
 }
 
-// inWindow is the exact WHERE clause of GET /incidents (API.md §3):
+// inWindow is the exact WHERE clause of GET /incidents:
 //
 //	NOT (began_at < :start AND ended_at < :start)
 //	AND NOT (began_at > :end AND ended_at > :end)

@@ -1,6 +1,6 @@
 // Package zuulwebfake is an in-process zuul-web for tests: an httptest server that
 // serves the buildset, pipeline and info endpoints with zuul-web's JSON shapes and its
-// error behaviour (REST-API.md §7): CherryPy HTML error pages, 404 for a query parameter
+// error behaviour: CherryPy HTML error pages, 404 for a query parameter
 // the emulated version does not know, 200 HTML for unknown paths, 401 JSON and 403 empty
 // for read-protected tenants, and buildsets whose result is null first and final later.
 // The /builds and /build endpoints are not served.

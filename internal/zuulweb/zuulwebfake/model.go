@@ -46,13 +46,13 @@ type Build struct {
 }
 
 // BranchRef is the ref of a periodic (timer) item on a GitHub branch: change, patchset and
-// revisions null (REST-API.md §2.5).
+// revisions null.
 func BranchRef(project, branch string) Ref {
 	return Ref{Project: project, Branch: branch, Ref: "refs/heads/" + branch, RefURL: "https://github.com/" + project}
 }
 
 // The wire types below reproduce zuul-web's JSON: key order, nulls, ints, bools and the
-// naive UTC timestamp format (REST-API.md §2).
+// naive UTC timestamp format.
 
 type wireBuildset struct {
 	ID                  int64       `json:"_id"`

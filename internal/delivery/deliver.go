@@ -1,0 +1,138 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// settle delivers a report to every target of the matched routes, dead-letters what failed
+// for good, and reports whether the report is settled (false: abandoned at shutdown).
+func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, payload []byte) bool {
+	type result struct {
+		route *Route
+		t     Target
+		err   error
+	}
+	var n int
+	for _, r := range routes {
+		n += len(r.Targets)
+	}
+	results := make(chan result, n)
+	for _, r := range routes {
+		for _, t := range r.Targets {
+			go func() {
+				defer func() { // a sink's bug must not take the process down
+					if v := recover(); v != nil {
+						results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
+					}
+				}()
+				results <- result{r, t, p.deliver(ev, r, t)}
+			}()
+		}
+	}
+	var failed []result
+	abandoned := false
+	for range n {
+		res := <-results
+		switch {
+		case res.err == nil:
+		case errors.Is(res.err, errAbandoned):
+			abandoned = true
+		default:
+			failed = append(failed, res)
+		}
+	}
+	if abandoned {
+		return false
+	}
+	for _, f := range failed {
+		dl := DeadLetter{Topic: topic, Payload: payload, ID: ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
+		if !p.deadLetter(dl) {
+			return false
+		}
+	}
+	if p.o.Settled != nil {
+		p.o.Settled(ev)
+	}
+	return true
+}
+
+var errAbandoned = errors.New("abandoned at shutdown")
+
+type permanent struct{ error }
+
+func (e permanent) Unwrap() error { return e.error }
+
+// deliver sends to one target until it succeeds, fails for good, or the deadline passes.
+func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
+	m := p.o.Metrics
+	log := p.o.Log.With().Str("route", r.Name).Str("sink", t.Kind).Str("id", ev.ID).Logger()
+	start := p.o.Now()
+	deadline := start.Add(p.o.Deadline)
+	for attempt := 0; ; attempt++ {
+		if p.abortCtx.Err() != nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+		ctx, cancel := context.WithDeadline(p.abortCtx, minTime(deadline, p.o.Now().Add(p.o.AttemptTimeout)))
+		again, err := t.Sink.Send(ctx, ev)
+		cancel()
+		if err == nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "delivered").Inc()
+			m.latency.WithLabelValues(t.Kind).Observe(p.o.Now().Sub(start).Seconds())
+			log.Info().Str("pipeline", ev.Pipeline).Str("project", ev.Project).Str("branch", ev.Branch).
+				Str("result", ev.Result).Int("attempts", attempt+1).Msg("delivered")
+			return nil
+		}
+		if p.abortCtx.Err() != nil {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+		if !again {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
+			log.Error().Err(err).Msg("delivery failed for good")
+			return permanent{err}
+		}
+		wait := p.backoff.Delay(attempt)
+		if !p.o.Now().Add(wait).Before(deadline) {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
+			log.Error().Err(err).Int("attempts", attempt+1).Dur("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
+			return fmt.Errorf("deadline of %s reached after %d attempts: %w", p.o.Deadline, attempt+1, err)
+		}
+		m.retries.WithLabelValues(r.Name, t.Kind).Inc()
+		log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Msg("delivery failed, retrying")
+		if !retry.Sleep(p.abortCtx, wait) {
+			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
+			return errAbandoned
+		}
+	}
+}
+
+// deadLetter records a failure, retrying until it is recorded or the process stops.
+// It reports whether the message may now be acknowledged.
+func (p *Dispatcher) deadLetter(dl DeadLetter) bool {
+	m := p.o.Metrics
+	if p.o.DeadLetter == nil {
+		m.deadLettered.WithLabelValues(dl.Sink).Inc()
+		return true
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(p.abortCtx, p.o.AttemptTimeout)
+		err := p.o.DeadLetter(ctx, dl)
+		cancel()
+		if err == nil {
+			m.deadLettered.WithLabelValues(dl.Sink).Inc()
+			p.o.Log.Warn().Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
+				Str("reason", dl.Reason).Msg("dead-lettered")
+			return true
+		}
+		p.o.Log.Warn().Err(err).Int("attempt", attempt+1).Msg("dead letter not recorded, retrying")
+		if !retry.Sleep(p.abortCtx, p.backoff.Delay(attempt)) {
+			return false
+		}
+	}
+}

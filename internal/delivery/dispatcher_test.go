@@ -1,0 +1,297 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// sinkFunc adapts a function to Sink; the tests drive the pipeline's retry and ack logic
+// through it. The real sinks have their own tests against real servers.
+type sinkFunc func(ctx context.Context, ev *zuul.Event) (bool, error)
+
+func (f sinkFunc) Send(ctx context.Context, ev *zuul.Event) (bool, error) { return f(ctx, ev) }
+
+type ackRecorder struct {
+	mu    sync.Mutex
+	acked []string
+	ch    chan string
+}
+
+func newAcks() *ackRecorder { return &ackRecorder{ch: make(chan string, 100)} }
+
+func (a *ackRecorder) msg(t *testing.T, topic string, payload []byte) Message {
+	return Message{Topic: topic, Payload: payload, Ack: func() error {
+		a.mu.Lock()
+		a.acked = append(a.acked, topic)
+		a.mu.Unlock()
+		a.ch <- topic
+		return nil
+	}}
+}
+
+func (a *ackRecorder) wait(t *testing.T, topic string) {
+	t.Helper()
+	select {
+	case got := <-a.ch:
+		if got != topic {
+			t.Fatalf("acked %q, want %q", got, topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no ack for %q", topic)
+	}
+}
+
+func payload(t *testing.T, name string) []byte {
+	b := samples.Get(name)
+	if b == nil {
+		t.Fatalf("no sample %s", name)
+	}
+	return b
+}
+
+func failing(ev *zuul.Event) bool { return ev.Outcome == zuul.OutcomeFailure }
+
+func fastOptions(routes ...Route) Options {
+	return Options{Routes: routes, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, Log: zerolog.Nop(), Metrics: NewMetrics(nil)}
+}
+
+func TestDeliverAndAck(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	sink := sinkFunc(func(_ context.Context, ev *zuul.Event) (bool, error) {
+		mu.Lock()
+		got = append(got, ev.ID)
+		mu.Unlock()
+		return false, nil
+	})
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "fail", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "fail")
+	p.Handle(acks.msg(t, "success", payload(t, "periodic-daily_success.json")))
+	acks.wait(t, "success")
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("sink got %v, want only the failure", got)
+	}
+	m := o.Metrics
+	if testutil.ToFloat64(m.filtered) != 1 || testutil.ToFloat64(m.deliveries.WithLabelValues("r", "test", "delivered")) != 1 || testutil.ToFloat64(m.acked) != 2 {
+		t.Fatal("metrics do not add up")
+	}
+}
+
+func TestRetryThenDeliver(t *testing.T) {
+	var calls atomic.Int32
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) {
+		if calls.Add(1) < 3 {
+			return true, errors.New("503")
+		}
+		return false, nil
+	})
+	var dead atomic.Int32
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	o.DeadLetter = func(context.Context, DeadLetter) error { dead.Add(1); return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	if calls.Load() != 3 || dead.Load() != 0 || testutil.ToFloat64(o.Metrics.retries.WithLabelValues("r", "test")) != 2 {
+		t.Fatalf("calls %d dead %d", calls.Load(), dead.Load())
+	}
+}
+
+func TestPermanentFailureIsDeadLetteredThenAcked(t *testing.T) {
+	nats := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return false, nil })
+	sp := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return false, errors.New("400 Bad Request") })
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", nats}, {"statuspage", sp}}})
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	dl := <-dls
+	if dl.Sink != "statuspage" || dl.Route != "r" || !strings.Contains(dl.Reason, "400") || len(dl.Payload) == 0 || dl.ID == "" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if len(dls) != 0 {
+		t.Fatal("the delivered sink was dead-lettered too")
+	}
+}
+
+func TestDeadlineEndsRetries(t *testing.T) {
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return true, errors.New("timeout") })
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	o.Deadline = 30 * time.Millisecond
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	acks.wait(t, "t")
+	p.Drain(context.Background())
+	if dl := <-dls; !strings.Contains(dl.Reason, "deadline") {
+		t.Fatalf("reason %q", dl.Reason)
+	}
+}
+
+func TestRejectedPayloads(t *testing.T) {
+	dls := make(chan DeadLetter, 10)
+	o := fastOptions()
+	o.MaxPayload = 1000
+	o.DeadLetter = func(_ context.Context, dl DeadLetter) error { dls <- dl; return nil }
+	p := New(o)
+	acks := newAcks()
+	for _, c := range []struct{ topic, payload, reason string }{
+		{"a", "not json", "not_json"},
+		{"b", strings.Repeat(" ", 1001), "too_large"},
+		{"c", `{"tenant": 1}`, "wrong_shape"},
+		{"d", "\xff\xfe", "invalid_utf8"},
+	} {
+		p.Handle(acks.msg(t, c.topic, []byte(c.payload)))
+		acks.wait(t, c.topic)
+		dl := <-dls
+		if dl.Topic != c.topic || !strings.HasPrefix(dl.Reason, c.reason) || string(dl.Payload) != c.payload {
+			t.Errorf("dead letter %+v, want reason %s", dl, c.reason)
+		}
+		if testutil.ToFloat64(o.Metrics.rejected.WithLabelValues(c.reason)) != 1 {
+			t.Errorf("rejected{%s} not counted", c.reason)
+		}
+	}
+	p.Drain(context.Background())
+}
+
+func TestDrainAbandonsUnfinishedWithoutAck(t *testing.T) {
+	entered := make(chan struct{})
+	sink := sinkFunc(func(ctx context.Context, _ *zuul.Event) (bool, error) {
+		close(entered)
+		<-ctx.Done()
+		return true, ctx.Err()
+	})
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	dead := false
+	o.DeadLetter = func(context.Context, DeadLetter) error { dead = true; return nil }
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the grace period is already over
+	if err := p.Drain(ctx); err == nil {
+		t.Fatal("Drain reported nothing left behind")
+	}
+	if len(acks.acked) != 0 || dead {
+		t.Fatalf("acked %v dead-lettered %v: an unfinished delivery must stay unacknowledged", acks.acked, dead)
+	}
+	p.Handle(acks.msg(t, "late", payload(t, "periodic-daily_failure_mixed.json")))
+	if len(acks.acked) != 0 {
+		t.Fatal("a message handed over after Drain was acknowledged")
+	}
+}
+
+func TestOrderPerKey(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	sink := sinkFunc(func(_ context.Context, ev *zuul.Event) (bool, error) {
+		mu.Lock()
+		seen = append(seen, ev.Action)
+		mu.Unlock()
+		return false, nil
+	})
+	all := func(*zuul.Event) bool { return true }
+	p := New(fastOptions(Route{Name: "r", Match: all, Targets: []Target{{"test", sink}}}))
+	acks := newAcks()
+	for _, name := range []string{"periodic-daily_start.json", "periodic-daily_failure_mixed.json", "periodic-daily_success.json"} {
+		p.Handle(acks.msg(t, name, payload(t, name)))
+	}
+	p.Drain(context.Background())
+	if strings.Join(seen, ",") != "start,failure,success" {
+		t.Fatalf("order %v", seen)
+	}
+}
+
+// starterSink is a Sink and a Starter: the batch path starts and confirms; Send is the
+// full path.
+type starterSink struct {
+	mu        sync.Mutex
+	sends     []string
+	starts    []string
+	failStart string // an ID whose confirm fails once
+	gate      chan struct{}
+	entered   chan struct{} // closed when the gated Send is entered
+}
+
+func (s *starterSink) Send(_ context.Context, ev *zuul.Event) (bool, error) {
+	s.mu.Lock()
+	s.sends = append(s.sends, ev.ID)
+	gate := s.gate
+	s.gate = nil
+	s.mu.Unlock()
+	if gate != nil {
+		close(s.entered)
+		<-gate
+	}
+	return false, nil
+}
+
+func (s *starterSink) Start(_ context.Context, ev *zuul.Event) (func(context.Context) (bool, error), bool, error) {
+	s.mu.Lock()
+	s.starts = append(s.starts, ev.ID)
+	s.mu.Unlock()
+	return func(context.Context) (bool, error) {
+		if ev.ID == s.failStart {
+			return true, errors.New("flush failed")
+		}
+		return false, nil
+	}, false, nil
+}
+
+func TestBatchStartsThenConfirmsInOrder(t *testing.T) {
+	base := payload(t, "periodic-daily_failure_mixed.json")
+	var msgs [][]byte
+	var ids []string
+	for i := range 6 {
+		b := []byte(strings.Replace(string(base), `"uuid": "22799888a7ae82e51b19a6124a096841"`, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
+		msgs = append(msgs, b)
+		ev, _ := zuul.Decode(b)
+		ids = append(ids, ev.ID)
+	}
+	gate := make(chan struct{})
+	sink := &starterSink{failStart: ids[3], gate: gate, entered: make(chan struct{})}
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", sink}}})
+	o.Workers = 1
+	p := New(o)
+	acks := newAcks()
+	p.Handle(acks.msg(t, ids[0], msgs[0]))
+	<-sink.entered // the worker holds the first report alone, in Send
+	for i, b := range msgs[1:] {
+		p.Handle(acks.msg(t, ids[i+1], b)) // these queue up and form one batch
+	}
+	close(gate)
+	for _, id := range ids {
+		acks.wait(t, id) // every report acknowledged, in receive order
+	}
+	p.Drain(context.Background())
+	if strings.Join(sink.starts, ",") != strings.Join(ids[1:], ",") {
+		t.Errorf("started %v, want the 5 queued reports in order", sink.starts)
+	}
+	if strings.Join(sink.sends, ",") != ids[0]+","+ids[3] {
+		t.Errorf("full path for %v, want the first (alone) and the one whose confirm failed", sink.sends)
+	}
+}

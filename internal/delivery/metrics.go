@@ -1,0 +1,90 @@
+package delivery
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the pipeline's counters. Labels are bounded: route names come from the
+// rules file, sink kinds and reasons are fixed words.
+type Metrics struct {
+	received     prometheus.Counter
+	rejected     *prometheus.CounterVec
+	filtered     prometheus.Counter
+	matched      *prometheus.CounterVec
+	deliveries   *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	acked        prometheus.Counter
+	decoded      prometheus.Counter
+	latency      *prometheus.HistogramVec
+	lastReport   prometheus.Gauge
+	lastPerPipe  *prometheus.GaugeVec
+
+	lastUnix atomic.Int64 // ns; the start time until the first report
+
+	mu    sync.Mutex
+	pipes map[[2]string]bool // label pairs of lastPerPipe, bounded by maxPipelines
+}
+
+// maxPipelines bounds the tenant/pipeline series: the values come from payloads, and a
+// stream of garbage must not grow the metrics without end.
+const maxPipelines = 500
+
+// observeReport records the time of a decoded report for its tenant and pipeline.
+func (m *Metrics) observeReport(tenant, pipeline string, unix float64) {
+	key := [2]string{tenant, pipeline}
+	m.mu.Lock()
+	known := m.pipes[key]
+	if !known && len(m.pipes) < maxPipelines {
+		m.pipes[key] = true
+		known = true
+	}
+	m.mu.Unlock()
+	if known {
+		m.lastPerPipe.WithLabelValues(tenant, pipeline).Set(unix)
+	}
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_received_total",
+			Help: "MQTT messages handed to the pipeline."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_reports_rejected_total",
+			Help: "Payloads that are not Zuul reports, by reason."}, []string{"reason"}),
+		filtered: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_filtered_total",
+			Help: "Reports that no route kept."}),
+		matched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_route_matched_total",
+			Help: "Reports a route kept."}, []string{"route"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_deliveries_total",
+			Help: "Settled deliveries per route and sink, by outcome (delivered, failed, abandoned)."}, []string{"route", "sink", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_delivery_retries_total",
+			Help: "Delivery attempts that failed temporarily and were retried."}, []string{"route", "sink"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_dead_lettered_total",
+			Help: "Reports recorded on the dead-letter subject, by sink (\"\" for undecodable payloads)."}, []string{"sink"}),
+		acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_acked_total",
+			Help: "MQTT messages acknowledged after every matched sink settled."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "zuul_bridge_delivery_duration_seconds",
+			Help: "Time from the first attempt to a successful delivery, per sink.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"sink"}),
+		lastReport: prometheus.NewGauge(prometheus.GaugeOpts{Name: "zuul_bridge_last_report_timestamp_seconds",
+			Help: "Unix time of the last MQTT message received."}),
+		decoded: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_decoded_total",
+			Help: "MQTT messages that decoded as Zuul reports."}),
+		lastPerPipe: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_pipeline_last_report_timestamp_seconds",
+			Help: "Unix time of the last report per tenant and pipeline (alert when a nightly pipeline stops reporting)."}, []string{"tenant", "pipeline"}),
+		pipes: map[[2]string]bool{},
+	}
+	m.lastUnix.Store(time.Now().UnixNano())
+	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zuul_bridge_seconds_since_last_report",
+		Help: "Seconds since the last MQTT message (since start while none came)."},
+		func() float64 { return time.Since(time.Unix(0, m.lastUnix.Load())).Seconds() })
+	if reg != nil {
+		reg.MustRegister(since)
+		reg.MustRegister(m.received, m.rejected, m.filtered, m.matched, m.deliveries, m.retries, m.deadLettered, m.acked, m.latency, m.lastReport, m.decoded, m.lastPerPipe)
+	}
+	return m
+}

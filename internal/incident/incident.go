@@ -1,0 +1,427 @@
+package incident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// Sink is the status page sink of one route.
+type Sink struct {
+	m      *Manager
+	name   string
+	cfg    RouteConfig
+	log    zerolog.Logger
+	target atomic.Pointer[target] // ids of the route's names; set by Start and refreshes
+}
+
+// Name returns the route name.
+func (s *Sink) Name() string { return s.name }
+
+// Send applies one report: open, update or resolve the incident of the report's key. It
+// may be called concurrently, also for the same key: work on one key is serialised. A
+// report already applied changes nothing. retry=true means "not applied, call again later
+// with the same event"; retry=false with an error means it will never apply. Reports that
+// are not final, or neutral, are ignored.
+//
+// API calls: open = POST /incidents; update = POST .../updates; resolve = GET
+// /incidents/{id} (so that a person's endedAt is never overwritten) + POST .../updates
+// (closing) + PATCH /incidents/{id}; counted-only, suppressed and duplicate reports = 0.
+// Maintenance and incidents ended by hand are known from the background incident list
+// (RefreshIncidents, live.go), at most one refresh interval old. Extra reads happen only
+// after a lost answer or an error (looking before writing again).
+//
+// With a KeyStore (shared.go) every report first reads the key's entry (1 KV get); an
+// open claims the key first and stores the id after (2 KV writes), an update and a
+// resolve write it once, a resolve deletes it; when another replica changed the entry
+// since this one looked, the incident is read again (GET incident + GET updates). A key
+// another replica is opening or resolving, and an unreachable store, give retry=true.
+func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
+	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
+		return false, nil
+	}
+	if s.m.dryRun != nil {
+		s.dryRun(ev)
+		return false, nil
+	}
+	if !s.m.started.Load() {
+		// Reports can arrive before Start found the open incidents; they must wait.
+		return true, &temporaryError{op: "send", err: errors.New("manager not started yet")}
+	}
+	hash, vals := keyOf(s.name, s.cfg.Key, ev)
+	ks := s.m.state(hash, s)
+	if err := ks.mu.lock(ctx); err != nil {
+		return true, err
+	}
+	defer ks.mu.unlock()
+	rh := reportHash(ev.ID)
+	log := s.log.With().Str("incident_key", hash[:12]).Str("report", ev.ID).Logger()
+	a := &apply{s: s, ks: ks, ev: ev, rh: rh, vals: vals, log: log}
+	if s.m.kv != nil {
+		// Another replica may have opened, updated or resolved this key's incident.
+		if err := a.sync(ctx); err != nil {
+			retry = statuspage.Retryable(err)
+			log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
+			return retry, err
+		}
+	}
+	if ks.applied.has(rh) {
+		log.Debug().Msg("report already applied")
+		return false, nil
+	}
+	if ev.Outcome == zuul.OutcomeFailure {
+		err = a.failure(ctx)
+	} else {
+		err = a.success(ctx)
+	}
+	a.release(ctx)
+	if err != nil {
+		retry = statuspage.Retryable(err)
+		log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
+		return retry, err
+	}
+	ks.applied.add(rh)
+	return false, nil
+}
+
+// apply is one report being applied to one key (whose lock is held).
+type apply struct {
+	s    *Sink
+	ks   *keyState
+	ev   *zuul.Event
+	rh   string
+	vals map[string]string
+	log  zerolog.Logger
+}
+
+func (a *apply) target() (*target, error) {
+	t := a.s.target.Load()
+	if t == nil {
+		return nil, fmt.Errorf("statuspage: route %s: names not resolved", a.s.name)
+	}
+	return t, nil
+}
+
+func (a *apply) when() time.Time {
+	if a.ev == nil || a.ev.Timestamp.IsZero() {
+		return a.s.m.now()
+	}
+	return a.ev.Timestamp
+}
+
+func (a *apply) failure(ctx context.Context) error {
+	ks, m := a.ks, a.s.m
+	ts := a.when()
+	if ks.suppressed {
+		ks.lastFailure = later(ks.lastFailure, ts)
+		m.obs.Suppressed(a.s.name, "hand-ended")
+		a.log.Info().Msg("incident of this outage was ended by a person; not reopening until a success")
+		return nil
+	}
+	ks.successStreak = 0
+	if ks.inc == nil && ks.pendingCreate {
+		if err := a.s.findOpen(ctx, ks); err != nil {
+			return err
+		}
+		if ks.inc != nil && ks.kvClaim {
+			a.publish(ctx)
+		}
+		if ks.applied.has(a.rh) { // the ambiguous create was this very report
+			m.obs.IncidentOpened(a.s.name)
+			return nil
+		}
+	}
+	if ks.inc != nil {
+		return a.update(ctx)
+	}
+	streak := ks.failStreak + 1
+	if streak < a.s.cfg.OpenAfter {
+		ks.failStreak = streak
+		a.log.Info().Int("failures", streak).Int("open_after", a.s.cfg.OpenAfter).Msg("failure counted, no incident yet")
+		return nil
+	}
+	return a.open(ctx, streak)
+}
+
+func (a *apply) open(ctx context.Context, streak int) error {
+	ks, m := a.ks, a.s.m
+	t, err := a.target()
+	if err != nil {
+		return err
+	}
+	if id, ok := m.live.Load().underMaintenance(t.componentID, m.now()); ok {
+		ks.failStreak = streak // opens at once when the maintenance is over
+		m.obs.Suppressed(a.s.name, "maintenance")
+		a.log.Info().Str("maintenance", id).Msg("component under maintenance; no incident opened")
+		return nil
+	}
+	ts := a.when()
+	data := a.data(1, time.Time{}, "")
+	title, err := render(a.s.cfg.tmpl.title, data)
+	if err != nil {
+		return fmt.Errorf("statuspage: title template: %w", err)
+	}
+	desc, err := render(a.s.cfg.tmpl.description, data)
+	if err != nil {
+		return fmt.Errorf("statuspage: description template: %w", err)
+	}
+	desc = appendMarker(desc, a.marker(a.rh, false))
+	if m.kv != nil {
+		claimed, err := a.claim(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !claimed && ks.inc != nil: // another replica opened it meanwhile
+			return a.update(ctx)
+		case !claimed: // ended by a person: suppressed
+			return a.failure(ctx)
+		case ks.pendingCreate: // took over an abandoned claim: look for its incident
+			return a.failure(ctx)
+		}
+	}
+	sev := t.severity
+	id, err := m.client.CreateIncident(ctx, statuspage.NewIncident{
+		DisplayName: oneLine(title),
+		Description: desc,
+		BeganAt:     ts,
+		Phase:       t.open,
+		Affects:     []statuspage.Impact{{Reference: t.componentID, Type: t.impactTypeID, Severity: &sev}},
+	})
+	if err != nil {
+		if statuspage.MaybeApplied(err) {
+			ks.pendingCreate = true
+		}
+		return err
+	}
+	ks.setIncident(m, &openIncident{id: id, began: ts, runs: 1})
+	ks.failStreak = 0
+	ks.lastFailure = later(ks.lastFailure, ts)
+	ks.lastEvent = slim(a.ev)
+	a.publish(ctx)
+	m.obs.IncidentOpened(a.s.name)
+	a.log.Info().Str("incident", id).Msg("incident opened")
+	return nil
+}
+
+// checkOpen reads the incident before the bridge ends it, or after an update post failed.
+// It returns false (and clears the key's incident) when the incident is gone or ended: by
+// a person, or by the bridge's own closing PATCH whose answer was lost.
+func (a *apply) checkOpen(ctx context.Context) (cur statuspage.Incident, still bool, byUs bool, err error) {
+	ks, m := a.ks, a.s.m
+	cur, err = m.client.GetIncident(ctx, ks.inc.id)
+	if statuspage.StatusOf(err) == http.StatusNotFound {
+		a.log.Info().Str("incident", ks.inc.id).Msg("incident was deleted")
+		ks.setIncident(m, nil)
+		return cur, false, false, nil
+	}
+	if err != nil {
+		return cur, false, false, err
+	}
+	if cur.EndedAt == nil {
+		return cur, true, false, nil
+	}
+	mk, _ := parseMarker(cur.Description)
+	a.log.Info().Str("incident", ks.inc.id).Bool("by_bridge", mk.resolved).Msg("incident was already ended")
+	ks.setIncident(m, nil)
+	return cur, false, mk.resolved, nil
+}
+
+// update posts one incident update without reading first: an incident ended by hand is
+// noticed by RefreshIncidents (an update to it in between is harmless, live.go). Only a
+// failed post reads the incident, to tell a deleted or ended incident (the server answers
+// 500 to an update of an unknown incident) from a transient error.
+func (a *apply) update(ctx context.Context) error {
+	ks, m := a.ks, a.s.m
+	inc := ks.inc
+	if inc.verifyUpdates {
+		if found, err := a.findUpdate(ctx, false); err != nil || found {
+			return err
+		}
+	}
+	ts := a.when()
+	data := a.data(inc.runs+1, inc.began, "")
+	text, err := render(a.s.cfg.tmpl.update, data)
+	if err != nil {
+		return fmt.Errorf("statuspage: update template: %w", err)
+	}
+	name, body := splitUpdate(text)
+	body = appendMarker(body, a.marker(a.rh, false))
+	if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
+		if statuspage.MaybeApplied(err) {
+			inc.verifyUpdates = true
+		}
+		if statuspage.StatusOf(err) == http.StatusInternalServerError {
+			return a.updateFailed(ctx, err)
+		}
+		return err
+	}
+	a.updated(ts)
+	a.publish(ctx)
+	return nil
+}
+
+// updateFailed looks at the incident after a 500 to an update post: gone or ended means
+// the outage's incident was taken over by a person (or our lost resolve went through);
+// otherwise the 500 was the numbering collision and the post is retried.
+func (a *apply) updateFailed(ctx context.Context, postErr error) error {
+	ks, m := a.ks, a.s.m
+	_, still, byUs, err := a.checkOpen(ctx)
+	if err != nil || still {
+		return postErr
+	}
+	if byUs { // our resolve went through after all; this failure is a new outage
+		m.obs.IncidentResolved(a.s.name)
+		return a.failure(ctx)
+	}
+	ks.suppressed = true
+	ks.lastFailure = later(ks.lastFailure, a.when())
+	m.obs.Suppressed(a.s.name, "hand-ended")
+	return nil
+}
+
+func (a *apply) updated(ts time.Time) {
+	ks := a.ks
+	ks.inc.runs++
+	ks.inc.closingPosted = false
+	ks.inc.verifyUpdates = false
+	ks.lastFailure = later(ks.lastFailure, ts)
+	ks.lastEvent = slim(a.ev)
+	a.s.m.obs.IncidentUpdated(a.s.name)
+	a.log.Info().Str("incident", ks.inc.id).Int("runs", ks.inc.runs).Msg("incident updated")
+}
+
+// findUpdate looks for this report's update after a post whose answer was lost.
+func (a *apply) findUpdate(ctx context.Context, closing bool) (bool, error) {
+	ks := a.ks
+	us, err := a.s.m.client.ListUpdates(ctx, ks.inc.id)
+	if err != nil {
+		return false, err
+	}
+	ks.inc.verifyUpdates = false
+	for _, u := range us {
+		if mk, ok := parseMarker(u.Description); ok && mk.key == ks.hash && mk.report == a.rh && mk.resolved == closing {
+			if closing {
+				ks.inc.closingPosted = true
+			} else {
+				a.updated(a.when())
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (a *apply) success(ctx context.Context) error {
+	ks := a.ks
+	if ks.suppressed {
+		a.log.Info().Msg("success after a hand-ended incident; a new failure will open a new incident")
+	}
+	ks.suppressed = false
+	ks.failStreak = 0
+	if ks.inc == nil && ks.pendingCreate {
+		if err := a.s.findOpen(ctx, ks); err != nil {
+			return err
+		}
+	}
+	if ks.inc == nil {
+		return nil
+	}
+	if !a.ev.Timestamp.IsZero() && a.ev.Timestamp.Before(ks.lastFailure) {
+		a.log.Info().Time("report_time", a.ev.Timestamp).Time("last_failure", ks.lastFailure).
+			Msg("success older than the last failure; ignored")
+		return nil
+	}
+	streak := ks.successStreak + 1
+	if streak < a.s.cfg.ResolveAfter {
+		ks.successStreak = streak
+		a.log.Info().Int("successes", streak).Int("resolve_after", a.s.cfg.ResolveAfter).Msg("success counted, incident stays open")
+		return nil
+	}
+	return a.resolve(ctx, "success", a.when())
+}
+
+// resolve posts the closing update first and then ends the incident. In this order a
+// crash in between leaves an open incident whose closing update is recognised (by its
+// marker) on the next attempt, which then only sends the PATCH; the other order would
+// lose the closing update, because an ended incident is never looked at again.
+func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) error {
+	ks, m := a.ks, a.s.m
+	t, err := a.target()
+	if err != nil {
+		return err
+	}
+	cur, still, byUs, err := a.checkOpen(ctx)
+	if err != nil {
+		return err
+	}
+	if !still {
+		if byUs {
+			m.obs.IncidentResolved(a.s.name)
+		}
+		ks.successStreak = 0
+		return nil
+	}
+	if m.kv != nil {
+		if err := a.fence(ctx); err != nil {
+			return err
+		}
+	}
+	inc := ks.inc
+	if !inc.closingPosted && inc.verifyUpdates {
+		if _, err := a.findUpdate(ctx, true); err != nil {
+			return err
+		}
+	}
+	if !inc.closingPosted {
+		text, err := render(a.s.cfg.tmpl.resolve, a.data(inc.runs, inc.began, reason))
+		if err != nil {
+			return fmt.Errorf("statuspage: resolve template: %w", err)
+		}
+		name, body := splitUpdate(text)
+		body = appendMarker(body, a.marker(a.rh, true))
+		if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &endAt}); err != nil {
+			if statuspage.MaybeApplied(err) {
+				inc.verifyUpdates = true
+			}
+			return err
+		}
+		inc.closingPosted = true
+	}
+	if endAt.Before(inc.began) {
+		endAt = inc.began
+	}
+	// The description as read (a person may have edited it), with the marker saying that
+	// the bridge ended the incident.
+	desc := markDescriptionResolved(cur.Description)
+	if err := m.client.EndIncident(ctx, inc.id, statuspage.EndIncident{EndedAt: endAt, Phase: t.resolve, Description: desc}); err != nil {
+		return err
+	}
+	ks.setIncident(m, nil)
+	ks.successStreak = 0
+	a.release(ctx)
+	m.obs.IncidentResolved(a.s.name)
+	a.log.Info().Str("incident", inc.id).Str("reason", reason).Msg("incident resolved")
+	return nil
+}
+
+func (a *apply) marker(report string, resolved bool) marker {
+	return marker{bridge: a.s.m.bridgeID, key: a.ks.hash, route: a.s.name, report: report, resolved: resolved}
+}
+
+func (a *apply) data(run int, since time.Time, reason string) *TemplateData {
+	ev := a.ev
+	if ev == nil {
+		ev = &zuul.Event{}
+	}
+	res, _ := ev.Field("result")
+	return &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, FailedBuilds: ev.FailedBuilds(),
+		Run: run, Since: since, Reason: reason, QuietPeriod: a.s.cfg.QuietPeriod}
+}

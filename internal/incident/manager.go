@@ -1,0 +1,275 @@
+// Package incident opens, updates and resolves incidents on the SCS status page from Zuul
+// reports: the `statuspage:` route configuration and its templates, the catalogue of
+// names, the lifecycle per incident key, recovery after a restart, and the protocol
+// between replicas over a shared compare-and-set store. It talks to the server through
+// package statuspage and does not retry by itself: Send says whether a report should come
+// again (package delivery owns backoff and deadlines).
+package incident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+)
+
+// ManagerOptions configure NewManager.
+type ManagerOptions struct {
+	Client *statuspage.Client
+	Log    zerolog.Logger
+	// Registerer, when set, gets the lifecycle counters and the open-incidents gauge.
+	Registerer prometheus.Registerer
+	// DryRun, when set, receives the calls each report would make instead of making them
+	// (the demo without a status page): no client is needed, Start and Run do nothing.
+	DryRun          io.Writer
+	Observer        Observer         // nil = the Registerer's counters, or nothing
+	Now             func() time.Time // nil = time.Now
+	RefreshInterval time.Duration    // catalogue (names -> ids) refresh; <= 0 = 5m
+	// IncidentRefreshInterval is how often the incident list is read for maintenance
+	// windows and incidents ended by hand (live.go); <= 0 = 1m. It bounds how stale
+	// those are on the hot path.
+	IncidentRefreshInterval time.Duration
+	// BridgeID goes into the marker of every incident, so that two bridge deployments
+	// writing to one status page never adopt each other's incidents. "" = "zuul-bridge".
+	BridgeID string
+	// KeyStore is shared by the replicas of one deployment (one bucket per BridgeID); with
+	// it a key is claimed before its incident is opened, so that two replicas never open
+	// two incidents for one key (shared.go). nil = a single replica, state in memory only.
+	KeyStore KeyStore
+	// ReplicaID names this replica in KeyStore entries and must differ between running
+	// replicas; a StatefulSet pod name is right (a restarted pod then recognises its own
+	// claims at once). "" = host name plus a random suffix.
+	ReplicaID string
+	// ClaimTimeout is how long another replica's claim without an incident id is waited
+	// for before it is taken over; it must exceed the longest POST /incidents attempt.
+	// <= 0 = 2m.
+	ClaimTimeout time.Duration
+}
+
+// Manager is the status page sink of one process: it shares the client and the name
+// catalogue between routes and keeps the state of every incident key. Every key is
+// serialised by its own lock, so one incident never sees two writes at once (the server
+// numbers updates by max+1) and a slow key does not stall the others.
+type Manager struct {
+	client   *statuspage.Client
+	log      zerolog.Logger
+	dryRun   io.Writer
+	obs      Observer
+	now      func() time.Time
+	refresh  time.Duration
+	incEvery time.Duration
+	bridgeID string
+	kv       KeyStore      // nil = single replica
+	owner    string        // bridge id/replica id, in KeyStore entries
+	claimTTL time.Duration // see ManagerOptions.ClaimTimeout
+	started  atomic.Bool
+	open     atomic.Int64             // incidents held open, maintained by keyState.setIncident
+	incSeq   atomic.Uint64            // numbers the incidents set on keys (RefreshIncidents)
+	live     atomic.Pointer[liveView] // maintenance windows of the last incident list
+
+	mu     sync.Mutex
+	routes map[string]*Sink
+	order  []*Sink
+	keys   map[string]*keyState
+}
+
+// recoveryLookback bounds the list of ended incidents read at Start (open ones are always
+// listed, whatever their age); it is how long a hand-ended incident is
+// remembered across a restart.
+const recoveryLookback = 30 * 24 * time.Hour
+
+const defaultRefresh = 5 * time.Minute
+
+// NewManager builds a manager; add routes, then Start it.
+func NewManager(o ManagerOptions) *Manager {
+	m := &Manager{
+		client:   o.Client,
+		log:      o.Log.With().Str("component", "statuspage").Logger(),
+		dryRun:   o.DryRun,
+		obs:      o.Observer,
+		now:      o.Now,
+		refresh:  o.RefreshInterval,
+		incEvery: o.IncidentRefreshInterval,
+		bridgeID: sanitizeBridgeID(o.BridgeID),
+		kv:       o.KeyStore,
+		claimTTL: o.ClaimTimeout,
+		routes:   map[string]*Sink{},
+		keys:     map[string]*keyState{},
+	}
+	if o.Registerer != nil {
+		if mt := registerMetrics(o.Registerer, m); m.obs == nil {
+			m.obs = mt
+		}
+	}
+	if m.obs == nil {
+		m.obs = NopObserver{}
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.refresh <= 0 {
+		m.refresh = defaultRefresh
+	}
+	if m.incEvery <= 0 {
+		m.incEvery = defaultIncidentRefresh
+	}
+	if m.claimTTL <= 0 {
+		m.claimTTL = defaultClaimTimeout
+	}
+	m.owner = m.bridgeID + "/" + replicaID(o.ReplicaID)
+	return m
+}
+
+// AddRoute validates cfg and registers the route; call it before Start.
+func (m *Manager) AddRoute(name string, cfg RouteConfig) (*Sink, error) {
+	if name == "" {
+		return nil, errors.New("statuspage: route name must not be empty")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("statuspage: route %s: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started.Load() {
+		return nil, fmt.Errorf("statuspage: route %s: add routes before Start", name)
+	}
+	if _, dup := m.routes[name]; dup {
+		return nil, fmt.Errorf("statuspage: route %s: defined twice", name)
+	}
+	s := &Sink{m: m, name: name, cfg: cfg, log: m.log.With().Str("route", name).Logger()}
+	m.routes[name] = s
+	m.order = append(m.order, s)
+	return s, nil
+}
+
+// Start resolves every route's names to ids (an unknown name is an error that lists the
+// names the server has) and then finds the bridge's own incidents again, so that no report
+// is handled before the state of its key is known. An unreachable API is an error; the
+// caller decides whether to retry or exit. Cost: 4 GETs for the catalogue, 1 GET for the
+// incident list (which also seeds the maintenance view), 1 GET per open incident of the
+// bridge.
+func (m *Manager) Start(ctx context.Context) error {
+	if m.dryRun != nil {
+		return nil
+	}
+	if m.client == nil {
+		return errors.New("statuspage: no client")
+	}
+	if err := m.refreshCatalog(ctx); err != nil {
+		return err
+	}
+	if err := m.recover(ctx); err != nil {
+		return fmt.Errorf("statuspage: find open incidents: %w", err)
+	}
+	m.mu.Lock()
+	m.started.Store(true)
+	m.mu.Unlock()
+	return nil
+}
+
+// refreshCatalog re-reads the names and re-resolves every route. At Start any error is
+// fatal; on a later refresh a route keeps its previous ids when its names no longer resolve.
+func (m *Manager) refreshCatalog(ctx context.Context) error {
+	cat, err := fetchCatalog(ctx, m.client)
+	if err != nil {
+		return fmt.Errorf("statuspage: read catalogue: %w", err)
+	}
+	m.mu.Lock()
+	sinks := append([]*Sink(nil), m.order...)
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range sinks {
+		t, err := cat.resolve(&s.cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("statuspage: route %s: %w", s.name, err))
+			continue
+		}
+		s.target.Store(&t)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrUnknownNames, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ErrUnknownNames: a route names a component, impact type, severity or phase the server
+// does not have. It is a configuration error, not an outage: retrying will not help.
+var ErrUnknownNames = errors.New("statuspage: the rules name things the status page does not have")
+
+// Run refreshes the catalogue every RefreshInterval, the incident list (maintenance,
+// hand-ended incidents) every IncidentRefreshInterval, and resolves incidents whose quiet
+// period ran out (checked every minute, or every RefreshInterval if shorter). It returns
+// nil when ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.dryRun != nil {
+		<-ctx.Done()
+		return nil
+	}
+	quietEvery := min(time.Minute, m.refresh)
+	quiet := time.NewTicker(quietEvery)
+	defer quiet.Stop()
+	refresh := time.NewTicker(m.refresh)
+	defer refresh.Stop()
+	incidents := time.NewTicker(m.incEvery)
+	defer incidents.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-refresh.C:
+			if err := m.refreshCatalog(ctx); err != nil {
+				m.log.Error().Err(err).Msg("catalogue refresh failed; keeping the previous ids")
+			}
+		case <-incidents.C:
+			if err := m.RefreshIncidents(ctx); err != nil {
+				m.log.Error().Err(err).Msg("incident refresh failed; maintenance and hand-ended incidents are as last read")
+			}
+		case <-quiet.C:
+			if err := m.ResolveQuiet(ctx); err != nil {
+				m.log.Warn().Err(err).Msg("quiet-period resolution failed; will try again")
+			}
+		}
+	}
+}
+
+// OpenIncidents returns the number of incidents the bridge currently holds open (for a gauge).
+func (m *Manager) OpenIncidents() int {
+	return int(m.open.Load())
+}
+
+func (m *Manager) snapshot() []*keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*keyState, 0, len(m.keys))
+	for _, ks := range m.keys {
+		out = append(out, ks)
+	}
+	return out
+}
+
+// state returns the state of a key, creating it. Callers lock ks.mu themselves; m.mu is
+// never held while waiting for a key.
+func (m *Manager) state(hash string, s *Sink) *keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ks, ok := m.keys[hash]
+	if !ok {
+		ks = &keyState{mu: newChanMutex(), hash: hash, sink: s, applied: newRecent(appliedMemory)}
+		m.keys[hash] = ks
+	}
+	return ks
+}
+
+func (m *Manager) lookup(hash string) *keyState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keys[hash]
+}

@@ -1,0 +1,100 @@
+package incident
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// planWait bounds how long Plan waits for a key that a delivery is working on.
+const planWait = 2 * time.Second
+
+// Plan returns the API calls Send would make for ev in the current state, without calling
+// the API and without changing state (for the `check` subcommand and the demo). An empty
+// result means the report changes nothing on the status page. Calls that only happen
+// after a lost answer or an error (look-ups before a repeated write) and the background
+// refreshes of Run are not listed. Maintenance is judged from the same cached view Send
+// uses, so a suppressed opening plans nothing.
+func (s *Sink) Plan(ev *zuul.Event) []string {
+	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
+		return nil
+	}
+	hash, vals := keyOf(s.name, s.cfg.Key, ev)
+	ks := s.m.lookup(hash)
+	var inc *openIncident
+	var suppressed bool
+	var failStreak, successStreak int
+	if ks != nil {
+		// Plan is advisory: it waits for the key like Send would, but never for long.
+		ctx, cancel := context.WithTimeout(context.Background(), planWait)
+		defer cancel()
+		if ks.mu.lock(ctx) != nil {
+			return []string{"(key busy: a delivery is in progress)"}
+		}
+		defer ks.mu.unlock()
+		if ks.applied.has(reportHash(ev.ID)) {
+			return nil
+		}
+		if ks.inc != nil {
+			c := *ks.inc
+			inc = &c
+		}
+		suppressed, failStreak, successStreak = ks.suppressed, ks.failStreak, ks.successStreak
+	}
+	comp, typ, sev, phase, endPhase := s.names()
+	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{hash: hash}}
+	switch {
+	case ev.Outcome == zuul.OutcomeFailure && suppressed:
+		return nil
+	case ev.Outcome == zuul.OutcomeFailure && inc == nil:
+		if failStreak+1 < s.cfg.OpenAfter {
+			return nil
+		}
+		if t := s.target.Load(); t != nil {
+			if _, ok := s.m.live.Load().underMaintenance(t.componentID, s.m.now()); ok {
+				return nil // suppressed: the component is under maintenance
+			}
+		}
+		title, _ := render(s.cfg.tmpl.title, a.data(1, ev.Timestamp, ""))
+		return []string{
+			fmt.Sprintf("POST /incidents displayName=%q affects=[%s, %s, severity %s] phase=%s beganAt=%s",
+				oneLine(title), comp, typ, sev, phase, a.when().UTC().Format("2006-01-02T15:04:05Z")),
+		}
+	case ev.Outcome == zuul.OutcomeFailure:
+		text, _ := render(s.cfg.tmpl.update, a.data(inc.runs+1, inc.began, ""))
+		name, _ := splitUpdate(text)
+		return []string{fmt.Sprintf("POST /incidents/%s/updates displayName=%q", inc.id, name)}
+	case inc == nil || successStreak+1 < s.cfg.ResolveAfter:
+		return nil
+	default:
+		out := []string{"GET /incidents/" + inc.id + " (ended by a person?)"}
+		if !inc.closingPosted {
+			text, _ := render(s.cfg.tmpl.resolve, a.data(inc.runs, inc.began, "success"))
+			name, _ := splitUpdate(text)
+			out = append(out, fmt.Sprintf("POST /incidents/%s/updates displayName=%q (closing)", inc.id, name))
+		}
+		return append(out, fmt.Sprintf("PATCH /incidents/%s endedAt=%s phase=%s", inc.id,
+			a.when().UTC().Format("2006-01-02T15:04:05Z"), endPhase))
+	}
+}
+
+// names describes the route's target for Plan: ids after Start, names before.
+func (s *Sink) names() (comp, typ, sev, open, resolve string) {
+	comp, typ, sev, open, resolve = s.cfg.Component, s.cfg.ImpactType, s.cfg.Severity, s.cfg.OpenPhase, s.cfg.ResolvePhase
+	if comp == "" {
+		comp = "component" + labelString(s.cfg.ComponentLabels)
+	}
+	if resolve == "" {
+		resolve = "<last phase>"
+	}
+	if t := s.target.Load(); t != nil {
+		comp = fmt.Sprintf("%q (%s)", comp, t.componentID)
+		typ = fmt.Sprintf("%q (%s)", typ, t.impactTypeID)
+		sev = fmt.Sprint(t.severity)
+		open = fmt.Sprintf("%d/%d", t.open.Generation, t.open.Order)
+		resolve = fmt.Sprintf("%d/%d", t.resolve.Generation, t.resolve.Order)
+	}
+	return comp, typ, sev, open, resolve
+}

@@ -1,0 +1,287 @@
+package incident
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
+)
+
+// With several replicas, the in-memory state of a key is a cache of two shared truths:
+// the status page (incidents and their updates, recognised by the marker) and one
+// KeyStore entry per key that says which incident is open, or that one is being opened.
+// Every report first reads the entry (sync); when another replica changed it since this
+// replica last looked, the key's incident is read again from the status page (GET
+// incident + GET updates), which also brings the run count, the applied reports and the
+// last failure of the other replica. Opening an incident needs the key's claim (Create;
+// a second replica gets ErrKeyExists and either updates the incident named in the entry
+// or, while the claim is young, asks for the report again). Every write names the
+// revision it expects; a mismatch means "read again and decide again".
+//
+// Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (updates
+// rewrite it, so that the others notice) -> PATCH (resolve) -> Delete. An incident ended
+// by a person keeps its entry until a success or the quiet period: the entry is the
+// replicas' shared "do not reopen".
+
+// maxStoreRounds bounds read-decide-write rounds under contention.
+const maxStoreRounds = 8
+
+func replicaID(id string) string {
+	if id != "" {
+		return sanitizeBridgeID(id)
+	}
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return sanitizeBridgeID(host) + "-" + hex.EncodeToString(b[:])
+}
+
+// sync reads the key's entry and brings the key's state in line with it.
+func (a *apply) sync(ctx context.Context) error {
+	ks, m := a.ks, a.s.m
+	for range maxStoreRounds {
+		raw, rev, err := m.kv.Get(ctx, ks.hash)
+		switch {
+		case errors.Is(err, kvstore.ErrNoKey):
+			again, err := a.syncAbsent(ctx)
+			if err != nil || !again {
+				return err
+			}
+			continue
+		case err != nil:
+			return storeError("get", err)
+		case rev == ks.kvRev:
+			if ks.kvClaim && ks.inc != nil {
+				a.publish(ctx) // the id did not reach the store after the open
+			}
+			return nil
+		}
+		again, err := a.syncEntry(ctx, raw, rev)
+		if err != nil || !again {
+			return err
+		}
+	}
+	return storeError("sync", errors.New("the entry kept changing"))
+}
+
+// syncAbsent: no replica claims the key. An incident this replica still holds was
+// resolved by another replica, or its entry was lost; a suppression was lifted by a
+// success elsewhere (the entry of a hand-ended incident lives until then).
+func (a *apply) syncAbsent(ctx context.Context) (again bool, err error) {
+	ks, m := a.ks, a.s.m
+	ks.kvRev, ks.kvClaim = 0, false
+	if ks.inc == nil {
+		if ks.suppressed {
+			a.log.Info().Msg("another replica lifted the hand-end suppression")
+			ks.suppressed = false
+		}
+		return false, nil
+	}
+	if _, still, _, err := a.checkOpen(ctx); err != nil || !still {
+		ks.successStreak = 0
+		return false, err
+	}
+	// Still open and unknown to the store (lost entry): publish it again.
+	rev, err := m.kv.Create(ctx, ks.hash, a.openEntry().encode())
+	switch {
+	case errors.Is(err, kvstore.ErrKeyExists):
+		return true, nil
+	case err != nil:
+		return false, storeError("create", err)
+	}
+	ks.kvRev = rev
+	return false, nil
+}
+
+// syncEntry follows an entry written by someone else (or not yet seen by this replica).
+func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bool, err error) {
+	ks, m := a.ks, a.s.m
+	e, derr := decodeEntry(raw)
+	if derr != nil {
+		a.log.Warn().Err(derr).Msg("unreadable key store entry; treated as an abandoned claim")
+		e = entry{}
+	}
+	if ks.inc != nil && ks.inc.id != e.Incident {
+		// The key moved on without this replica: its incident was resolved elsewhere.
+		ks.setIncident(m, nil)
+		ks.successStreak = 0
+	}
+	if e.Incident == "" {
+		return a.syncClaim(ctx, e, rev)
+	}
+	if e.Closing && e.Owner != m.owner && m.now().Sub(e.Since) < m.claimTTL {
+		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyResolving, e.Owner)}
+	}
+	cur, err := m.client.GetIncident(ctx, e.Incident)
+	deleted := statuspage.StatusOf(err) == http.StatusNotFound
+	if err != nil && !deleted {
+		return false, err
+	}
+	if !deleted && cur.EndedAt == nil {
+		if err := a.s.adopt(ctx, ks, []statuspage.Incident{cur}, false); err != nil {
+			return false, err
+		}
+		ks.kvRev, ks.kvClaim, ks.pendingCreate = rev, false, false
+		return false, nil
+	}
+	if ks.inc != nil {
+		ks.setIncident(m, nil)
+		ks.successStreak = 0
+	}
+	if mk, _ := parseMarker(cur.Description); !deleted && mk.resolved {
+		// Ended by a replica whose Delete did not get through: remove the leftover.
+		if err := m.kv.Delete(ctx, ks.hash, rev); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+			return false, storeError("delete", err)
+		}
+		ks.kvRev, ks.kvClaim = 0, false
+		return true, nil
+	}
+	// Ended or deleted by a person: every replica holds back until a success.
+	if !ks.suppressed {
+		ks.suppressed = true
+		if cur.EndedAt != nil {
+			ks.lastFailure = later(ks.lastFailure, *cur.EndedAt)
+		}
+		a.log.Info().Str("incident", e.Incident).Msg("incident of this key was ended by a person; not reopening until a success")
+	}
+	ks.kvRev, ks.kvClaim = rev, false
+	return false, nil
+}
+
+// syncClaim follows a claim: someone is opening the key's incident.
+func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool, err error) {
+	ks, m := a.ks, a.s.m
+	if e.Owner == m.owner {
+		// This replica's own claim, whose write answer was lost or which an earlier run
+		// of this pod left: its POST may have gone through, so look before opening.
+		ks.kvRev, ks.kvClaim = rev, true
+		if ks.inc != nil {
+			a.publish(ctx)
+		} else {
+			ks.pendingCreate = true
+		}
+		return false, nil
+	}
+	if since := m.now().Sub(e.Since); since < m.claimTTL {
+		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyBusy, e.Owner)}
+	}
+	// Abandoned: the owner stopped between claim and publish, maybe after its POST.
+	nrev, err := m.kv.Update(ctx, ks.hash, entry{Owner: m.owner, Since: m.now()}.encode(), rev)
+	switch {
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		return true, nil
+	case err != nil:
+		return false, storeError("update", err)
+	}
+	a.log.Warn().Str("owner", e.Owner).Time("since", e.Since).Msg("took over an abandoned claim; looking for its incident first")
+	ks.kvRev, ks.kvClaim, ks.pendingCreate = nrev, true, true
+	return false, nil
+}
+
+// claim makes this replica the opener of the key's incident. ok=false: the entry names
+// an incident, now adopted (update it) or ended by a person (suppressed).
+func (a *apply) claim(ctx context.Context) (ok bool, err error) {
+	ks, m := a.ks, a.s.m
+	if ks.kvClaim {
+		return true, nil
+	}
+	for range maxStoreRounds {
+		rev, err := m.kv.Create(ctx, ks.hash, entry{Owner: m.owner, Since: m.now()}.encode())
+		if err == nil {
+			ks.kvRev, ks.kvClaim = rev, true
+			return true, nil
+		}
+		if !errors.Is(err, kvstore.ErrKeyExists) {
+			return false, storeError("create", err)
+		}
+		raw, rev, err := m.kv.Get(ctx, ks.hash)
+		if errors.Is(err, kvstore.ErrNoKey) {
+			continue
+		}
+		if err != nil {
+			return false, storeError("get", err)
+		}
+		again, err := a.syncEntry(ctx, raw, rev)
+		if err != nil {
+			return false, err
+		}
+		if !again {
+			return ks.kvClaim, nil
+		}
+	}
+	return false, storeError("claim", errors.New("the entry kept changing"))
+}
+
+func (a *apply) openEntry() entry {
+	return entry{Incident: a.ks.inc.id, Owner: a.s.m.owner, Since: a.s.m.now(), Runs: a.ks.inc.runs}
+}
+
+// publish writes the key's open incident into its entry: after the open (so that the
+// others update it instead of waiting) and after every update (so that the others see
+// the revision change and re-read the run count and the applied reports). A failure is
+// only logged: the report is applied, and the next report of this key writes again.
+func (a *apply) publish(ctx context.Context) {
+	ks, m := a.ks, a.s.m
+	if m.kv == nil || ks.inc == nil || ks.kvRev == 0 {
+		return
+	}
+	rev, err := m.kv.Update(ctx, ks.hash, a.openEntry().encode(), ks.kvRev)
+	switch {
+	case err == nil:
+		ks.kvRev, ks.kvClaim = rev, false
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		if ks.kvClaim {
+			// Taken over while the POST ran longer than ClaimTimeout: the taker may open
+			// a second incident (both are recognised by their markers; the newest wins
+			// at the next recovery).
+			a.log.Error().Str("incident", ks.inc.id).Msg("claim was taken over while opening; a second incident may appear for this key")
+		}
+		ks.kvRev, ks.kvClaim = 0, false // the next report reads the entry again
+	default:
+		a.log.Warn().Err(err).Str("incident", ks.inc.id).Msg("key store write failed; retried with the next report of this key")
+	}
+}
+
+// release deletes the key's entry when it no longer stands for anything: no open
+// incident, no ambiguous create, and not the shared flag of a hand-ended incident.
+// A failure is only logged: a leftover entry is removed by the next replica reading it.
+func (a *apply) release(ctx context.Context) {
+	ks, m := a.ks, a.s.m
+	if m.kv == nil || ks.inc != nil || ks.kvRev == 0 || ks.pendingCreate || (ks.suppressed && !ks.kvClaim) {
+		return
+	}
+	err := m.kv.Delete(ctx, ks.hash, ks.kvRev)
+	if err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+		a.log.Warn().Err(err).Msg("key store delete failed; the leftover entry is cleaned up later")
+		return
+	}
+	ks.kvRev, ks.kvClaim = 0, false
+}
+
+// fence makes this replica the one that resolves the key's incident: a compare-and-set
+// of the entry it read, marked closing. Two replicas resolving at once (a success on one,
+// the quiet period on the other) would otherwise both post a closing update.
+func (a *apply) fence(ctx context.Context) error {
+	ks, m := a.ks, a.s.m
+	if ks.kvRev == 0 {
+		return &temporaryError{op: "resolve", err: errors.New("key store entry not read yet")}
+	}
+	e := a.openEntry()
+	e.Closing = true
+	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
+	switch {
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
+		return &temporaryError{op: "resolve", err: errors.New("another replica changed the key meanwhile")}
+	case err != nil:
+		return storeError("update", err)
+	}
+	ks.kvRev, ks.kvClaim = rev, false
+	return nil
+}

@@ -1,0 +1,115 @@
+package incident
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// appliedMemory bounds the report hashes remembered per key. Redeliveries come within
+// minutes (MQTT session, reconciler window), so a few hundred is plenty.
+const appliedMemory = 512
+
+// keyState is everything the bridge knows about one incident key. mu serialises all work
+// on the key, including every write to its incident.
+type keyState struct {
+	mu   chanMutex
+	hash string
+	sink *Sink
+
+	applied       *recent // report hashes already applied
+	failStreak    int     // consecutive failures counted while no incident is open
+	successStreak int     // consecutive successes counted while an incident is open
+	// suppressed: a person ended this outage's incident; failures are ignored until a
+	// success (or a quiet period without failures) says the outage is over.
+	suppressed    bool
+	lastFailure   time.Time
+	lastEvent     *zuul.Event // the latest failing report, for the quiet-period templates
+	pendingCreate bool        // a create may have been stored although we saw no answer
+
+	// With a KeyStore (shared.go): the revision of the key's entry as this replica last
+	// wrote or understood it (0 = none), and whether that entry is this replica's claim
+	// without an incident id yet.
+	kvRev   uint64
+	kvClaim bool
+
+	inc *openIncident
+}
+
+// openIncident is the bridge's open incident of a key.
+type openIncident struct {
+	id            string
+	seq           uint64 // set by setIncident; see RefreshIncidents
+	began         time.Time
+	runs          int  // failing reports counted into it, 1 = the opening one
+	closingPosted bool // the closing update is on the server; only the PATCH is missing
+	verifyUpdates bool // an update post may have landed without answer: look before posting
+}
+
+// recent is a bounded set of strings, forgetting the oldest first.
+type recent struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecent(n int) *recent {
+	return &recent{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+func (r *recent) has(s string) bool { _, ok := r.set[s]; return ok }
+
+func (r *recent) add(s string) {
+	if s == "" || r.has(s) {
+		return
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = s
+	r.set[s] = struct{}{}
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+// chanMutex is a mutex whose Lock can give up when ctx ends, so that a key stuck on a
+// hanging API call does not hold a second delivery of the same key past its deadline.
+type chanMutex chan struct{}
+
+func newChanMutex() chanMutex { return make(chanMutex, 1) }
+
+func (c chanMutex) lock(ctx context.Context) error {
+	select {
+	case c <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("statuspage: waiting for the incident key: %w", context.Cause(ctx))
+	}
+}
+
+// tryLock takes the lock only if it is free (background work skips busy keys).
+func (c chanMutex) tryLock() bool {
+	select {
+	case c <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c chanMutex) unlock() { <-c }
+
+// setIncident changes the open incident of a key and keeps the manager's gauge right.
+func (ks *keyState) setIncident(m *Manager, inc *openIncident) {
+	switch {
+	case ks.inc == nil && inc != nil:
+		m.open.Add(1)
+	case ks.inc != nil && inc == nil:
+		m.open.Add(-1)
+	}
+	if inc != nil && inc.seq == 0 {
+		inc.seq = m.incSeq.Add(1)
+	}
+	ks.inc = inc
+}

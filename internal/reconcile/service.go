@@ -1,0 +1,126 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb"
+)
+
+// ServiceOptions configure NewService.
+type ServiceOptions struct {
+	Client  *zuulweb.Client
+	Tenants []string
+	// Wants says whether a route that opts in to reconciliation can match the pipeline.
+	Wants    func(tenant, pipeline string) bool
+	Interval time.Duration
+	Lookback time.Duration
+	// NATS and Bucket keep the Store in a JetStream key-value bucket; without JetStream
+	// the Store lives in memory.
+	NATS    *nats.Conn
+	Bucket  string
+	Submit  Submit
+	Log     zerolog.Logger
+	Metrics *Metrics
+}
+
+// Service is reconciliation as the bridge runs it: it finds its targets on zuul-web and
+// its Store, retrying while either is unreachable, then reconciles every Interval. It is
+// not on the critical path: an unreachable zuul-web never stops the bridge.
+type Service struct {
+	o       ServiceOptions
+	store   atomic.Pointer[Store]
+	targets atomic.Pointer[map[Target]bool]
+}
+
+// NewService returns a Service; Run starts it.
+func NewService(o ServiceOptions) *Service {
+	o.Log = o.Log.With().Str("component", "reconcile").Logger()
+	return &Service{o: o}
+}
+
+// Run reconciles until ctx is done.
+func (s *Service) Run(ctx context.Context) {
+	var targets []Target
+	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) (err error) {
+		targets, err = s.findTargets(ctx)
+		return err
+	}, nil, func(err error, wait time.Duration) {
+		s.o.Log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot list the pipelines on zuul-web")
+	})
+	if err != nil {
+		return
+	}
+	set := map[Target]bool{}
+	for _, t := range targets {
+		set[t] = true
+	}
+	s.targets.Store(&set)
+	store := s.openStore(ctx)
+	s.store.Store(&store)
+	s.o.Log.Info().Int("targets", len(targets)).Stringer("interval", s.o.Interval).Msg("reconciling with zuul-web")
+	New(Options{
+		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback,
+		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics,
+	}).Run(ctx)
+}
+
+// findTargets: each tenant, each of its pipelines that a route opting in can match.
+func (s *Service) findTargets(ctx context.Context) ([]Target, error) {
+	var out []Target
+	for _, tenant := range s.o.Tenants {
+		pipelines, err := s.o.Client.Pipelines(ctx, tenant)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", tenant, err)
+		}
+		for _, p := range pipelines {
+			if s.o.Wants(tenant, p) {
+				out = append(out, Target{Tenant: tenant, Pipeline: p})
+			}
+		}
+	}
+	return out, nil
+}
+
+// openStore keeps what was reconciled in a JetStream key-value bucket so a restart
+// republishes nothing; without JetStream it keeps it in memory and says what that costs.
+func (s *Service) openStore(ctx context.Context) Store {
+	js, err := jetstream.New(s.o.NATS)
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var store *kvstore.Seen
+		if store, err = kvstore.NewSeen(sctx, js, s.o.Bucket); err == nil {
+			return store
+		}
+	}
+	s.o.Log.Warn().Err(err).Stringer("lookback", s.o.Lookback).
+		Msg("no JetStream key-value bucket: reconciliation state kept in memory; after a restart failures within the lookback window are published again")
+	return NewMemoryStore()
+}
+
+// Settled remembers a final MQTT report of a reconciled pipeline as applied, so that
+// reading it back from zuul-web does not apply it again.
+func (s *Service) Settled(ev *zuul.Event) {
+	if ev.Source != zuul.SourceMQTT || !ev.Final() {
+		return
+	}
+	sp, tp := s.store.Load(), s.targets.Load()
+	if sp == nil || tp == nil || !(*tp)[Target{Tenant: ev.Tenant, Pipeline: ev.Pipeline}] {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := (*sp).MarkSeen(ctx, ev.ID); err != nil {
+		s.o.Log.Warn().Err(err).Str("id", ev.ID).Msg("could not remember the report as applied; zuul-web may apply it again")
+	}
+}
