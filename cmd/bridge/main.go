@@ -38,7 +38,7 @@ func main() {
 
 const usage = `usage: bridge [run | check [-rules FILE] [PAYLOAD.json ...] | demo | version]
 
-Configuration comes from BRIDGE_* environment variables (see README.md).
+Configuration comes from BRIDGE_* environment variables (see docs/configuration.md).
 `
 
 // cli runs a subcommand and returns the exit code: 0 ok, 1 failed at run time,

@@ -12,7 +12,7 @@ import (
 // Schema names the body's version. A consumer checks it; a breaking change gets a new one.
 const Schema = "zuul-bridge.event/v1"
 
-// Body is the JSON message published to NATS. The README documents every field; keep both
+// Body is the JSON message published to NATS. docs/nats-messages.md documents every field; keep both
 // in step.
 type Body struct {
 	Schema       string          `json:"schema"`
