@@ -6,27 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 )
 
-func connect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 // The compare-and-set contract the incident manager relies on, against a real server.
 func TestCompareAndSet(t *testing.T) {
 	srv := natstest.Start(t, true)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	ctx := t.Context()
 	s, err := kvstore.NewCAS(ctx, nc, kvstore.CASOptions{})
 	if err != nil {
@@ -70,7 +59,7 @@ func TestCompareAndSet(t *testing.T) {
 // The bucket is created once, with history 1 and the max age; a second replica binds it.
 func TestBucketCreated(t *testing.T) {
 	srv := natstest.Start(t, true)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	ctx := t.Context()
 	if _, err := kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: "b1", MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
@@ -96,11 +85,11 @@ func TestBucketCreated(t *testing.T) {
 // the timeout (the manager turns that into a retryable error).
 func TestUnavailable(t *testing.T) {
 	plain := natstest.Start(t, false)
-	if _, err := kvstore.NewCAS(t.Context(), connect(t, plain.ClientURL()), kvstore.CASOptions{Timeout: time.Second}); err == nil {
+	if _, err := kvstore.NewCAS(t.Context(), natstest.Connect(t, plain.ClientURL()), kvstore.CASOptions{Timeout: time.Second}); err == nil {
 		t.Error("New without JetStream succeeded")
 	}
 	srv := natstest.Start(t, true)
-	s, err := kvstore.NewCAS(t.Context(), connect(t, srv.ClientURL()), kvstore.CASOptions{Timeout: 300 * time.Millisecond})
+	s, err := kvstore.NewCAS(t.Context(), natstest.Connect(t, srv.ClientURL()), kvstore.CASOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

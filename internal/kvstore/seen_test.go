@@ -4,31 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 )
 
-func jetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv := natstest.Start(t, true)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 func TestSeen(t *testing.T) {
 	ctx := context.Background()
-	js := jetStream(t)
+	js := natstest.JetStream(t)
 	s, err := kvstore.NewSeen(ctx, js, "zuul-bridge-reconcile")
 	if err != nil {
 		t.Fatal(err)

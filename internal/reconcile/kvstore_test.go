@@ -5,32 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
 )
 
-func jetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv := natstest.Start(t, true)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 func TestRestartWithKVStoreSubmitsNothing(t *testing.T) {
 	ctx := context.Background()
-	js := jetStream(t)
+	js := natstest.JetStream(t)
 	e := newEnv(t, zuulwebfake.Options{})
 	e.add("SUCCESS", 3*time.Hour)
 	e.add("FAILURE", 2*time.Hour)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start runs an embedded nats-server (with JetStream when js is true) and stops it at the
@@ -36,4 +38,25 @@ func StartWith(t testing.TB, opts *server.Options) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// Connect connects to url and closes the connection at the end of the test.
+func Connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream starts a server with JetStream and returns a JetStream context on it.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(Connect(t, Start(t, true).ClientURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
