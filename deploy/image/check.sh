@@ -33,7 +33,9 @@ work=$(mktemp -d)
 podman=(podman --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 image=""
 cleanup() {
-	[ -n "$image" ] && "${podman[@]}" image unmount "$image" >/dev/null 2>&1 || true
+	if [ -n "$image" ]; then
+		"${podman[@]}" image unmount "$image" >/dev/null 2>&1 || true
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
