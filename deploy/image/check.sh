@@ -66,7 +66,8 @@ expect "label licenses" "$(label licenses)" "Apache-2.0"
 echo "== size"
 size=$(inspect '{{.Size}}')
 [ "$size" -lt "$max_bytes" ] || fail "image is $size bytes unpacked, the limit is $max_bytes"
-pass "size $size bytes unpacked ($((size / 1000000)) MB, limit $((max_bytes / 1000000)) MB), $(stat -c %s "$archive") bytes as OCI archive"
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+pass "size $(mb "$size") unpacked (limit $(mb "$max_bytes")), $(mb "$(stat -c %s "$archive")") as OCI archive"
 
 echo "== files (podman image mount)"
 mnt=$("${podman[@]}" image mount "$image")
