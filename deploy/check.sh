@@ -132,6 +132,28 @@ echo "== the client id is the pod name"
 grep -A1 'name: BRIDGE_MQTT_CLIENT_ID' "$work/all-features.yaml" | grep -q 'value: "scs-$(POD_NAME)"' &&
 	pass "BRIDGE_MQTT_CLIENT_ID = prefix + pod name" || fail "BRIDGE_MQTT_CLIENT_ID is not derived from the pod name"
 
+echo "== the image follows the chart's appVersion unless a tag or digest is set"
+image_of() { grep -m1 -o 'image: "[^"]*"' "$work/$1.yaml" | cut -d'"' -f2; }
+app_version=$(awk -F'"' '/^appVersion:/{print $2}' "$chart/Chart.yaml")
+repo=ghcr.io/sovereigncloudstack/zuul-bridge
+digest=sha256:$(printf '%064d' 7)
+[ "$(image_of default)" = "$repo:$app_version" ] &&
+	pass "default image $repo:$app_version (appVersion)" || fail "default image is '$(image_of default)', want $repo:$app_version"
+render image-tag --set image.tag=v9.9.9 && [ "$(image_of image-tag)" = "$repo:v9.9.9" ] &&
+	pass "image.tag wins over appVersion" || fail "image.tag: got '$(image_of image-tag)'"
+render image-digest --set image.tag=v9.9.9 --set image.digest="$digest" && [ "$(image_of image-digest)" = "$repo@$digest" ] &&
+	pass "image.digest pins the image and wins over the tag" || fail "image.digest: got '$(image_of image-digest)'"
+expect_fail image-digest-bad "digest.*does not match pattern" --set image.digest=latest
+# As the release workflow packages it: version X.Y.Z, appVersion the tag vX.Y.Z.
+if helm package "$chart" --version 9.8.7 --app-version v9.8.7 -d "$work/pkg" >"$work/pkg.log" 2>&1 &&
+	helm template zuul-bridge "$work/pkg/zuul-bridge-9.8.7.tgz" >"$work/packaged.yaml" 2>"$work/packaged.err" &&
+	[ "$(image_of packaged)" = "$repo:v9.8.7" ]; then
+	pass "packaged with --app-version v9.8.7: image $repo:v9.8.7"
+else
+	cat "$work/pkg.log" "$work/packaged.err" >&2
+	fail "packaged with --app-version v9.8.7: image '$(image_of packaged 2>/dev/null)'"
+fi
+
 if [ "$fails" -ne 0 ]; then
 	echo "deploy/check.sh: $fails failure(s)" >&2
 	exit 1
