@@ -104,6 +104,7 @@ expect_fail bad-loglevel "level.*value must be one of" --set log.level=verbose
 expect_fail typo "additional properties 'replicas' not allowed" --set replicas=2
 expect_fail bad-pipeline-matcher "pipelineMatcher.*does not match pattern" \
 	--set prometheusRule.nightlyNotReported.pipelineMatcher=periodic-daily
+expect_fail bad-nightly-enabled "enabled.*value must be one of" --set prometheusRule.nightlyNotReported.enabled=sometimes
 
 echo "== unsafe combinations are refused"
 expect_fail replicas-without-share "not a shared subscription" --set replicaCount=2

@@ -172,7 +172,8 @@ func startStatuspage(ctx context.Context, sp *incident.Manager, log zerolog.Logg
 	return err
 }
 
-func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit) (*reconcile.Service, error) {
+func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,
+	ran func(tenant, pipeline string, end time.Time)) (*reconcile.Service, error) {
 	var token func() (string, error)
 	if z := cfg.Zuul; z.Token != "" || z.TokenFile != "" {
 		token = func() (string, error) { return secret.Value(z.Token, z.TokenFile) }
@@ -193,5 +194,6 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 			return false
 		},
 		NATS: nc, Bucket: cfg.Zuul.KVBucket, Submit: submit, Log: log, Metrics: reconcile.NewMetrics(reg),
+		Ran: ran,
 	}), nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/lastrun"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
@@ -104,11 +105,14 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		}
 	}
 
+	// When each pipeline last ran, from MQTT reports and zuul-web alike.
+	ran := lastrun.New(nil)
+	reg.MustRegister(ran)
 	var rec *reconcile.Service
 	var dispatcher *delivery.Dispatcher
 	if cfg.Zuul.URL != "" {
 		submit := func(ctx context.Context, ev *zuul.Event) error { return dispatcher.Submit(ctx, ev) }
-		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit); err != nil {
+		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe); err != nil {
 			return configError{err}
 		}
 	}
@@ -126,6 +130,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		DeadLetter: pub.DeadLetterer(cfg.NATS.DeadletterSubject),
 		Log:        log.With().Str("component", "delivery").Logger(),
 		Metrics:    delivery.NewMetrics(reg),
+		Observe:    ran.ObserveEvent,
 		Settled: func(ev *zuul.Event) {
 			if rec != nil {
 				rec.Settled(ev)

@@ -85,6 +85,9 @@ type Options struct {
 	// Settled, if set, is told about every report whose deliveries all settled (delivered or
 	// dead-lettered), e.g. to remember it as applied.
 	Settled func(ev *zuul.Event)
+	// Observe, if set, sees every decoded report (Handle) and every submitted event (Submit)
+	// before it is routed, whether a route wants it or not, e.g. to note that its pipeline ran.
+	Observe func(ev *zuul.Event)
 	Log     zerolog.Logger
 	Metrics *Metrics // nil: not counted
 	Now     func() time.Time
@@ -207,6 +210,9 @@ func (p *Dispatcher) route(msg Message) job {
 	j.ev = ev
 	p.o.Metrics.decoded.Inc()
 	p.o.Metrics.observeReport(ev.Tenant, ev.Pipeline, float64(p.o.Now().UnixNano())/1e9)
+	if p.o.Observe != nil {
+		p.o.Observe(ev)
+	}
 	for i := range p.o.Routes {
 		r := &p.o.Routes[i]
 		if r.Match(ev) {
@@ -298,6 +304,9 @@ func (p *Dispatcher) process(j job) {
 // an MQTT report, and returns when it settled. An error means it did not settle (shutdown);
 // the caller tries again later.
 func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
+	if p.o.Observe != nil {
+		p.o.Observe(ev)
+	}
 	var routes []*Route
 	for i := range p.o.Routes {
 		if r := &p.o.Routes[i]; r.Match(ev) {

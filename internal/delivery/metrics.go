@@ -75,7 +75,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		decoded: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_decoded_total",
 			Help: "MQTT messages that decoded as Zuul reports."}),
 		lastPerPipe: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_pipeline_last_report_timestamp_seconds",
-			Help: "Unix time of the last report per tenant and pipeline (alert when a nightly pipeline stops reporting)."}, []string{"tenant", "pipeline"}),
+			Help: "Unix time at which the bridge received the last MQTT report per tenant and pipeline. Deprecated: MQTT only; " +
+				"alert on zuul_bridge_pipeline_last_buildset_end_timestamp_seconds, which zuul-web reconciliation updates too."}, []string{"tenant", "pipeline"}),
 		pipes: map[[2]string]bool{},
 	}
 	m.lastUnix.Store(time.Now().UnixNano())

@@ -53,13 +53,19 @@ type Options struct {
 	Log      zerolog.Logger
 	Metrics  *Metrics // nil: metrics are kept but not registered anywhere
 	Now      func() time.Time
+	// Ran, if set, is told the end time of every completed buildset the reconciler reads,
+	// and before a target's first pass that of its newest completed buildset in zuul-web
+	// (a zero time when there is none), so "when did the pipeline last run" is known from
+	// the start; see seed.
+	Ran func(tenant, pipeline string, end time.Time)
 }
 
 // Reconciler reads zuul-web and submits what the MQTT path missed. Round and Run may be
 // called from one goroutine at a time; concurrent Rounds are serialised.
 type Reconciler struct {
-	o     Options
-	round sync.Mutex
+	o      Options
+	round  sync.Mutex
+	seeded map[Target]bool // guarded by round
 }
 
 // New builds a Reconciler; it panics on a missing Client, Store or Submit, which is a
@@ -116,6 +122,7 @@ func (r *Reconciler) Round(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 			break
 		}
+		r.seedOnce(ctx, t)
 		st, err := r.target(ctx, t)
 		total.add(st)
 		l := r.o.Log.With().Str("tenant", t.Tenant).Str("pipeline", t.Pipeline).Logger()

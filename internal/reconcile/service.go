@@ -31,6 +31,8 @@ type ServiceOptions struct {
 	Submit  Submit
 	Log     zerolog.Logger
 	Metrics *Metrics
+	// Ran is Options.Ran.
+	Ran func(tenant, pipeline string, end time.Time)
 }
 
 // Service is reconciliation as the bridge runs it: it finds its targets on zuul-web and
@@ -70,7 +72,7 @@ func (s *Service) Run(ctx context.Context) {
 	s.o.Log.Info().Int("targets", len(targets)).Stringer("interval", s.o.Interval).Msg("reconciling with zuul-web")
 	New(Options{
 		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback,
-		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics,
+		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics, Ran: s.o.Ran,
 	}).Run(ctx)
 }
 

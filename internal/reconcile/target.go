@@ -169,6 +169,9 @@ func (r *Reconciler) observe(t Target, bs *zuulweb.Buildset) {
 	}
 	if !at.IsZero() {
 		r.o.Metrics.newest.observe(t, at)
+		if r.o.Ran != nil {
+			r.o.Ran(t.Tenant, t.Pipeline, at)
+		}
 	}
 }
 
