@@ -30,6 +30,8 @@ type Options struct {
 	ClientSecret string        // "" = public client (no secret checked)
 	IDTokenTTL   time.Duration // default 2s
 	ReuseWindow  time.Duration // default 3s (Dex's reuseInterval)
+	// Now is the issuer's clock (iat, exp, the reuse window); nil = time.Now.
+	Now func() time.Time
 	// Issuer overrides the iss claim (and the discovery document's issuer), to test a
 	// token of an untrusted issuer. "" = the server's URL.
 	Issuer string
@@ -76,6 +78,9 @@ func New(t testing.TB, o Options) *Issuer {
 	}
 	if o.ReuseWindow <= 0 {
 		o.ReuseWindow = 3 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -128,7 +133,7 @@ func (is *Issuer) Seed() string {
 func (is *Issuer) IDToken(ttl time.Duration) string {
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	return is.idTokenLocked(time.Now(), ttl)
+	return is.idTokenLocked(is.o.Now(), ttl)
 }
 
 func (is *Issuer) idTokenLocked(now time.Time, ttl time.Duration) string {
@@ -233,7 +238,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	presented := r.PostForm.Get("refresh_token")
 	rt, ok := is.tokens[presented]
-	now := time.Now()
+	now := is.o.Now()
 	refused := func() {
 		is.counts.Refused++
 		oauthError(w, http.StatusBadRequest, "invalid_request", "Refresh token is invalid or has already been claimed by another client.")
