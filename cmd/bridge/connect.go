@@ -97,11 +97,7 @@ func secret(value, file string) (string, error) {
 	return readSecretFile(file)
 }
 
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys statuspage.KeyStore) (*statuspage.Manager, error) {
-	var token statuspage.Token
-	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
-		token = func() (string, error) { return secret(c.Token, c.TokenFile) }
-	}
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys statuspage.KeyStore, auth *statuspageAuth) (*statuspage.Manager, error) {
 	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
 	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
 		tc, err := tlsConfig(c.CAFile, c.CertFile, c.KeyFile)
@@ -113,10 +109,11 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 		httpClient.Transport = tr
 	}
 	client, err := statuspage.NewClient(statuspage.ClientOptions{
-		BaseURL:    cfg.Statuspage.URL,
-		Token:      token,
-		HTTPClient: httpClient,
-		UserAgent:  "zuul-bridge/" + version,
+		BaseURL:      cfg.Statuspage.URL,
+		Auth:         auth.source,
+		AuthObserver: auth.state,
+		HTTPClient:   httpClient,
+		UserAgent:    "zuul-bridge/" + version,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)

@@ -96,7 +96,11 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 				return err
 			}
 		}
-		sp, err = newStatuspage(cfg, log, reg, keys)
+		auth, err := newStatuspageAuth(ctx, cfg, log, reg, nc)
+		if err != nil {
+			return configError{err}
+		}
+		sp, err = newStatuspage(cfg, log, reg, keys, auth)
 		if err != nil {
 			return configError{err}
 		}

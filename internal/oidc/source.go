@@ -53,8 +53,9 @@ type Options struct {
 // Observer hears the outcome of every refresh attempt. reason never holds a token.
 type Observer interface {
 	Refreshed()
-	// RefreshFailed: refused is true when the issuer refused the refresh token (the
-	// chain is broken; a new seed is needed), false for an unreachable issuer or store.
+	// RefreshFailed: refused is true when the issuer refused the refresh token or there
+	// is none (the chain is broken; a new seed is needed), false for an unreachable
+	// issuer or store.
 	RefreshFailed(refused bool, reason string)
 }
 
@@ -208,7 +209,7 @@ func (s *Source) usable(t idToken) bool {
 
 func (s *Source) failed(err error) {
 	var re *RefreshError
-	refused := errors.As(err, &re) && re.Refused
+	refused := (errors.As(err, &re) && re.Refused) || errors.Is(err, ErrNoSeed)
 	if s.o.Observer != nil {
 		s.o.Observer.RefreshFailed(refused, err.Error())
 	}
@@ -218,7 +219,7 @@ func (s *Source) failed(err error) {
 	s.failing = true
 	ev := s.log.Warn()
 	msg := "no id_token for the status page; writes wait and are retried"
-	if refused || errors.Is(err, ErrNoSeed) {
+	if refused {
 		ev = s.log.Error()
 		msg += "; the refresh-token chain is broken: put a new seed into the Secret"
 	}

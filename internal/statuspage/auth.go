@@ -54,11 +54,11 @@ func (e *tokenError) Temporary() bool      { return true }
 func (e *tokenError) Is(target error) bool { return target == ErrUnauthorized }
 
 // AuthObserver hears the outcome of every write as far as authentication goes: accepted
-// (any answer but 401/403) or refused (401/403, or no token available). reason never
-// holds a token.
+// (any answer but 401/403) or refused (401/403; noToken: no token was available, so
+// nothing was sent). reason never holds a token.
 type AuthObserver interface {
 	AuthAccepted()
-	AuthRefused(reason string)
+	AuthRefused(noToken bool, reason string)
 }
 
 func isWriteMethod(m string) bool {

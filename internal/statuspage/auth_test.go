@@ -23,7 +23,7 @@ type authLog struct {
 }
 
 func (a *authLog) AuthAccepted() { a.mu.Lock(); a.events = append(a.events, "accepted"); a.mu.Unlock() }
-func (a *authLog) AuthRefused(reason string) {
+func (a *authLog) AuthRefused(_ bool, reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, "refused")

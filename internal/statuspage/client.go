@@ -91,7 +91,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	token, err := c.auth.BearerToken(ctx)
 	if err != nil {
-		c.refused("no token: " + err.Error())
+		c.refused(true, "no token: "+err.Error())
 		// The error of a file read or a refresh names the path or the issuer, not a token.
 		return &tokenError{err: err}
 	}
@@ -103,7 +103,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return err
 	}
 	c.auth.Rejected(token)
-	c.refused(err.Error())
+	c.refused(false, err.Error())
 	fresh, ferr := c.auth.BearerToken(ctx)
 	if ferr != nil || fresh == token || ctx.Err() != nil {
 		return err
@@ -112,7 +112,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		c.auth.Rejected(fresh)
-		c.refused(err.Error())
+		c.refused(false, err.Error())
 	case status != 0:
 		c.accepted()
 	}
@@ -125,9 +125,9 @@ func (c *Client) accepted() {
 	}
 }
 
-func (c *Client) refused(reason string) {
+func (c *Client) refused(noToken bool, reason string) {
 	if c.obs != nil {
-		c.obs.AuthRefused(reason)
+		c.obs.AuthRefused(noToken, reason)
 	}
 }
 
