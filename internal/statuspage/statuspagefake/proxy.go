@@ -2,6 +2,8 @@ package statuspagefake
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -83,10 +85,18 @@ func (p *proxy) check(r *http.Request) (status int, body string, authorized bool
 		return http.StatusNotFound, oathkeeper404, false
 	}
 	header := r.Header.Get("Authorization")
-	valid := false
+	valid, reason := false, ""
 	if scheme, tok, ok := strings.Cut(header, " "); ok && strings.EqualFold(scheme, "bearer") {
 		_, err := p.verifier.Verify(r.Context(), strings.TrimSpace(tok))
-		valid = err == nil
+		var expired *gooidc.TokenExpiredError
+		switch {
+		case err == nil:
+			valid = true
+		case errors.As(err, &expired):
+			reason = "Token is expired"
+		default:
+			reason = "Token is invalid or not issued by a trusted issuer"
+		}
 	}
 	if r.Method == http.MethodGet {
 		// The anonymous authenticator declines any request that has the header, and the
@@ -97,9 +107,19 @@ func (p *proxy) check(r *http.Request) (status int, body string, authorized bool
 		return 0, "", false
 	}
 	if !valid {
-		return http.StatusUnauthorized, oathkeeper401, false
+		return http.StatusUnauthorized, oathkeeper401With(reason), false
 	}
 	return 0, "", true
+}
+
+// oathkeeper401With is the 401 body with the jwt authenticator's reason, when it had one.
+func oathkeeper401With(reason string) string {
+	if reason == "" {
+		return oathkeeper401
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"code": 401, "status": "Unauthorized", "message": "Access credentials are invalid", "reason": reason}})
+	return string(b) + "\n"
 }
 
 func writeProxyAnswer(w http.ResponseWriter, status int, body string) {

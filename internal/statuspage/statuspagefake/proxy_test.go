@@ -29,8 +29,9 @@ func TestOathkeeperMode(t *testing.T) {
 	c.createIncident(body)
 
 	c.token = is.IDToken(-time.Minute)
-	if st, _ := c.do("POST", "/incidents", body); st != 401 {
-		t.Errorf("write with an expired token: %d", st)
+	if st, out := c.do("POST", "/incidents", body); st != 401 ||
+		string(out) != `{"error":{"code":401,"message":"Access credentials are invalid","reason":"Token is expired","status":"Unauthorized"}}`+"\n" {
+		t.Errorf("write with an expired token: %d %s", st, out)
 	}
 	c.token = "not.a.jwt"
 	if st, _ := c.do("POST", "/incidents", body); st != 401 {
