@@ -272,3 +272,21 @@ func TestStatuspageAuthConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCWithoutJetStream: without JetStream the chain lives in memory; the bridge says
+// at start that a restart will need a fresh seed, and writes all the same.
+func TestOIDCWithoutJetStream(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-nojs"))
+	if !strings.Contains(p.out.String(), "after a restart the bridge needs a fresh seed") {
+		t.Errorf("no warning about the chain kept in memory:\n%s", tail(p.out.String(), 20))
+	}
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
+	noTokens(t, is, p.out.String())
+}
