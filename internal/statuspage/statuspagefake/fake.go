@@ -52,10 +52,12 @@ type Options struct {
 
 // Fake is a running fake server. All methods are goroutine-safe.
 type Fake struct {
-	opts  Options
-	proxy *proxy // nil = no auth proxy, or the Token check
-	srv   *httptest.Server
-	spec  *specValidator
+	opts Options
+	srv  *httptest.Server
+	spec *specValidator
+
+	proxy *proxy // the Oathkeeper mode; nil = none (or the Token check)
+
 	// closing is closed by Close so hanging fault handlers return and the
 	// httptest server can shut down.
 	closing   chan struct{}
