@@ -290,3 +290,52 @@ func TestOIDCWithoutJetStream(t *testing.T) {
 	waitFor(t, 30*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
 	noTokens(t, is, p.out.String())
 }
+
+// TestOIDCBrokenChainReseeded: the issuer revokes the chain; the metrics and one log line
+// say so, NATS routes keep delivering, and a new seed in the file heals it without a
+// restart: the waiting report's incident is written, nothing dead-lettered.
+func TestOIDCBrokenChainReseeded(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	nc := natsConn(t, ns.ClientURL())
+	chat := collect(t, nc, "zuul.>")
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-reseed"))
+	waitFor(t, 30*time.Second, "a refresh", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="ok"}`) >= 1
+	})
+
+	is.Revoke() // the operator's Dex session is gone
+	waitFor(t, 30*time.Second, "the broken chain in the metrics", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="refused"}`) >= 1 &&
+			p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 0
+	})
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
+	waitFor(t, 30*time.Second, "the write waiting for a token", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_auth_failures_total{reason="no_token"}`) >= 1
+	})
+	if n := len(fake.Incidents()); n != 0 {
+		t.Fatalf("%d incidents without a valid chain", n)
+	}
+
+	writeFile(t, seedFile, is.Seed()+"\n") // re-seed: a new refresh token in the Secret
+	waitFor(t, 60*time.Second, "the incident after re-seeding", func() bool { return len(fake.Incidents()) == 1 })
+	waitFor(t, 30*time.Second, "writes accepted again", func() bool { return p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 1 })
+	out := p.out.String()
+	if n := countLines(out, "no id_token for the status page; writes wait and are retried; the refresh-token chain is broken"); n != 1 {
+		t.Errorf("%d log lines about the broken chain, want 1", n)
+	}
+	if !strings.Contains(out, `"replaced_chain":true`) {
+		t.Error("the new seed did not replace the stored chain")
+	}
+	if dead.unique() != 0 {
+		t.Errorf("%d dead letters", dead.unique())
+	}
+	noTokens(t, is, out, scrape(t, p.http))
+}
