@@ -112,6 +112,11 @@ expect_fail nats-password-without-user "nats.user is empty" --set credentials.va
 expect_fail statuspage-rule-without-url "has a statuspage: block, but statuspage.url is empty" \
 	--set 'rules.routes[0].name=r' --set 'rules.routes[0].statuspage.component=Zuul'
 expect_fail zuul-url-without-tenants "zuul.tenants is empty" --set zuul.url=https://zuul.example.org
+expect_fail oidc-and-static-token "statuspage.oidc.issuer and credentials statuspageToken are both set" \
+	--set statuspage.url=https://status.example.org --set statuspage.oidc.issuer=https://idp.example.org \
+	--set credentials.values.statuspageToken=x
+expect_fail oidc-seed-without-issuer "statuspage.oidc.issuer is empty" \
+	--set statuspage.url=https://status.example.org --set credentials.values.statuspageOidcRefreshToken=x
 if render replicas-with-share --set replicaCount=2 --set 'mqtt.topic=$share/zuul-bridge/zuul/#'; then
 	pass "replicaCount 2 with a \$share/ topic renders"
 else
@@ -128,6 +133,13 @@ if [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ]; then
 else
 	fail "checksum/rules did not change ('$a' vs '$b')"
 fi
+
+echo "== the OIDC login is wired and its issuer reachable"
+grep -A1 'name: BRIDGE_STATUSPAGE_OIDC_ISSUER' "$work/all-features.yaml" | grep -q 'value: "https://status-idp.example.org:5556"' &&
+	grep -q 'name: BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE' "$work/all-features.yaml" &&
+	grep -q 'port: 5556' "$work/all-features.yaml" &&
+	pass "OIDC issuer, seed file and NetworkPolicy egress to the issuer" ||
+	fail "OIDC issuer, seed file or the NetworkPolicy egress to the issuer missing"
 
 echo "== the client id is the pod name"
 grep -A1 'name: BRIDGE_MQTT_CLIENT_ID' "$work/all-features.yaml" | grep -q 'value: "scs-$(POD_NAME)"' &&

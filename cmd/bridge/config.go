@@ -104,6 +104,9 @@ type StatuspageConfig struct {
 	CAFile   string `split_words:"true"`
 	CertFile string `split_words:"true"`
 	KeyFile  string `split_words:"true"`
+
+	// OIDC: BRIDGE_STATUSPAGE_OIDC_*, see auth.go.
+	OIDC StatuspageOIDCConfig
 }
 
 // loadConfig reads the environment and checks every value, reporting all problems at
@@ -209,6 +212,7 @@ func loadConfig() (*Config, error) {
 	secret("NATS_TOKEN", c.NATS.Token, c.NATS.TokenFile)
 	secret("STATUSPAGE_TOKEN", c.Statuspage.Token, c.Statuspage.TokenFile)
 	secret("ZUUL_TOKEN", c.Zuul.Token, c.Zuul.TokenFile)
+	checkStatuspageAuth(&c, bad)
 	for name, f := range map[string]string{
 		"MQTT_CA_FILE": c.MQTT.CAFile, "MQTT_CERT_FILE": c.MQTT.CertFile, "MQTT_KEY_FILE": c.MQTT.KeyFile,
 		"NATS_CA_FILE": c.NATS.CAFile, "NATS_CERT_FILE": c.NATS.CertFile, "NATS_KEY_FILE": c.NATS.KeyFile,

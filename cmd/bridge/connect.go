@@ -104,11 +104,7 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 	return nc, nil
 }
 
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys incident.KeyStore) (*incident.Manager, error) {
-	var token statuspage.Token
-	if c := cfg.Statuspage; c.Token != "" || c.TokenFile != "" {
-		token = func() (string, error) { return secret.Value(c.Token, c.TokenFile) }
-	}
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys incident.KeyStore, auth *statuspageAuth) (*incident.Manager, error) {
 	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
 	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
 		tc, err := secret.TLSConfig(c.CAFile, c.CertFile, c.KeyFile)
@@ -120,10 +116,11 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 		httpClient.Transport = tr
 	}
 	client, err := statuspage.NewClient(statuspage.ClientOptions{
-		BaseURL:    cfg.Statuspage.URL,
-		Token:      token,
-		HTTPClient: httpClient,
-		UserAgent:  "zuul-bridge/" + version,
+		BaseURL:      cfg.Statuspage.URL,
+		Auth:         auth.source,
+		AuthObserver: auth.state,
+		HTTPClient:   httpClient,
+		UserAgent:    "zuul-bridge/" + version,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)

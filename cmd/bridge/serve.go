@@ -90,7 +90,12 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 				return err
 			}
 		}
-		if sp, err = newStatuspage(cfg, log, reg, keys); err != nil {
+		auth, err := newStatuspageAuth(ctx, cfg, log, reg, nc)
+		if err != nil {
+			return configError{err}
+		}
+		sp, err = newStatuspage(cfg, log, reg, keys, auth)
+		if err != nil {
 			return configError{err}
 		}
 	}

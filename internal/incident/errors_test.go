@@ -146,14 +146,15 @@ func TestStartUnreachable(t *testing.T) {
 	}
 }
 
-// The token goes out as a Bearer header on writes, and never into an error string.
+// The token goes out as a Bearer header on writes only (reads are anonymous), and never
+// into an error string.
 func TestTokenSentAndNeverInErrors(t *testing.T) {
 	const secret = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig"
 	e := newEnv(t, statuspagefake.Options{Token: secret}, nil)
 	e.send(fail(1, hours(0)))
 	for _, r := range e.fake.Requests() {
-		if !r.Authorized {
-			t.Errorf("%s %s not authorised", r.Method, r.Path)
+		if write := r.Method != "GET"; write != r.Authorized {
+			t.Errorf("%s %s: carries the token = %v", r.Method, r.Path, r.Authorized)
 		}
 	}
 	eq(t, "incidents", len(e.incidents()), 1)
@@ -161,7 +162,7 @@ func TestTokenSentAndNeverInErrors(t *testing.T) {
 	// A proxy that echoes the credentials in its message.
 	e.fake.SetFault(faultOn("POST", "/updates", statuspagefake.Fault{Status: 401, Message: "token " + secret + " expired"}))
 	retry, err := e.sink.Send(t.Context(), fail(2, hours(1)))
-	if err == nil || retry {
+	if err == nil || !retry || !errors.Is(err, statuspage.ErrUnauthorized) {
 		t.Fatalf("401: retry=%v err=%v", retry, err)
 	}
 	if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "c2VjcmV0") {
@@ -169,11 +170,11 @@ func TestTokenSentAndNeverInErrors(t *testing.T) {
 	}
 	e.fake.SetFault(nil)
 
-	// A wrong token is a permanent 401 whose error names no token.
+	// A wrong token is a 401 to retry with a fresh token, whose error names no token.
 	e.copts.Token = func() (string, error) { return "wrong-" + secret, nil }
 	e.restart()
 	retry, err = e.sink.Send(t.Context(), fail(3, hours(2)))
-	if err == nil || retry || strings.Contains(err.Error(), secret) {
+	if err == nil || !retry || strings.Contains(err.Error(), secret) {
 		t.Fatalf("wrong token: retry=%v err=%v", retry, err)
 	}
 	eq(t, "status", statusOf(err), 401)

@@ -14,25 +14,31 @@ import (
 	"time"
 )
 
-// Token returns the bearer token for a request. The composition root re-reads a mounted
+// Token returns the bearer token for a write. The composition root re-reads a mounted
 // file on every call so that a rotated token is used without a restart. A nil Token sends
 // no Authorization header.
 type Token func() (string, error)
 
 // ClientOptions configure NewClient.
 type ClientOptions struct {
-	BaseURL    string       // e.g. https://status-api.k8s.scs.community (no version prefix)
-	Token      Token        // nil = anonymous
-	HTTPClient *http.Client // nil = own client with a 10 s timeout
-	UserAgent  string       // "" = "zuul-bridge"
+	BaseURL string // e.g. https://status-api.k8s.scs.community (no version prefix)
+	Token   Token  // nil = anonymous; ignored when Auth is set
+	// Auth, when set, gives the token for writes and hears when it was refused.
+	Auth TokenSource
+	// AuthObserver, when set, hears whether each write got past authentication.
+	AuthObserver AuthObserver
+	HTTPClient   *http.Client // nil = own client with a 10 s timeout
+	UserAgent    string       // "" = "zuul-bridge"
 }
 
 // Client is a typed client of the SCS status page API. It is safe for concurrent use.
+// Only writes carry the token; reads are anonymous.
 type Client struct {
-	base  *url.URL
-	token Token
-	hc    *http.Client
-	ua    string
+	base *url.URL
+	auth TokenSource // nil = anonymous
+	obs  AuthObserver
+	hc   *http.Client
+	ua   string
 }
 
 const (
@@ -58,65 +64,117 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if ua == "" {
 		ua = "zuul-bridge"
 	}
-	return &Client{base: u, token: o.Token, hc: hc, ua: ua}, nil
+	auth := o.Auth
+	if auth == nil && o.Token != nil {
+		auth = o.Token
+	}
+	return &Client{base: u, auth: auth, obs: o.AuthObserver, hc: hc, ua: ua}, nil
 }
 
 // do sends one request. in (if not nil) is sent as JSON; out (if not nil) receives the
-// decoded 2xx body. Every failure is an *APIError or a *transportError.
+// decoded 2xx body. Every failure is an *APIError, a *transportError or a *tokenError.
+// A write refused with 401/403 is sent once more at once when the token source has a
+// different token after being told (a refused request never reached the API).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawQuery = query.Encode()
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("statuspage: encode %s %s: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
+	}
+	write := isWriteMethod(method)
+	if !write || c.auth == nil {
+		_, err := c.attempt(ctx, method, path, query, body, in != nil, "", out)
+		return err
+	}
+	token, err := c.auth.BearerToken(ctx)
+	if err != nil {
+		c.refused(true, "no token: "+err.Error())
+		// The error of a file read or a refresh names the path or the issuer, not a token.
+		return &tokenError{err: err}
+	}
+	status, err := c.attempt(ctx, method, path, query, body, in != nil, token, out)
+	if status != http.StatusUnauthorized && status != http.StatusForbidden {
+		if status != 0 {
+			c.accepted()
+		}
+		return err
+	}
+	c.auth.Rejected(token)
+	c.refused(false, err.Error())
+	fresh, ferr := c.auth.BearerToken(ctx)
+	if ferr != nil || fresh == token || ctx.Err() != nil {
+		return err
+	}
+	status, err = c.attempt(ctx, method, path, query, body, in != nil, fresh, out)
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		c.auth.Rejected(fresh)
+		c.refused(false, err.Error())
+	case status != 0:
+		c.accepted()
+	}
+	return err
+}
+
+func (c *Client) accepted() {
+	if c.obs != nil {
+		c.obs.AuthAccepted()
+	}
+}
+
+func (c *Client) refused(noToken bool, reason string) {
+	if c.obs != nil {
+		c.obs.AuthRefused(noToken, reason)
+	}
+}
+
+// attempt sends the request once and returns the answer's status (0 = no answer).
+func (c *Client) attempt(ctx context.Context, method, path string, query url.Values, in []byte, hasBody bool, token string, out any) (int, error) {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if hasBody {
+		body = bytes.NewReader(in)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return fmt.Errorf("statuspage: %s %s: %w", method, path, err)
+		return 0, fmt.Errorf("statuspage: %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
-	if in != nil {
+	if hasBody {
 		// Without it the server binds nothing and answers 400.
 		req.Header.Set("Content-Type", "application/json")
 	}
-	var token string
-	if c.token != nil {
-		token, err = c.token()
-		if err != nil {
-			// The error of a file read names the path, not the content.
-			return &transportError{op: "read token", err: err}
-		}
-		if token = strings.TrimSpace(token); token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
+	tok := strings.TrimSpace(token)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	write := method != http.MethodGet
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &transportError{op: method + " " + path, err: redactErr(err, token), ambiguous: write}
+		return 0, &transportError{op: method + " " + path, err: redactErr(err, tok), ambiguous: write}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return &transportError{op: method + " " + path + ": read body", err: redactErr(err, token), ambiguous: write}
+		return 0, &transportError{op: method + " " + path + ": read body", err: redactErr(err, tok), ambiguous: write}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Message: redact(errorMessage(raw), token), Method: method, Path: path}
+		return resp.StatusCode, &APIError{Status: resp.StatusCode, Message: redact(errorMessage(raw), tok), Method: method, Path: path}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return resp.StatusCode, nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		// A 2xx we cannot read: for a write we do not know what was stored.
-		return &transportError{op: method + " " + path + ": decode answer", err: err, ambiguous: write}
+		return resp.StatusCode, &transportError{op: method + " " + path + ": decode answer", err: err, ambiguous: write}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // errorMessage extracts the message of echo's {"message": ...} or Oathkeeper's

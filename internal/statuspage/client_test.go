@@ -17,7 +17,9 @@ func TestRetryableClassification(t *testing.T) {
 		want bool
 	}{
 		{&statuspage.APIError{Status: 400, Method: "POST", Path: "/incidents"}, false},
-		{&statuspage.APIError{Status: 401, Method: "POST", Path: "/incidents"}, false},
+		{&statuspage.APIError{Status: 401, Method: "POST", Path: "/incidents"}, true},
+		{&statuspage.APIError{Status: 403, Method: "PATCH", Path: "/incidents/x"}, true},
+		{&statuspage.APIError{Status: 401, Method: "GET", Path: "/components"}, false},
 		{&statuspage.APIError{Status: 404, Method: "PATCH", Path: "/incidents/x"}, false},
 		{&statuspage.APIError{Status: 500, Method: "POST", Path: "/incidents"}, false},
 		{&statuspage.APIError{Status: 500, Method: "PATCH", Path: "/incidents/x"}, false},

@@ -32,6 +32,10 @@ func (e *APIError) Temporary() bool {
 	switch e.Status {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// The auth proxy refused the token of a write: the request never reached the API,
+		// and a fresh token (rotated file, refresh) lets it through.
+		return isWriteMethod(e.Method)
 	case http.StatusInternalServerError:
 		// Most 500s are permanent client errors of the server; the one known
 		// transient one is the update-numbering collision of concurrent posts (§6).

@@ -40,6 +40,10 @@ type Options struct {
 	// Token, if set, makes POST/PATCH/DELETE require "Authorization: Bearer
 	// <Token>" ("bearer" case-insensitive) like the Oathkeeper proxy upstream.
 	Token string
+	// Oathkeeper, if set, puts the fake behind the SCS auth proxy (proxy.go): tokens are
+	// JWTs of an issuer, GETs must be anonymous, unmatched URLs are 404. Token is then
+	// ignored.
+	Oathkeeper *Oathkeeper
 	// Location is the time zone the server renders times in; default UTC.
 	Location *time.Location
 	// NoProvision starts with empty tables instead of provisioning like
@@ -52,6 +56,9 @@ type Fake struct {
 	opts Options
 	srv  *httptest.Server
 	spec *specValidator
+
+	proxy *proxy // the Oathkeeper mode; nil = none (or the Token check)
+
 	// closing is closed by Close so hanging fault handlers return and the
 	// httptest server can shut down.
 	closing   chan struct{}
@@ -92,6 +99,9 @@ func New(t testing.TB, opts Options) *Fake {
 		}
 	}
 	f := &Fake{opts: opts, spec: spec, state: st, closing: make(chan struct{})}
+	if opts.Oathkeeper != nil {
+		f.proxy = newProxy(opts.Oathkeeper)
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
 	t.Cleanup(func() {
 		f.Close()
@@ -144,8 +154,10 @@ type Request struct {
 	// connection (or is still handling the request).
 	Status int
 	// Authorized is true when the request carried the right bearer token or
-	// no Token is configured.
+	// no Token is configured (with Oathkeeper: a valid JWT).
 	Authorized bool
+	// Bearer is true when the request carried an Authorization header at all.
+	Bearer bool
 }
 
 // Requests returns every request served, in arrival order.

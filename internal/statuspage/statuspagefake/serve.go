@@ -19,7 +19,13 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client went away while sending
 	}
 	authorized := f.authorized(r)
-	done := f.recordRequest(Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body, Authorized: authorized})
+	var proxyStatus int
+	var proxyBody string
+	if f.proxy != nil {
+		proxyStatus, proxyBody, authorized = f.proxy.check(r)
+	}
+	done := f.recordRequest(Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body,
+		Authorized: authorized, Bearer: r.Header.Get("Authorization") != ""})
 
 	// Validate before deciding anything: a request the spec forbids is a
 	// client bug whatever the fake answers.
@@ -32,13 +38,19 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if proxyStatus != 0 {
+		writeProxyAnswer(w, proxyStatus, proxyBody)
+		done(proxyStatus)
+		return
+	}
+
 	fault, faulted := f.fault(r, body)
 	if faulted && !fault.LoseAnswer {
 		f.applyFault(w, r, fault, done)
 		return
 	}
 
-	if f.opts.Token != "" && isWrite(r.Method) && !authorized {
+	if f.proxy == nil && f.opts.Token != "" && isWrite(r.Method) && !authorized {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, oathkeeper401)

@@ -63,7 +63,9 @@ credential is used when its key is set; otherwise when its value is set, under a
   (list "natsCreds" "BRIDGE_NATS_CREDS_FILE" "nats.creds")
   (list "natsNkey" "BRIDGE_NATS_NKEY_FILE" "nats.nkey")
   (list "statuspageToken" "BRIDGE_STATUSPAGE_TOKEN_FILE" "statuspage-token")
-  (list "zuulToken" "BRIDGE_ZUUL_TOKEN_FILE" "zuul-token") }}
+  (list "zuulToken" "BRIDGE_ZUUL_TOKEN_FILE" "zuul-token")
+  (list "statuspageOidcRefreshToken" "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE" "statuspage-oidc-refresh-token")
+  (list "statuspageOidcClientSecret" "BRIDGE_STATUSPAGE_OIDC_CLIENT_SECRET_FILE" "statuspage-oidc-client-secret") }}
 {{- $used := list }}
 {{- range $table }}
 {{- $name := index . 0 }}
@@ -144,6 +146,15 @@ scheme's default.
 {{- fail (printf "rules: route %q has a statuspage: block, but statuspage.url is empty; the bridge would refuse to start" $r.name) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $v.statuspage.oidc.issuer (has "statuspageToken" $names) }}
+{{- fail "statuspage.oidc.issuer and credentials statuspageToken are both set; the bridge logs in with one of them (BRIDGE_STATUSPAGE_OIDC_ISSUER or BRIDGE_STATUSPAGE_TOKEN_FILE)" }}
+{{- end }}
+{{- if and (not $v.statuspage.oidc.issuer) (or (has "statuspageOidcRefreshToken" $names) (has "statuspageOidcClientSecret" $names)) }}
+{{- fail "credentials: statuspageOidcRefreshToken or statuspageOidcClientSecret is set but statuspage.oidc.issuer is empty; the bridge refuses them without BRIDGE_STATUSPAGE_OIDC_ISSUER" }}
+{{- end }}
+{{- if and $v.statuspage.oidc.issuer (not $v.statuspage.url) }}
+{{- fail "statuspage.oidc.issuer is set but statuspage.url is empty" }}
 {{- end }}
 {{- if and $v.zuul.url (not $v.zuul.tenants) }}
 {{- fail (printf "\n\nzuul.url is %q but zuul.tenants is empty.\nThe reconciliation reads back the buildsets of the listed tenants only, and the bridge\nrefuses to start without them (BRIDGE_ZUUL_TENANTS). Set zuul.tenants, e.g. [scs], or\nleave zuul.url empty to turn the reconciliation off.\n" $v.zuul.url) }}

@@ -1,0 +1,341 @@
+package main
+
+// The status page as the SCS deployment runs it: behind the Oathkeeper mode of the fake
+// (anonymous reads, JWT writes) with tokens from the fake OIDC issuer that expire.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc/oidcfake"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
+)
+
+func behindProxy(t *testing.T, is *oidcfake.Issuer) *statuspagefake.Fake {
+	return statuspagefake.New(t, statuspagefake.Options{Version: statuspagefake.V100,
+		Oathkeeper: &statuspagefake.Oathkeeper{Issuer: is.URL(), JWKSURL: is.JWKSURL()}})
+}
+
+// failuresOfWave makes n failing reports with incident keys and ids of their own.
+func failuresOfWave(t *testing.T, wave, n int) [][]byte {
+	base := sampleBytes(t, "periodic-daily_failure_mixed.json")
+	var out [][]byte
+	for i := range n {
+		b := bytes.ReplaceAll(base, []byte("SovereignCloudStack/k8s-cluster-api-provider"), fmt.Appendf(nil, "o/w%d-%d", wave, i))
+		b = bytes.Replace(b, []byte(`"uuid": "22799888a7ae82e51b19a6124a096841"`), fmt.Appendf(nil, `"uuid": "%032x"`, 0xa0000+wave*1000+i), 1)
+		out = append(out, b)
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noTokens fails when any token the issuer handed out, or the seed, is in the output.
+func noTokens(t *testing.T, is *oidcfake.Issuer, outputs ...string) {
+	t.Helper()
+	all := strings.Join(outputs, "\n")
+	if len(all) < 500 {
+		t.Fatalf("too little output to search (%d bytes)", len(all))
+	}
+	for _, tok := range is.Issued() {
+		if i := strings.Index(all, tok); i >= 0 {
+			t.Fatalf("a token is in the output: ...%s...", all[max(0, i-200):min(len(all), i+40)])
+		}
+		// A JWT's signature alone is a secret too.
+		if j := strings.LastIndexByte(tok, '.'); j > 0 && strings.Contains(all, tok[j+1:]) {
+			t.Fatal("an id_token's signature is in the output")
+		}
+	}
+}
+
+func countLines(out, msg string) int { return strings.Count(out, `"message":"`+msg) }
+
+func (p *bridgeProc) requestsWithBearer(t *testing.T, fake *statuspagefake.Fake) {
+	t.Helper()
+	for _, r := range fake.Requests() {
+		if r.Method == "GET" && r.Bearer {
+			t.Errorf("GET %s carried an Authorization header", r.Path)
+		}
+	}
+}
+
+// TestExpiredStaticTokenThenRotated: the bridge starts with an expired token in its file;
+// it runs, NATS routes deliver, the status page write waits and goes through as soon as
+// the file holds a valid token; one log line per change of state; nothing dead-lettered.
+func TestExpiredStaticTokenThenRotated(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	nc := natsConn(t, ns.ClientURL())
+	chat := collect(t, nc, "zuul.>")
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeFile(t, tokenFile, is.IDToken(-time.Hour)+"\n")
+	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "auth-static")
+	env["BRIDGE_STATUSPAGE_TOKEN_FILE"] = tokenFile
+	env["BRIDGE_LOG_LEVEL"] = "debug"
+	p := startBridge(t, env) // ready although the token is expired: reads are anonymous
+
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
+	waitFor(t, 30*time.Second, "a refused status page write", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_auth_failures_total{reason="refused"}`) >= 1 &&
+			p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 0
+	})
+	if n := len(fake.Incidents()); n != 0 {
+		t.Fatalf("%d incidents with an expired token", n)
+	}
+
+	writeFile(t, tokenFile, is.IDToken(time.Hour)+"\n") // the operator rotates the Secret
+	waitFor(t, 60*time.Second, "the incident written with the rotated token", func() bool { return len(fake.Incidents()) == 1 })
+	waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
+	if v := p.metric(t, "zuul_bridge_statuspage_writes_accepted"); v != 1 {
+		t.Errorf("writes_accepted %v after the rotation", v)
+	}
+	if dead.unique() != 0 {
+		t.Errorf("%d dead letters", dead.unique())
+	}
+	p.requestsWithBearer(t, fake)
+	out := p.out.String()
+	if r, a := countLines(out, "the status page refuses"), countLines(out, "the status page accepts"); r != 1 || a != 1 {
+		t.Errorf("%d 'refuses' and %d 'accepts' lines, want one per change of state", r, a)
+	}
+	noTokens(t, is, out, scrape(t, p.http))
+}
+
+// oidcEnv is the environment of a bridge that logs in with a seed refresh token.
+func oidcEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL string, fake *statuspagefake.Fake, is *oidcfake.Issuer, seedFile, id string) map[string]string {
+	env := statuspageEnv(t, broker, natsURL, fake.URL(), id)
+	env["BRIDGE_STATUSPAGE_OIDC_ISSUER"] = is.URL()
+	env["BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE"] = seedFile
+	env["BRIDGE_LOG_LEVEL"] = "debug"
+	return env
+}
+
+// TestOIDCTokensExpireDuringStream: id_tokens live 2 s; reports come in waves while they
+// expire and are refreshed; every incident is written, nothing is dead-lettered, the
+// issuer never sees a refresh token twice.
+func TestOIDCTokensExpireDuringStream(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: time.Second})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	nc := natsConn(t, ns.ClientURL())
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-stream"))
+
+	const waves, perWave = 5, 3
+	for w := range waves {
+		before := is.Counts().Refreshes
+		mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, w, perWave)...)
+		waitFor(t, 60*time.Second, fmt.Sprintf("the incidents of wave %d", w), func() bool { return len(fake.Incidents()) == (w+1)*perWave })
+		// The next wave after the token in use was replaced.
+		waitFor(t, 30*time.Second, "a refresh", func() bool { return is.Counts().Refreshes > before })
+	}
+	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
+		return p.metric(t, "zuul_bridge_reports_acked_total") == waves*perWave
+	})
+	if c := is.Counts(); c.Refused != 0 || c.Reuses != 0 || c.Refreshes < waves {
+		t.Errorf("issuer counts %+v", c)
+	}
+	if dead.unique() != 0 {
+		t.Errorf("%d dead letters", dead.unique())
+	}
+	p.requestsWithBearer(t, fake)
+	noTokens(t, is, p.out.String(), scrape(t, p.http))
+}
+
+// TestOIDCKilledRightAfterRefresh: SIGKILL right after a refresh; the restarted process
+// continues the chain from the bucket (a stale refresh token would be refused: the reuse
+// window is short) and writes.
+func TestOIDCKilledRightAfterRefresh(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-kill")
+	p := startBridge(t, env)
+	refreshed := func(p *bridgeProc) int { return countLines(p.out.String(), "id_token refreshed") }
+	waitFor(t, 30*time.Second, "two refreshes (the seed is spent)", func() bool { return refreshed(p) >= 2 })
+	n := refreshed(p)
+	waitFor(t, 30*time.Second, "the next refresh", func() bool { return refreshed(p) > n })
+	p.kill(t)
+	outputs := []string{p.out.String()}
+	spent := is.Counts().Refreshes
+
+	p2 := startBridge(t, env)
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 60*time.Second, "the incident written after the restart", func() bool { return len(fake.Incidents()) == 1 })
+	waitFor(t, 30*time.Second, "the chain continued by the restarted process", func() bool { return is.Counts().Refreshes >= spent+2 })
+	outputs = append(outputs, p2.out.String())
+	if c := is.Counts(); c.Refused != 0 || c.Reuses != 0 {
+		t.Errorf("issuer counts %+v: the restart presented a spent refresh token", c)
+	}
+	if strings.Contains(p2.out.String(), "starts from the configured seed") {
+		t.Error("the restarted process went back to the seed")
+	}
+	noTokens(t, is, append(outputs, scrape(t, p2.http))...)
+}
+
+// TestOIDCTwoReplicasOneChain: two replicas share the subscription and the chain; both
+// write, and no refresh token is presented twice (the issuer would refuse it after its
+// short reuse window).
+func TestOIDCTwoReplicasOneChain(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	nc := natsConn(t, ns.ClientURL())
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	var procs []*bridgeProc
+	for _, id := range []string{"replica-0", "replica-1"} {
+		env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, id)
+		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
+		env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
+		procs = append(procs, startBridge(t, env))
+	}
+	opened := func(p *bridgeProc) float64 {
+		return p.metric(t, `zuul_bridge_incidents_total{route="nightly",step="opened"}`)
+	}
+	total := 0
+	for w := 0; opened(procs[0]) == 0 || opened(procs[1]) == 0; w++ {
+		if w == 8 {
+			t.Fatalf("after %d reports one replica wrote nothing (%v/%v)", total, opened(procs[0]), opened(procs[1]))
+		}
+		before := is.Counts().Refreshes
+		mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, w, 4)...)
+		total += 4
+		waitFor(t, 60*time.Second, fmt.Sprintf("the incidents of wave %d", w), func() bool { return len(fake.Incidents()) == total })
+		waitFor(t, 30*time.Second, "a refresh", func() bool { return is.Counts().Refreshes > before })
+	}
+	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
+		return procs[0].metric(t, "zuul_bridge_reports_acked_total")+procs[1].metric(t, "zuul_bridge_reports_acked_total") == float64(total)
+	})
+	if c := is.Counts(); c.Refused != 0 || c.Reuses != 0 {
+		t.Errorf("issuer counts %+v: a refresh token was presented twice", c)
+	}
+	if dead.unique() != 0 {
+		t.Errorf("%d dead letters", dead.unique())
+	}
+	noTokens(t, is, procs[0].out.String(), procs[1].out.String())
+}
+
+// TestStatuspageAuthConfigErrors: contradictory credentials are configuration errors
+// (exit 2) that name the variable.
+func TestStatuspageAuthConfigErrors(t *testing.T) {
+	seed := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seed, "rt-seed\n")
+	base := []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"BRIDGE_STATUSPAGE_TOKEN=x", "BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example"}, "BRIDGE_STATUSPAGE_OIDC_ISSUER: set together with a static token"},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN=rt"}, "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN: set without BRIDGE_STATUSPAGE_OIDC_ISSUER"},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_CLIENT_SECRET_FILE=" + seed}, "BRIDGE_STATUSPAGE_OIDC_CLIENT_SECRET_FILE: set without"},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example", "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN=rt", "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE=" + seed}, "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN: set either"},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=idp.example"}, "BRIDGE_STATUSPAGE_OIDC_ISSUER: "},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example", "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE=/nonexistent/seed"}, "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE: "},
+		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example", "BRIDGE_STATUSPAGE_OIDC_CLIENT_ID="}, "BRIDGE_STATUSPAGE_OIDC_CLIENT_ID: must not be empty"},
+	} {
+		cmd := exec.Command(bridgeBin)
+		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), tc.env...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q:\n%s", tc.env, code, tc.want, out)
+		}
+		if strings.Contains(string(out), "rt-seed") {
+			t.Errorf("%v: the seed is in the output", tc.env)
+		}
+	}
+}
+
+// TestOIDCWithoutJetStream: without JetStream the chain lives in memory; the bridge says
+// at start that a restart will need a fresh seed, and writes all the same.
+func TestOIDCWithoutJetStream(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-nojs"))
+	if !strings.Contains(p.out.String(), "after a restart the bridge needs a fresh seed") {
+		t.Errorf("no warning about the chain kept in memory:\n%s", tail(p.out.String(), 20))
+	}
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
+	noTokens(t, is, p.out.String())
+}
+
+// TestOIDCBrokenChainReseeded: the issuer revokes the chain; the metrics and one log line
+// say so, NATS routes keep delivering, and a new seed in the file heals it without a
+// restart: the waiting report's incident is written, nothing dead-lettered.
+func TestOIDCBrokenChainReseeded(t *testing.T) {
+	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
+	fake := behindProxy(t, is)
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, true)
+	nc := natsConn(t, ns.ClientURL())
+	chat := collect(t, nc, "zuul.>")
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	writeFile(t, seedFile, is.Seed()+"\n")
+	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-reseed"))
+	waitFor(t, 30*time.Second, "a refresh", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="ok"}`) >= 1
+	})
+
+	is.Revoke() // the operator's Dex session is gone
+	waitFor(t, 30*time.Second, "the broken chain in the metrics", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="refused"}`) >= 1 &&
+			p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 0
+	})
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
+	waitFor(t, 30*time.Second, "the write waiting for a token", func() bool {
+		return p.metric(t, `zuul_bridge_statuspage_auth_failures_total{reason="no_token"}`) >= 1
+	})
+	if n := len(fake.Incidents()); n != 0 {
+		t.Fatalf("%d incidents without a valid chain", n)
+	}
+
+	writeFile(t, seedFile, is.Seed()+"\n") // re-seed: a new refresh token in the Secret
+	waitFor(t, 60*time.Second, "the incident after re-seeding", func() bool { return len(fake.Incidents()) == 1 })
+	waitFor(t, 30*time.Second, "writes accepted again", func() bool { return p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 1 })
+	out := p.out.String()
+	if n := countLines(out, "no id_token for the status page; writes wait and are retried; the refresh-token chain is broken"); n != 1 {
+		t.Errorf("%d log lines about the broken chain, want 1", n)
+	}
+	if !strings.Contains(out, `"replaced_chain":true`) {
+		t.Error("the new seed did not replace the stored chain")
+	}
+	if dead.unique() != 0 {
+		t.Errorf("%d dead letters", dead.unique())
+	}
+	noTokens(t, is, out, scrape(t, p.http))
+}

@@ -1,0 +1,156 @@
+package kvstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc"
+)
+
+// DefaultTokenChainBucket is the bucket of TokenChain when none is named.
+const DefaultTokenChainBucket = "zuul-bridge-statuspage-auth"
+
+// TokenChainOptions configure NewTokenChain.
+type TokenChainOptions struct {
+	Bucket string // "" = DefaultTokenChainBucket
+	// Issuer and ClientID name the chain: one key per issuer and client, so that one
+	// bucket can serve deployments that log in differently.
+	Issuer, ClientID string
+	Replicas         int           // of the bucket's stream; <= 0 = 1
+	Timeout          time.Duration // per operation; <= 0 = 5s
+}
+
+// TokenChain is an oidc.ChainStore over a NATS JetStream key-value bucket: the chain is
+// one JSON value, written with kv.Create/kv.Update and the revision last read, so two
+// replicas never both advance it. The bucket is bound on first use (and created if
+// missing), so that NATS need not be up when the bridge starts. Safe for concurrent use.
+type TokenChain struct {
+	nc  *nats.Conn
+	o   TokenChainOptions
+	key string
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+var _ oidc.ChainStore = (*TokenChain)(nil)
+
+// NewTokenChain returns the store; nothing is contacted yet.
+func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
+	if o.Bucket == "" {
+		o.Bucket = DefaultTokenChainBucket
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	sum := sha256.Sum256([]byte(o.Issuer + "\x00" + o.ClientID))
+	return &TokenChain{nc: nc, o: o, key: "chain-" + hex.EncodeToString(sum[:12])}
+}
+
+// Bind opens the bucket, creating it if it is missing. NoJetStream(err) tells a server
+// without JetStream (where the chain cannot be kept) from one not reachable yet.
+func (s *TokenChain) Bind(ctx context.Context) error {
+	_, err := s.bucket(ctx)
+	return err
+}
+
+// NoJetStream reports whether err says that the NATS server or account has no JetStream
+// (a connected server where nobody answers the JetStream API says the same).
+func NoJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
+}
+
+func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kv != nil {
+		return s.kv, nil
+	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, s.o.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      s.o.Bucket,
+			Description: "zuul-bridge: the status page login's current refresh token (rotated on every refresh)",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    s.o.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
+			kv, err = js.KeyValue(ctx, s.o.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: bucket %s: %w", s.o.Bucket, err)
+	}
+	s.kv = kv
+	return kv, nil
+}
+
+// Load implements oidc.ChainStore.
+func (s *TokenChain) Load(ctx context.Context) (oidc.Chain, uint64, error) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return oidc.Chain{}, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	e, err := kv.Get(ctx, s.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return oidc.Chain{}, 0, oidc.ErrNoChain
+	}
+	if err != nil {
+		return oidc.Chain{}, 0, fmt.Errorf("kvstore: get %s: %w", s.key, err)
+	}
+	var c oidc.Chain
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		// Not ours or damaged: treated as absent, the next Save replaces it.
+		return oidc.Chain{}, e.Revision(), oidc.ErrNoChain
+	}
+	return c, e.Revision(), nil
+}
+
+// Save implements oidc.ChainStore.
+func (s *TokenChain) Save(ctx context.Context, c oidc.Chain, rev uint64) (uint64, error) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	var nrev uint64
+	if rev == 0 {
+		nrev, err = kv.Create(ctx, s.key, b)
+	} else {
+		nrev, err = kv.Update(ctx, s.key, b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, oidc.ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: save %s: %w", s.key, err)
+	}
+	return nrev, nil
+}

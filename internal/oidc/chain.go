@@ -1,0 +1,87 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Chain is the state of one refresh-token chain, shared by every replica through a
+// ChainStore. Dex rotates the refresh token on every refresh and refuses the old one a
+// few seconds later, so the current refresh token lives here, not in the mounted seed.
+type Chain struct {
+	// RefreshToken is the one refresh token that may be spent next.
+	RefreshToken string `json:"refresh_token"`
+	// SeedHash identifies the seed the chain started from; a different seed in the
+	// Secret replaces the chain.
+	SeedHash string `json:"seed_hash"`
+	// IDToken is the newest id_token, shared so that a replica need not refresh while
+	// another one's token is fresh.
+	IDToken       string    `json:"id_token,omitempty"`
+	IDTokenExpiry time.Time `json:"id_token_expiry"`
+	IDTokenIssued time.Time `json:"id_token_issued"`
+	// RefreshingBy and RefreshingUntil are the lease of the replica that is spending
+	// RefreshToken right now; the others wait for its result instead of spending the
+	// same token.
+	RefreshingBy    string    `json:"refreshing_by,omitempty"`
+	RefreshingUntil time.Time `json:"refreshing_until"`
+	// Refreshes counts the refreshes since the seed, for logs.
+	Refreshes uint64 `json:"refreshes"`
+}
+
+// ChainStore keeps the chain with compare-and-set. Package kvstore implements it over a
+// NATS JetStream key-value bucket; MemoryStore keeps it in the process.
+type ChainStore interface {
+	// Load returns the chain and its revision, or ErrNoChain.
+	Load(ctx context.Context) (Chain, uint64, error)
+	// Save stores c if the latest revision is rev (0: if there is none yet) and returns
+	// the new revision, or ErrConflict when another writer was first.
+	Save(ctx context.Context, c Chain, rev uint64) (uint64, error)
+}
+
+// The outcomes of a ChainStore that the source acts on; any other error means the
+// store is unreachable.
+var (
+	ErrNoChain  = errors.New("oidc: no refresh-token chain stored")
+	ErrConflict = errors.New("oidc: refresh-token chain changed meanwhile")
+)
+
+// SeedHash is what Chain.SeedHash holds for a seed: a hash, so that the store does not
+// keep a second copy of the seed.
+func SeedHash(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(sum[:16])
+}
+
+// MemoryStore is a ChainStore in the process: without a shared store a restart starts
+// again from the seed, which Dex has refused since the first refresh.
+type MemoryStore struct {
+	mu  sync.Mutex
+	c   Chain
+	rev uint64
+}
+
+// Load implements ChainStore.
+func (m *MemoryStore) Load(context.Context) (Chain, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rev == 0 {
+		return Chain{}, 0, ErrNoChain
+	}
+	return m.c, m.rev, nil
+}
+
+// Save implements ChainStore.
+func (m *MemoryStore) Save(_ context.Context, c Chain, rev uint64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rev != m.rev {
+		return 0, ErrConflict
+	}
+	m.c = c
+	m.rev++
+	return m.rev, nil
+}
