@@ -107,14 +107,14 @@ func newStatuspageAuth(ctx context.Context, cfg *Config, log zerolog.Logger, reg
 		cancel()
 		switch {
 		case err == nil:
-			store = chain
+			store = oidc.KVStore(chain)
 		case kvstore.NoJetStream(err):
 			log.Warn().Str("bucket", o.KVBucket).Msg("NATS has no JetStream: the refresh-token chain is kept in memory only; " +
 				"after a restart the bridge needs a fresh seed (the issuer refuses the old one after its first refresh)")
 			store = &oidc.MemoryStore{}
 		default:
 			log.Warn().Err(err).Str("bucket", o.KVBucket).Msg("refresh-token bucket not reachable yet; trying again at the first refresh")
-			store = chain
+			store = oidc.KVStore(chain)
 		}
 		var clientSecret func() (string, error)
 		if o.ClientSecret != "" || o.ClientSecretFile != "" {

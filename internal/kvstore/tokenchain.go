@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc"
 )
 
 // DefaultTokenChainBucket is the bucket of TokenChain when none is named.
@@ -29,9 +26,9 @@ type TokenChainOptions struct {
 	Timeout          time.Duration // per operation; <= 0 = 5s
 }
 
-// TokenChain is an oidc.ChainStore over a NATS JetStream key-value bucket: the chain is
-// one JSON value, written with kv.Create/kv.Update and the revision last read, so two
-// replicas never both advance it. The bucket is bound on first use (and created if
+// TokenChain keeps one value, the status page login's refresh-token chain, in a NATS
+// JetStream key-value bucket, written with kv.Create/kv.Update and the revision last read,
+// so two replicas never both advance it (oidc.KVStore gives it its meaning). The bucket is bound on first use (and created if
 // missing), so that NATS need not be up when the bridge starts. Safe for concurrent use.
 type TokenChain struct {
 	nc  *nats.Conn
@@ -41,8 +38,6 @@ type TokenChain struct {
 	mu sync.Mutex
 	kv jetstream.KeyValue
 }
-
-var _ oidc.ChainStore = (*TokenChain)(nil)
 
 // NewTokenChain returns the store; nothing is contacted yet.
 func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
@@ -105,36 +100,28 @@ func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Load implements oidc.ChainStore.
-func (s *TokenChain) Load(ctx context.Context) (oidc.Chain, uint64, error) {
+// Load returns the value and its revision, or ErrNoKey.
+func (s *TokenChain) Load(ctx context.Context) ([]byte, uint64, error) {
 	kv, err := s.bucket(ctx)
 	if err != nil {
-		return oidc.Chain{}, 0, err
+		return nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	e, err := kv.Get(ctx, s.key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return oidc.Chain{}, 0, oidc.ErrNoChain
+		return nil, 0, ErrNoKey
 	}
 	if err != nil {
-		return oidc.Chain{}, 0, fmt.Errorf("kvstore: get %s: %w", s.key, err)
+		return nil, 0, fmt.Errorf("kvstore: get %s: %w", s.key, err)
 	}
-	var c oidc.Chain
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		// Not ours or damaged: treated as absent, the next Save replaces it.
-		return oidc.Chain{}, e.Revision(), oidc.ErrNoChain
-	}
-	return c, e.Revision(), nil
+	return e.Value(), e.Revision(), nil
 }
 
-// Save implements oidc.ChainStore.
-func (s *TokenChain) Save(ctx context.Context, c oidc.Chain, rev uint64) (uint64, error) {
+// Save stores value if the latest revision is rev (0: if there is none yet) and returns
+// the new revision, or ErrRevisionMismatch when another writer was first.
+func (s *TokenChain) Save(ctx context.Context, value []byte, rev uint64) (uint64, error) {
 	kv, err := s.bucket(ctx)
-	if err != nil {
-		return 0, err
-	}
-	b, err := json.Marshal(c)
 	if err != nil {
 		return 0, err
 	}
@@ -142,12 +129,12 @@ func (s *TokenChain) Save(ctx context.Context, c oidc.Chain, rev uint64) (uint64
 	defer cancel()
 	var nrev uint64
 	if rev == 0 {
-		nrev, err = kv.Create(ctx, s.key, b)
+		nrev, err = kv.Create(ctx, s.key, value)
 	} else {
-		nrev, err = kv.Update(ctx, s.key, b, rev)
+		nrev, err = kv.Update(ctx, s.key, value, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, oidc.ErrConflict
+		return 0, ErrRevisionMismatch
 	}
 	if err != nil {
 		return 0, fmt.Errorf("kvstore: save %s: %w", s.key, err)

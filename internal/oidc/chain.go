@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 )
 
 // Chain is the state of one refresh-token chain, shared by every replica through a
@@ -32,8 +35,8 @@ type Chain struct {
 	Refreshes uint64 `json:"refreshes"`
 }
 
-// ChainStore keeps the chain with compare-and-set. Package kvstore implements it over a
-// NATS JetStream key-value bucket; MemoryStore keeps it in the process.
+// ChainStore keeps the chain with compare-and-set. KVStore keeps it in a NATS JetStream
+// key-value bucket (kvstore.TokenChain); MemoryStore keeps it in the process.
 type ChainStore interface {
 	// Load returns the chain and its revision, or ErrNoChain.
 	Load(ctx context.Context) (Chain, uint64, error)
@@ -84,4 +87,46 @@ func (m *MemoryStore) Save(_ context.Context, c Chain, rev uint64) (uint64, erro
 	m.c = c
 	m.rev++
 	return m.rev, nil
+}
+
+// ValueStore is a compare-and-set store of one opaque value: kvstore.TokenChain.
+type ValueStore interface {
+	// Load returns the value and its revision, or kvstore.ErrNoKey.
+	Load(ctx context.Context) ([]byte, uint64, error)
+	// Save stores value if the latest revision is rev (0: none yet), else
+	// kvstore.ErrRevisionMismatch.
+	Save(ctx context.Context, value []byte, rev uint64) (uint64, error)
+}
+
+// KVStore is the ChainStore over a ValueStore: the chain as one JSON value.
+func KVStore(v ValueStore) ChainStore { return jsonStore{v} }
+
+type jsonStore struct{ v ValueStore }
+
+func (s jsonStore) Load(ctx context.Context) (Chain, uint64, error) {
+	b, rev, err := s.v.Load(ctx)
+	if errors.Is(err, kvstore.ErrNoKey) {
+		return Chain{}, 0, ErrNoChain
+	}
+	if err != nil {
+		return Chain{}, 0, err
+	}
+	var c Chain
+	if err := json.Unmarshal(b, &c); err != nil {
+		// Not ours or damaged: treated as absent, the next Save replaces it.
+		return Chain{}, rev, ErrNoChain
+	}
+	return c, rev, nil
+}
+
+func (s jsonStore) Save(ctx context.Context, c Chain, rev uint64) (uint64, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	nrev, err := s.v.Save(ctx, b, rev)
+	if errors.Is(err, kvstore.ErrRevisionMismatch) {
+		return 0, ErrConflict
+	}
+	return nrev, err
 }
