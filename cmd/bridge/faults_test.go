@@ -199,35 +199,60 @@ func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
 }
 
 // TestGracefulShutdownUnderLoad: SIGTERM while deliveries hang exits 0 within the grace
-// period, and what was not delivered was not acknowledged: the next run delivers it.
+// period, and what was not delivered was not acknowledged: the next run delivers it. The
+// deliveries would retry for BRIDGE_DELIVERY_DEADLINE (far longer than the bound below), so
+// only the grace period can end them in time.
 func TestGracefulShutdownUnderLoad(t *testing.T) {
+	const grace = 3 * time.Second
+	// Generous, so that a slow machine does not fail the test; far below the delivery
+	// deadline, so that a shutdown the grace period does not bound fails it.
+	const margin = 10 * time.Second
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-term")
-	env["BRIDGE_SHUTDOWN_GRACE"] = "2s"
+	env["BRIDGE_SHUTDOWN_GRACE"] = grace.String()
+	env["BRIDGE_DELIVERY_DEADLINE"] = "10m"
 	p := startBridge(t, env)
-	entered := make(chan struct{}, 100)
+	entered := make(chan struct{}, 1)
 	fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
-		entered <- struct{}{}
-		return statuspagefake.Fault{Status: 503}, true
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		return statuspagefake.Fault{Hang: true}, true
 	})
 	projects := []string{"o/a", "o/b", "o/c", "o/d"}
 	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the bridge did not call the status page within 30s")
+	}
+	waitFor(t, 30*time.Second, "every report taken in", func() bool {
+		return p.metric(t, "zuul_bridge_reports_received_total") == float64(len(projects))
+	})
+	if acked := p.metric(t, "zuul_bridge_reports_acked_total"); acked != 0 {
+		t.Fatalf("%v reports acknowledged before SIGTERM: no work in flight to cut short", acked)
+	}
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit after SIGTERM")
+	case <-time.After(grace + margin):
+		t.Fatalf("still running %v after SIGTERM with a grace period of %v", grace+margin, grace)
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	t.Logf("exited %v after SIGTERM with a grace period of 2s", time.Since(start).Round(10*time.Millisecond))
+	t.Logf("exited %v after SIGTERM with a grace period of %v", time.Since(start).Round(10*time.Millisecond), grace)
+	if !strings.Contains(p.out.String(), "grace period over") {
+		t.Errorf("the shutdown did not say that the grace period cut deliveries short:\n%s", tail(p.out.String(), 30))
+	}
 	if n := len(fake.Incidents()); n != 0 {
-		t.Fatalf("%d incidents while the status page failed", n)
+		t.Fatalf("%d incidents while the status page hung", n)
 	}
 	fake.SetFault(nil)
 	startBridge(t, env)

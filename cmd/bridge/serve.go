@@ -209,18 +209,17 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	}
 	log.Info().Dur("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
 	sub.StopIntake()
-	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace.v)
+	grace, closeCtx, cancel := shutdownContexts(cfg.Shutdown.Grace.v)
 	defer cancel()
 	if err := pl.Drain(grace); err != nil {
 		log.Warn().Err(err).Msg("shutdown")
 	}
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelClose()
 	if err := sub.Close(closeCtx); err != nil {
 		log.Warn().Err(err).Msg("MQTT disconnect")
 	}
-	<-spDone
-	<-recDone
+	if !awaitDone(closeCtx, spDone) || !awaitDone(closeCtx, recDone) {
+		log.Warn().Msg("shutdown: status page or reconcile loop still running at the end of the grace period")
+	}
 	if err := nc.FlushWithContext(closeCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Debug().Err(err).Msg("NATS flush")
 	}
