@@ -26,6 +26,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
 
 var bridgeBin string
@@ -289,9 +290,13 @@ func lintMetrics(t *testing.T, addr string) {
 
 // anyBroker is mosquitto where it is installed, else the embedded mochi-mqtt: the tests
 // that need no broker restart and no persistence still run on a machine without mosquitto.
+// Under CI=true mosquitto is required (a missing one fails the test).
 func anyBroker(t *testing.T) string {
 	if os.Getenv("BRIDGE_TEST_BROKER") == "mochi" { // to try this path where mosquitto exists
 		return mqtttest.StartMochi(t)
+	}
+	if testenv.InCI() {
+		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
 	}
 	if _, err := exec.LookPath("mosquitto"); err == nil {
 		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
