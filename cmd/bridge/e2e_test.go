@@ -100,7 +100,7 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 	go func() { p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
-		<-p.exited
+		awaitExit(t, p.exited, "the bridge after SIGKILL")
 		if t.Failed() {
 			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
 		}
@@ -123,8 +123,20 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 
 func (p *bridgeProc) kill(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	awaitExit(t, p.exited, "the bridge after SIGKILL")
+}
+
+// awaitExit waits for exited to close, or fails the test after 30s.
+func awaitExit(t *testing.T, exited <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s: no exit within 30s", what)
+	}
 }
 
 func tail(s string, lines int) string {
@@ -459,7 +471,7 @@ func TestDemo(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	defer func() { cmd.Process.Kill(); <-exited }()
+	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
 	waitFor(t, 60*time.Second, "the demo output", func() bool {
 		s := out.String()
 		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "STATUS PAGE (capi-nightly, not called) POST /incidents")

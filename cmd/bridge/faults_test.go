@@ -362,7 +362,7 @@ func TestStartsWhileBrokersAreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.exited })
+	t.Cleanup(func() { p.cmd.Process.Kill(); awaitExit(t, p.exited, "the bridge after SIGKILL") })
 	waitFor(t, 30*time.Second, "/healthz while nothing is reachable", func() bool {
 		resp, err := http.Get("http://" + p.http + "/healthz")
 		if err != nil {
