@@ -73,6 +73,14 @@ type bridgeProc struct {
 	exited chan struct{}
 }
 
+// writeFile writes a file the test needs (0600), failing the test if it cannot.
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+}
+
 func freeLocalAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -416,7 +424,7 @@ func TestBadConfigurationNamesEveryVariable(t *testing.T) {
 
 func TestInvalidRulesFileStopsStartup(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"), 0o600)
+	writeFile(t, rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"))
 	cmd := exec.Command(bridgeBin)
 	cmd.Env = []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_RULES_FILE=" + rules, "BRIDGE_HTTP_ADDR=127.0.0.1:0"}
 	out, _ := cmd.CombinedOutput()
@@ -431,12 +439,12 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 	for _, s := range samples.All() {
 		if s.Name == "periodic-daily_failure_mixed.json" || s.Name == "check_failure_pr.json" {
 			f := filepath.Join(dir, s.Name)
-			os.WriteFile(f, s.Payload, 0o600)
+			writeFile(t, f, s.Payload)
 			files = append(files, f)
 		}
 	}
 	bad := filepath.Join(dir, "bad.json")
-	os.WriteFile(bad, []byte(`{"tenant": 5}`), 0o600)
+	writeFile(t, bad, []byte(`{"tenant": 5}`))
 	cmd := exec.Command(bridgeBin, append([]string{"check"}, append(files, bad)...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	out, _ := cmd.CombinedOutput()

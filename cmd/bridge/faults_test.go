@@ -126,7 +126,7 @@ const statuspageRules = `routes:
 
 func statuspageEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL, spURL, clientID string) map[string]string {
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(statuspageRules), 0o600)
+	writeFile(t, rules, []byte(statuspageRules))
 	return map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": natsURL, "BRIDGE_MQTT_CLIENT_ID": clientID,
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": spURL, "BRIDGE_STATUSPAGE_TIMEOUT": "1s", "BRIDGE_LOG_LEVEL": "info"}
 }
@@ -314,7 +314,10 @@ func TestTLSEverywhere(t *testing.T) {
 	}
 	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, TLSConfig: ntls, TLSVerify: true})
 	fake := statuspagefake.New(t, statuspagefake.Options{})
-	target, _ := url.Parse(fake.URL())
+	target, err := url.Parse(fake.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
 	stls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
 	if err != nil {

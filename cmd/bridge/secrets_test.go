@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -61,7 +60,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	nc.Flush()
 	dir := t.TempDir()
 	passFile := filepath.Join(dir, "mqtt-pass")
-	os.WriteFile(passFile, []byte("the-right-one\n"), 0o600)
+	writeFile(t, passFile, []byte("the-right-one\n"))
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "secrets-2")
 	env["BRIDGE_MQTT_USERNAME"] = "bridge"
 	env["BRIDGE_MQTT_PASSWORD_FILE"] = passFile
@@ -111,7 +110,10 @@ func scrape(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return string(b)
 }
 
@@ -121,10 +123,16 @@ func TestNATSNkeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed, _ := kp.Seed()
-	pub, _ := kp.PublicKey()
+	seed, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
-	os.WriteFile(seedFile, seed, 0o600)
+	writeFile(t, seedFile, seed)
 	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true,
 		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
 	opt, err := nats.NkeyOptionFromSeed(seedFile)
