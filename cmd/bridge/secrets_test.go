@@ -43,11 +43,13 @@ func TestNoSecretAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { p.cmd.Wait(); close(p.exited) }()
-	waitFor(t, 30*time.Second, "both logins refused and logged", func() bool {
-		out := strings.ToLower(p.out.String())
-		return strings.Contains(out, "not authorized") || strings.Contains(out, "authorization violation")
+	// Each failure path must have run before its output is searched: wait for each.
+	waitFor(t, 30*time.Second, "the MQTT refusal logged", func() bool {
+		return len(logEntries(p.out.String(), "mqtt", "mqtt broker refused the connection, retrying", "")) > 0
 	})
-	waitFor(t, 30*time.Second, "the MQTT refusal logged", func() bool { return strings.Contains(p.out.String(), "mqtt broker refused the connection") })
+	waitFor(t, 30*time.Second, "the NATS authorization failure logged", func() bool {
+		return len(logEntries(p.out.String(), "nats", "", "authorization violation")) > 0
+	})
 	everything.WriteString(scrape(t, p.http))
 	p.kill(t)
 	everything.WriteString(p.out.String())
