@@ -8,6 +8,7 @@ import (
 // logEntry is one JSON log line of the bridge.
 type logEntry struct {
 	Level, Component, Message, Error string
+	Attempt                          int
 }
 
 // logEntries returns the JSON lines of out whose message is msg (any message if msg is
