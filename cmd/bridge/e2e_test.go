@@ -95,6 +95,14 @@ func freeLocalAddr(t *testing.T) string {
 // /readyz says ready.
 func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 	t.Helper()
+	p := launchBridge(t, env)
+	p.awaitReady(t)
+	return p
+}
+
+// launchBridge runs the binary with env (BRIDGE_HTTP_ADDR is set here) and returns at once.
+func launchBridge(t *testing.T, env map[string]string) *bridgeProc {
+	t.Helper()
 	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
 	p.cmd = exec.Command(bridgeBin)
 	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http, "BRIDGE_LOG_LEVEL=debug")
@@ -113,6 +121,12 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
 		}
 	})
+	return p
+}
+
+// awaitReady waits until /readyz says ready; it fails the test if the bridge exits.
+func (p *bridgeProc) awaitReady(t *testing.T) {
+	t.Helper()
 	waitFor(t, 30*time.Second, "bridge ready", func() bool {
 		select {
 		case <-p.exited:
@@ -126,7 +140,6 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return p
 }
 
 func (p *bridgeProc) kill(t *testing.T) {
@@ -356,17 +369,27 @@ func TestKillNineLosesNothing(t *testing.T) {
 	nc := natsConn(t, ns.ClientURL())
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
-	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn"}
+	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn",
+		// Fewer reports in flight per acknowledgement round: the stream lasts long enough
+		// for each SIGKILL to land in its middle, also on a busy machine.
+		"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}
 
 	// The first run creates the session; then the reports queue in the broker.
 	startBridge(t, env).kill(t)
 	mqtttest.Publish(t, broker.URL(), "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None", uniqueFailures(n)...)
 
+	// Each run is killed once the stream reaches its mark, without waiting for /readyz
+	// first (the bridge works through the session's backlog before its SUBACK makes it
+	// ready). Work must still be outstanding when the SIGKILL lands.
 	for _, at := range []int{n / 10, n / 2} {
-		p := startBridge(t, env)
+		p := launchBridge(t, env)
 		waitFor(t, 60*time.Second, fmt.Sprintf("%d reports", at), func() bool { return got.unique() >= at })
 		p.kill(t)
-		t.Logf("killed at %d distinct reports", got.unique())
+		landed := deliveredAfterExit(t, ns, 1, nc, got)
+		t.Logf("SIGKILL aimed at %d landed at %d of %d distinct reports", at, landed, n)
+		if landed >= n {
+			t.Fatalf("SIGKILL aimed at %d landed after all %d reports were delivered: no work outstanding", at, n)
+		}
 	}
 	startBridge(t, env)
 	waitFor(t, 120*time.Second, "all reports", func() bool { return got.unique() == n })

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // metricSum reads the bridge's /metrics and sums every sample of name, with or without
@@ -92,4 +95,17 @@ func (w *metricWatch) end(t *testing.T) (reads int, maxima map[string]float64) {
 		t.Errorf("%d reads of /metrics failed during the watch", w.fails)
 	}
 	return w.reads, w.max
+}
+
+// deliveredAfterExit returns how many distinct reports got holds once everything a
+// bridge that has exited had sent is in: the NATS server has seen the bridge's connection
+// close (clients is then the number of the test's own connections), and a round trip on
+// nc brings in what the server routed before.
+func deliveredAfterExit(t *testing.T, ns *server.Server, clients int, nc *nats.Conn, got *collector) int {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the NATS server to drop the bridge's connection", func() bool { return ns.NumClients() <= clients })
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("NATS flush: %v", err)
+	}
+	return got.unique()
 }
