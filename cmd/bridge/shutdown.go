@@ -12,8 +12,9 @@ import (
 // broker does not answer.
 func shutdownContexts(grace time.Duration) (drain, closing context.Context, cancel context.CancelFunc) {
 	reserve := min(grace/4, 5*time.Second)
-	closing, cancelClosing := context.WithTimeout(context.Background(), grace)
-	drain, cancelDrain := context.WithTimeout(closing, grace-reserve)
+	end := time.Now().Add(grace)
+	closing, cancelClosing := context.WithDeadline(context.Background(), end)
+	drain, cancelDrain := context.WithDeadline(closing, end.Add(-reserve))
 	return drain, closing, func() { cancelDrain(); cancelClosing() }
 }
 
