@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
 
 func TestChart(t *testing.T) {
@@ -19,7 +21,7 @@ func TestChart(t *testing.T) {
 		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
 		helm = filepath.Join(string(trimNL(gopath)), "bin", "helm")
 		if _, err := os.Stat(helm); err != nil {
-			t.Skip("helm is not installed (go install helm.sh/helm/v3/cmd/helm@v3.22.0; .ci/run does)")
+			testenv.MissingTool(t, "helm is not installed (go install helm.sh/helm/v3/cmd/helm@v3.22.0; .ci/run does)")
 		}
 	}
 	cmd := exec.Command("bash", "check.sh")

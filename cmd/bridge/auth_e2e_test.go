@@ -36,13 +36,6 @@ func failuresOfWave(t *testing.T, wave, n int) [][]byte {
 	return out
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // noTokens fails when any token the issuer handed out, or the seed, is in the output.
 func noTokens(t *testing.T, is *oidcfake.Issuer, outputs ...string) {
 	t.Helper()
@@ -85,7 +78,7 @@ func TestExpiredStaticTokenThenRotated(t *testing.T) {
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	writeFile(t, tokenFile, is.IDToken(-time.Hour)+"\n")
+	writeFile(t, tokenFile, []byte(is.IDToken(-time.Hour)+"\n"))
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "auth-static")
 	env["BRIDGE_STATUSPAGE_TOKEN_FILE"] = tokenFile
 	env["BRIDGE_LOG_LEVEL"] = "debug"
@@ -101,7 +94,7 @@ func TestExpiredStaticTokenThenRotated(t *testing.T) {
 		t.Fatalf("%d incidents with an expired token", n)
 	}
 
-	writeFile(t, tokenFile, is.IDToken(time.Hour)+"\n") // the operator rotates the Secret
+	writeFile(t, tokenFile, []byte(is.IDToken(time.Hour)+"\n")) // the operator rotates the Secret
 	waitFor(t, 60*time.Second, "the incident written with the rotated token", func() bool { return len(fake.Incidents()) == 1 })
 	waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
 	if v := p.metric(t, "zuul_bridge_statuspage_writes_accepted"); v != 1 {
@@ -139,7 +132,7 @@ func TestOIDCTokensExpireDuringStream(t *testing.T) {
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()
 	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, is.Seed()+"\n")
+	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-stream"))
 
 	const waves, perWave = 5, 3
@@ -172,7 +165,7 @@ func TestOIDCKilledRightAfterRefresh(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, true)
 	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, is.Seed()+"\n")
+	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-kill")
 	p := startBridge(t, env)
 	refreshed := func(p *bridgeProc) int { return countLines(p.out.String(), "id_token refreshed") }
@@ -209,7 +202,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()
 	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, is.Seed()+"\n")
+	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	var procs []*bridgeProc
 	for _, id := range []string{"replica-0", "replica-1"} {
 		env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, id)
@@ -247,7 +240,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 // (exit 2) that name the variable.
 func TestStatuspageAuthConfigErrors(t *testing.T) {
 	seed := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seed, "rt-seed\n")
+	writeFile(t, seed, []byte("rt-seed\n"))
 	base := []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
 	for _, tc := range []struct {
 		env  []string
@@ -281,7 +274,7 @@ func TestOIDCWithoutJetStream(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
 	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, is.Seed()+"\n")
+	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-nojs"))
 	if !strings.Contains(p.out.String(), "after a restart the bridge needs a fresh seed") {
 		t.Errorf("no warning about the chain kept in memory:\n%s", tail(p.out.String(), 20))
@@ -304,7 +297,7 @@ func TestOIDCBrokenChainReseeded(t *testing.T) {
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()
 	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, is.Seed()+"\n")
+	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-reseed"))
 	waitFor(t, 30*time.Second, "a refresh", func() bool {
 		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="ok"}`) >= 1
@@ -324,7 +317,7 @@ func TestOIDCBrokenChainReseeded(t *testing.T) {
 		t.Fatalf("%d incidents without a valid chain", n)
 	}
 
-	writeFile(t, seedFile, is.Seed()+"\n") // re-seed: a new refresh token in the Secret
+	writeFile(t, seedFile, []byte(is.Seed()+"\n")) // re-seed: a new refresh token in the Secret
 	waitFor(t, 60*time.Second, "the incident after re-seeding", func() bool { return len(fake.Incidents()) == 1 })
 	waitFor(t, 30*time.Second, "writes accepted again", func() bool { return p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 1 })
 	out := p.out.String()

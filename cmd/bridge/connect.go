@@ -62,6 +62,10 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn().Err(err).Msg("NATS error")
 		}),
+		// Without it a refused first connect (e.g. a wrong token) is retried silently.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("NATS connect failed, retrying")
+		}),
 	}
 	c := cfg.NATS
 	switch {

@@ -26,6 +26,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
 
 var bridgeBin string
@@ -72,6 +73,14 @@ type bridgeProc struct {
 	exited chan struct{}
 }
 
+// writeFile writes a file the test needs (0600), failing the test if it cannot.
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+}
+
 func freeLocalAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -86,6 +95,14 @@ func freeLocalAddr(t *testing.T) string {
 // /readyz says ready.
 func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 	t.Helper()
+	p := launchBridge(t, env)
+	p.awaitReady(t)
+	return p
+}
+
+// launchBridge runs the binary with env (BRIDGE_HTTP_ADDR is set here) and returns at once.
+func launchBridge(t *testing.T, env map[string]string) *bridgeProc {
+	t.Helper()
 	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
 	p.cmd = exec.Command(bridgeBin)
 	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http, "BRIDGE_LOG_LEVEL=debug")
@@ -99,11 +116,17 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 	go func() { p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
-		<-p.exited
+		awaitExit(t, p.exited, "the bridge after SIGKILL")
 		if t.Failed() {
 			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
 		}
 	})
+	return p
+}
+
+// awaitReady waits until /readyz says ready; it fails the test if the bridge exits.
+func (p *bridgeProc) awaitReady(t *testing.T) {
+	t.Helper()
 	waitFor(t, 30*time.Second, "bridge ready", func() bool {
 		select {
 		case <-p.exited:
@@ -117,13 +140,24 @@ func startBridge(t *testing.T, env map[string]string) *bridgeProc {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return p
 }
 
 func (p *bridgeProc) kill(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	awaitExit(t, p.exited, "the bridge after SIGKILL")
+}
+
+// awaitExit waits for exited to close, or fails the test after 30s.
+func awaitExit(t *testing.T, exited <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s: no exit within 30s", what)
+	}
 }
 
 func tail(s string, lines int) string {
@@ -290,9 +324,13 @@ func lintMetrics(t *testing.T, addr string) {
 
 // anyBroker is mosquitto where it is installed, else the embedded mochi-mqtt: the tests
 // that need no broker restart and no persistence still run on a machine without mosquitto.
+// Under CI=true mosquitto is required (a missing one fails the test).
 func anyBroker(t *testing.T) string {
 	if os.Getenv("BRIDGE_TEST_BROKER") == "mochi" { // to try this path where mosquitto exists
 		return mqtttest.StartMochi(t)
+	}
+	if testenv.InCI() {
+		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
 	}
 	if _, err := exec.LookPath("mosquitto"); err == nil {
 		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
@@ -332,17 +370,27 @@ func TestKillNineLosesNothing(t *testing.T) {
 	nc := natsConn(t, ns.ClientURL())
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
-	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn"}
+	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn",
+		// Fewer reports in flight per acknowledgement round: the stream lasts long enough
+		// for each SIGKILL to land in its middle, also on a busy machine.
+		"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}
 
 	// The first run creates the session; then the reports queue in the broker.
 	startBridge(t, env).kill(t)
 	mqtttest.Publish(t, broker.URL(), "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None", uniqueFailures(n)...)
 
+	// Each run is killed once the stream reaches its mark, without waiting for /readyz
+	// first (the bridge works through the session's backlog before its SUBACK makes it
+	// ready). Work must still be outstanding when the SIGKILL lands.
 	for _, at := range []int{n / 10, n / 2} {
-		p := startBridge(t, env)
+		p := launchBridge(t, env)
 		waitFor(t, 60*time.Second, fmt.Sprintf("%d reports", at), func() bool { return got.unique() >= at })
 		p.kill(t)
-		t.Logf("killed at %d distinct reports", got.unique())
+		landed := deliveredAfterExit(t, ns, 1, nc, got)
+		t.Logf("SIGKILL aimed at %d landed at %d of %d distinct reports", at, landed, n)
+		if landed >= n {
+			t.Fatalf("SIGKILL aimed at %d landed after all %d reports were delivered: no work outstanding", at, n)
+		}
 	}
 	startBridge(t, env)
 	waitFor(t, 120*time.Second, "all reports", func() bool { return got.unique() == n })
@@ -400,7 +448,7 @@ func TestBadConfigurationNamesEveryVariable(t *testing.T) {
 
 func TestInvalidRulesFileStopsStartup(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"), 0o600)
+	writeFile(t, rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"))
 	cmd := exec.Command(bridgeBin)
 	cmd.Env = []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_RULES_FILE=" + rules, "BRIDGE_HTTP_ADDR=127.0.0.1:0"}
 	out, _ := cmd.CombinedOutput()
@@ -415,12 +463,12 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 	for _, s := range samples.All() {
 		if s.Name == "periodic-daily_failure_mixed.json" || s.Name == "check_failure_pr.json" {
 			f := filepath.Join(dir, s.Name)
-			os.WriteFile(f, s.Payload, 0o600)
+			writeFile(t, f, s.Payload)
 			files = append(files, f)
 		}
 	}
 	bad := filepath.Join(dir, "bad.json")
-	os.WriteFile(bad, []byte(`{"tenant": 5}`), 0o600)
+	writeFile(t, bad, []byte(`{"tenant": 5}`))
 	cmd := exec.Command(bridgeBin, append([]string{"check"}, append(files, bad)...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	out, _ := cmd.CombinedOutput()
@@ -455,7 +503,7 @@ func TestDemo(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	defer func() { cmd.Process.Kill(); <-exited }()
+	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
 	waitFor(t, 60*time.Second, "the demo output", func() bool {
 		s := out.String()
 		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "STATUS PAGE (capi-nightly, not called) POST /incidents")

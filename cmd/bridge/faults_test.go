@@ -50,21 +50,37 @@ func (p *bridgeProc) ready() int {
 
 // TestBrokerRestartDuringStream: mosquitto (persistent) restarts while reports flow; the
 // bridge is not ready while it is down, reconnects, its session survives, every report
-// arrives.
+// arrives. The whole stream is published before the stop, and the broker stops while
+// part of it is still undelivered: those reports cross the restart end to end.
 func TestBrokerRestartDuringStream(t *testing.T) {
 	const n = 1000
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
-	got := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
+	nc := natsConn(t, ns.ClientURL())
+	got := collect(t, nc, "zuul.>")
 	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "faults-broker", "BRIDGE_LOG_LEVEL": "info"})
-	reports := uniqueFailures(n)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[:n/2]...)
+		"BRIDGE_MQTT_CLIENT_ID": "faults-broker", "BRIDGE_LOG_LEVEL": "info",
+		// One report in flight per acknowledgement round: the stream lasts long enough
+		// for the stop to land in its middle, also on a busy machine.
+		"BRIDGE_MQTT_RECEIVE_MAXIMUM": "1"})
+	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(n)...)
 	waitFor(t, 30*time.Second, "first reports", func() bool { return got.unique() >= n/10 })
 	broker.Stop(t)
 	waitFor(t, 30*time.Second, "/readyz 503 while the broker is down", func() bool { return p.ready() == 503 })
+	// What the bridge took in before the stop it may still deliver; once it has settled
+	// all of it, what NATS has is all that can arrive without the broker.
+	waitFor(t, 30*time.Second, "the reports taken in before the stop settled", func() bool {
+		return p.metricSum("zuul_bridge_deliveries_total") == p.metricSum("zuul_bridge_reports_received_total")
+	})
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before := got.unique()
+	t.Logf("%d of %d reports delivered before the broker came back", before, n)
+	if before >= n {
+		t.Fatalf("all %d reports were delivered before the broker stopped: none crosses the restart", n)
+	}
 	broker.Restart(t)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[n/2:]...)
 	waitFor(t, 60*time.Second, "all reports after the broker restart", func() bool { return got.unique() == n })
 	waitFor(t, 30*time.Second, "ready again", func() bool { return p.ready() == 200 })
 }
@@ -81,13 +97,33 @@ func TestNATSOutage(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	waitFor(t, 30*time.Second, "/readyz 503", func() bool { return p.ready() == 503 })
+	// From here until NATS is back, the acknowledged and received counts are read
+	// again and again: the claim holds for the whole outage, not one moment of it.
+	const acked, received = "zuul_bridge_reports_acked_total", "zuul_bridge_reports_received_total"
+	watch := watchMetrics(p, acked, received)
 	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(n)...)
-	waitFor(t, 30*time.Second, "reports taken in", func() bool { return p.metric(t, "zuul_bridge_reports_received_total") >= 10 })
-	if acked := p.metric(t, "zuul_bridge_reports_acked_total"); acked != 0 {
-		t.Fatalf("%v reports acknowledged while NATS was down", acked)
+	waitFor(t, 30*time.Second, "reports taken in", func() bool { return p.metricSum(received) >= 10 })
+	// The outage lasts until a delivery in flight has failed four times (the reports
+	// share one key, so the others wait behind it): work was in flight, and was
+	// refused again and again, during the outage.
+	waitFor(t, 60*time.Second, "a delivery's 4th failed attempt while NATS is down", func() bool {
+		for _, e := range logEntries(p.out.String(), "pipeline", "delivery failed, retrying", "NATS is not connected") {
+			if e.Attempt >= 4 {
+				return true
+			}
+		}
+		return false
+	})
+	reads, maxima := watch.end(t)
+	t.Logf("outage watched over %d reads: max acknowledged %v, max received %v", reads, maxima[acked], maxima[received])
+	if reads < 2 {
+		t.Fatalf("%d reads during the outage: too few to watch it", reads)
 	}
-	if rx := p.metric(t, "zuul_bridge_reports_received_total"); rx > 10 {
-		t.Fatalf("%v reports taken in with receive maximum 10: the backlog is not bounded", rx)
+	if maxima[acked] != 0 {
+		t.Fatalf("%v reports acknowledged while NATS was down", maxima[acked])
+	}
+	if maxima[received] > 10 {
+		t.Fatalf("%v reports taken in with receive maximum 10: the backlog is not bounded", maxima[received])
 	}
 	ns2 := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: opts.Port, NoLog: true, NoSigs: true})
 	got := collect(t, natsConn(t, ns2.ClientURL()), "zuul.>")
@@ -126,7 +162,7 @@ const statuspageRules = `routes:
 
 func statuspageEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL, spURL, clientID string) map[string]string {
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(statuspageRules), 0o600)
+	writeFile(t, rules, []byte(statuspageRules))
 	return map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": natsURL, "BRIDGE_MQTT_CLIENT_ID": clientID,
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": spURL, "BRIDGE_STATUSPAGE_TIMEOUT": "1s", "BRIDGE_LOG_LEVEL": "info"}
 }
@@ -199,35 +235,60 @@ func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
 }
 
 // TestGracefulShutdownUnderLoad: SIGTERM while deliveries hang exits 0 within the grace
-// period, and what was not delivered was not acknowledged: the next run delivers it.
+// period, and what was not delivered was not acknowledged: the next run delivers it. The
+// deliveries would retry for BRIDGE_DELIVERY_DEADLINE (far longer than the bound below), so
+// only the grace period can end them in time.
 func TestGracefulShutdownUnderLoad(t *testing.T) {
+	const grace = 3 * time.Second
+	// Generous, so that a slow machine does not fail the test; far below the delivery
+	// deadline, so that a shutdown the grace period does not bound fails it.
+	const margin = 10 * time.Second
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-term")
-	env["BRIDGE_SHUTDOWN_GRACE"] = "2s"
+	env["BRIDGE_SHUTDOWN_GRACE"] = grace.String()
+	env["BRIDGE_DELIVERY_DEADLINE"] = "10m"
 	p := startBridge(t, env)
-	entered := make(chan struct{}, 100)
+	entered := make(chan struct{}, 1)
 	fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
-		entered <- struct{}{}
-		return statuspagefake.Fault{Status: 503}, true
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		return statuspagefake.Fault{Hang: true}, true
 	})
 	projects := []string{"o/a", "o/b", "o/c", "o/d"}
 	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the bridge did not call the status page within 30s")
+	}
+	waitFor(t, 30*time.Second, "every report taken in", func() bool {
+		return p.metric(t, "zuul_bridge_reports_received_total") == float64(len(projects))
+	})
+	if acked := p.metric(t, "zuul_bridge_reports_acked_total"); acked != 0 {
+		t.Fatalf("%v reports acknowledged before SIGTERM: no work in flight to cut short", acked)
+	}
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit after SIGTERM")
+	case <-time.After(grace + margin):
+		t.Fatalf("still running %v after SIGTERM with a grace period of %v", grace+margin, grace)
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	t.Logf("exited %v after SIGTERM with a grace period of 2s", time.Since(start).Round(10*time.Millisecond))
+	t.Logf("exited %v after SIGTERM with a grace period of %v", time.Since(start).Round(10*time.Millisecond), grace)
+	if !strings.Contains(p.out.String(), "grace period over") {
+		t.Errorf("the shutdown did not say that the grace period cut deliveries short:\n%s", tail(p.out.String(), 30))
+	}
 	if n := len(fake.Incidents()); n != 0 {
-		t.Fatalf("%d incidents while the status page failed", n)
+		t.Fatalf("%d incidents while the status page hung", n)
 	}
 	fake.SetFault(nil)
 	startBridge(t, env)
@@ -289,7 +350,10 @@ func TestTLSEverywhere(t *testing.T) {
 	}
 	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, TLSConfig: ntls, TLSVerify: true})
 	fake := statuspagefake.New(t, statuspagefake.Options{})
-	target, _ := url.Parse(fake.URL())
+	target, err := url.Parse(fake.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
 	stls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
 	if err != nil {
@@ -337,7 +401,7 @@ func TestStartsWhileBrokersAreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.exited })
+	t.Cleanup(func() { p.cmd.Process.Kill(); awaitExit(t, p.exited, "the bridge after SIGKILL") })
 	waitFor(t, 30*time.Second, "/healthz while nothing is reachable", func() bool {
 		resp, err := http.Get("http://" + p.http + "/healthz")
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ func TestReconcileWithZuulWeb(t *testing.T) {
 	chat := collect(t, nc, "zuul.>")
 	nc.Flush()
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: nightly
     match: {pipeline: periodic-daily}
     statuspage: {component: Zuul}
@@ -36,7 +35,7 @@ func TestReconcileWithZuulWeb(t *testing.T) {
     match: {pipeline: periodic-daily, result: failure}
     nats: {}
     reconcile: true
-`), 0o600)
+`))
 	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-reconcile",
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
 		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms", "BRIDGE_LOG_LEVEL": "info"}
@@ -76,7 +75,9 @@ func TestReconcileWithZuulWeb(t *testing.T) {
 	m := chat.msgs[len(chat.msgs)-1]
 	chat.mu.Unlock()
 	var body natspub.Body
-	json.Unmarshal(m.Data, &body)
+	if err := json.Unmarshal(m.Data, &body); err != nil {
+		t.Fatalf("report on NATS is not JSON: %v: %s", err, m.Data)
+	}
 	if m.Header.Get("Bridge-Recovered") != "true" || !body.Recovered || body.Source != "zuul-web" || body.Project != "SovereignCloudStack/standards" || body.Result != "POST_FAILURE" {
 		t.Fatalf("recovered message: headers %v body %+v", m.Header, body)
 	}

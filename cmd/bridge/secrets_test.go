@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,11 +43,13 @@ func TestNoSecretAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { p.cmd.Wait(); close(p.exited) }()
-	waitFor(t, 30*time.Second, "both logins refused and logged", func() bool {
-		out := strings.ToLower(p.out.String())
-		return strings.Contains(out, "not authorized") || strings.Contains(out, "authorization violation")
+	// Each failure path must have run before its output is searched: wait for each.
+	waitFor(t, 30*time.Second, "the MQTT refusal logged", func() bool {
+		return len(logEntries(p.out.String(), "mqtt", "mqtt broker refused the connection, retrying", "")) > 0
 	})
-	waitFor(t, 30*time.Second, "the MQTT refusal logged", func() bool { return strings.Contains(p.out.String(), "mqtt broker refused the connection") })
+	waitFor(t, 30*time.Second, "the NATS authorization failure logged", func() bool {
+		return len(logEntries(p.out.String(), "nats", "", "authorization violation")) > 0
+	})
 	everything.WriteString(scrape(t, p.http))
 	p.kill(t)
 	everything.WriteString(p.out.String())
@@ -62,7 +63,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	nc.Flush()
 	dir := t.TempDir()
 	passFile := filepath.Join(dir, "mqtt-pass")
-	os.WriteFile(passFile, []byte("the-right-one\n"), 0o600)
+	writeFile(t, passFile, []byte("the-right-one\n"))
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "secrets-2")
 	env["BRIDGE_MQTT_USERNAME"] = "bridge"
 	env["BRIDGE_MQTT_PASSWORD_FILE"] = passFile
@@ -113,7 +114,10 @@ func scrape(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return string(b)
 }
 
@@ -123,10 +127,16 @@ func TestNATSNkeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed, _ := kp.Seed()
-	pub, _ := kp.PublicKey()
+	seed, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
-	os.WriteFile(seedFile, seed, 0o600)
+	writeFile(t, seedFile, seed)
 	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true,
 		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
 	opt, err := nats.NkeyOptionFromSeed(seedFile)

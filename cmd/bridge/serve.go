@@ -175,17 +175,19 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	// (acknowledging only what finished), disconnect MQTT, stop the loops, flush NATS.
 	log.Info().Dur("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
 	sub.StopIntake()
-	grace, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace.v)
+	grace, closeCtx, cancel := shutdownContexts(cfg.Shutdown.Grace.v)
 	defer cancel()
 	if err := dispatcher.Drain(grace); err != nil {
 		log.Warn().Err(err).Msg("shutdown")
 	}
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelClose()
 	if err := sub.Close(closeCtx); err != nil {
 		log.Warn().Err(err).Msg("MQTT disconnect")
 	}
-	background.Wait()
+	loopsDone := make(chan struct{})
+	go func() { background.Wait(); close(loopsDone) }()
+	if !awaitDone(closeCtx, loopsDone) {
+		log.Warn().Msg("shutdown: status page or reconcile loop still running at the end of the grace period")
+	}
 	if err := nc.FlushWithContext(closeCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Debug().Err(err).Msg("NATS flush")
 	}

@@ -34,16 +34,16 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 	ns := natstest.Start(t, false)
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: capi-nightly
     match:
       pipeline: periodic-daily
       project: SovereignCloudStack/k8s-cluster-api-provider
     statuspage:
       component: Zuul
-`), 0o600)
+`))
 	tokenFile := filepath.Join(dir, "token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	writeFile(t, tokenFile, []byte(token+"\n"))
 	env := map[string]string{
 		"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-statuspage",
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_STATUSPAGE_TOKEN_FILE": tokenFile,
@@ -145,7 +145,7 @@ func TestUnknownComponentStopsStartup(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: Zuull}\n"), 0o600)
+	writeFile(t, rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: Zuull}\n"))
 	cmd := exec.Command(bridgeBin)
 	cmd.Env = append(os.Environ(), "BRIDGE_MQTT_URL="+broker.URL(), "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_RULES_FILE="+rules,
 		"BRIDGE_STATUSPAGE_URL="+fake.URL(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t))

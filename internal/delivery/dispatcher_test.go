@@ -82,9 +82,7 @@ func TestDeliverAndAck(t *testing.T) {
 	acks.wait(t, "fail")
 	p.Handle(acks.msg(t, "success", payload(t, "periodic-daily_success.json")))
 	acks.wait(t, "success")
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	drain(t, p)
 	if len(got) != 1 {
 		t.Fatalf("sink got %v, want only the failure", got)
 	}
@@ -109,7 +107,7 @@ func TestRetryThenDeliver(t *testing.T) {
 	acks := newAcks()
 	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
 	acks.wait(t, "t")
-	p.Drain(context.Background())
+	drain(t, p)
 	if calls.Load() != 3 || dead.Load() != 0 || testutil.ToFloat64(o.Metrics.retries.WithLabelValues("r", "test")) != 2 {
 		t.Fatalf("calls %d dead %d", calls.Load(), dead.Load())
 	}
@@ -125,8 +123,8 @@ func TestPermanentFailureIsDeadLetteredThenAcked(t *testing.T) {
 	acks := newAcks()
 	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
 	acks.wait(t, "t")
-	p.Drain(context.Background())
-	dl := <-dls
+	drain(t, p)
+	dl := receive(t, dls, "dead letter")
 	if dl.Sink != "statuspage" || dl.Route != "r" || !strings.Contains(dl.Reason, "400") || len(dl.Payload) == 0 || dl.ID == "" {
 		t.Fatalf("dead letter %+v", dl)
 	}
@@ -145,8 +143,8 @@ func TestDeadlineEndsRetries(t *testing.T) {
 	acks := newAcks()
 	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
 	acks.wait(t, "t")
-	p.Drain(context.Background())
-	if dl := <-dls; !strings.Contains(dl.Reason, "deadline") {
+	drain(t, p)
+	if dl := receive(t, dls, "dead letter"); !strings.Contains(dl.Reason, "deadline") {
 		t.Fatalf("reason %q", dl.Reason)
 	}
 }
@@ -166,7 +164,7 @@ func TestRejectedPayloads(t *testing.T) {
 	} {
 		p.Handle(acks.msg(t, c.topic, []byte(c.payload)))
 		acks.wait(t, c.topic)
-		dl := <-dls
+		dl := receive(t, dls, "dead letter of "+c.topic)
 		if dl.Topic != c.topic || !strings.HasPrefix(dl.Reason, c.reason) || string(dl.Payload) != c.payload {
 			t.Errorf("dead letter %+v, want reason %s", dl, c.reason)
 		}
@@ -174,7 +172,7 @@ func TestRejectedPayloads(t *testing.T) {
 			t.Errorf("rejected{%s} not counted", c.reason)
 		}
 	}
-	p.Drain(context.Background())
+	drain(t, p)
 }
 
 func TestDrainAbandonsUnfinishedWithoutAck(t *testing.T) {
@@ -190,7 +188,7 @@ func TestDrainAbandonsUnfinishedWithoutAck(t *testing.T) {
 	p := New(o)
 	acks := newAcks()
 	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
-	<-entered
+	receive(t, entered, "call of the sink")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the grace period is already over
 	if err := p.Drain(ctx); err == nil {
@@ -220,7 +218,7 @@ func TestOrderPerKey(t *testing.T) {
 	for _, name := range []string{"periodic-daily_start.json", "periodic-daily_failure_mixed.json", "periodic-daily_success.json"} {
 		p.Handle(acks.msg(t, name, payload(t, name)))
 	}
-	p.Drain(context.Background())
+	drain(t, p)
 	if strings.Join(seen, ",") != "start,failure,success" {
 		t.Fatalf("order %v", seen)
 	}
@@ -269,7 +267,10 @@ func TestBatchStartsThenConfirmsInOrder(t *testing.T) {
 	for i := range 6 {
 		b := []byte(strings.Replace(string(base), `"uuid": "22799888a7ae82e51b19a6124a096841"`, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
 		msgs = append(msgs, b)
-		ev, _ := zuul.Decode(b)
+		ev, err := zuul.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ids = append(ids, ev.ID)
 	}
 	gate := make(chan struct{})
@@ -279,7 +280,7 @@ func TestBatchStartsThenConfirmsInOrder(t *testing.T) {
 	p := New(o)
 	acks := newAcks()
 	p.Handle(acks.msg(t, ids[0], msgs[0]))
-	<-sink.entered // the worker holds the first report alone, in Send
+	receive(t, sink.entered, "the gated Send") // the worker holds the first report alone, in Send
 	for i, b := range msgs[1:] {
 		p.Handle(acks.msg(t, ids[i+1], b)) // these queue up and form one batch
 	}
@@ -287,7 +288,7 @@ func TestBatchStartsThenConfirmsInOrder(t *testing.T) {
 	for _, id := range ids {
 		acks.wait(t, id) // every report acknowledged, in receive order
 	}
-	p.Drain(context.Background())
+	drain(t, p)
 	if strings.Join(sink.starts, ",") != strings.Join(ids[1:], ",") {
 		t.Errorf("started %v, want the 5 queued reports in order", sink.starts)
 	}

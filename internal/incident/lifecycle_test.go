@@ -331,8 +331,13 @@ func TestRunRefreshesIncidents(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling with a deadline
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context being cancelled")
 	}
 	eqCalls(t, "suppressed failure", e.calls(func() { e.send(fail(2, hours(24))) }))
 	eq(t, "no update on the hand-ended incident", len(e.incidents()[0].Updates), 0)

@@ -177,6 +177,13 @@ func TestReplicasOpenOnce(t *testing.T) {
 	eq(t, "opened (both replicas)", aOpened+bOpened, keys*rounds)
 	eq(t, "updated (both replicas)", aUpdated+bUpdated, keys*rounds)
 	eq(t, "resolved (both replicas)", aResolved+bResolved, keys*rounds)
+	// Both replicas took part: each applied its own failing report of every key and
+	// round (opening or updating), and resolved the keys whose success it received.
+	eq(t, "replica a: opened+updated", aOpened+aUpdated, keys*rounds)
+	eq(t, "replica b: opened+updated", bOpened+bUpdated, keys*rounds)
+	eq(t, "replica a: resolved (odd keys)", aResolved, keys/2*rounds)
+	eq(t, "replica b: resolved (even keys)", bResolved, keys/2*rounds)
+	t.Logf("opened by a %d, by b %d", aOpened, bOpened)
 }
 
 // Failures alternating between the replicas reach one incident as updates with one
@@ -198,6 +205,14 @@ func TestReplicasShareRunCountAndRedelivery(t *testing.T) {
 		names = append(names, u.DisplayName)
 	}
 	eq(t, "updates", strings.Join(names, ", "), "Still failing (run 2), Still failing (run 3), Still failing (run 4)")
+	// Both replicas took part: a opened (run 1) and updated (run 3), b updated (runs 2
+	// and 4); the redeliveries changed nothing on either.
+	aOpened, aUpdated, _, _ := c.a.obs.get()
+	bOpened, bUpdated, _, _ := c.b.obs.get()
+	eq(t, "replica a: opened", aOpened, 1)
+	eq(t, "replica a: updated", aUpdated, 1)
+	eq(t, "replica b: opened", bOpened, 0)
+	eq(t, "replica b: updated", bUpdated, 2)
 }
 
 // People win across replicas: an incident ended by hand (noticed by one replica's
@@ -306,4 +321,15 @@ func TestReplicasResolveOnce(t *testing.T) {
 	}
 	eq(t, "open incidents a", c.a.m.OpenIncidents(), 0)
 	eq(t, "open incidents b", c.b.m.OpenIncidents(), 0)
+	// Both replicas took part: a opened every incident, b updated each. A replica that
+	// finds the incident already ended by the bridge counts it as resolved too, so the
+	// resolutions add up to at least one per key, at most one per key and replica.
+	aOpened, aUpdated, aResolved, _ := c.a.obs.get()
+	bOpened, bUpdated, bResolved, _ := c.b.obs.get()
+	eq(t, "replica a: opened", aOpened, keys)
+	eq(t, "replica b: updated", bUpdated, keys)
+	eq(t, "replica a: updated + replica b: opened", aUpdated+bOpened, 0)
+	if aResolved+bResolved < keys || aResolved > keys || bResolved > keys {
+		t.Errorf("resolved by a %d, by b %d: want at least %d together, at most %d each", aResolved, bResolved, keys, keys)
+	}
 }

@@ -15,13 +15,19 @@ func (s *Subscriber) onConnectionUp(cm *autopaho.ConnectionManager, ca *paho.Con
 	s.connected = true
 	s.upSince = time.Now()
 	gen := s.gen
+	closed := s.closed
+	if !closed {
+		s.workers.Add(1) // under mu: Close waits only after it set closed
+	}
 	s.mu.Unlock()
 	ev := s.log.Info().Bool("session_present", ca.SessionPresent)
 	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
 		ev = ev.Uint16("server_receive_maximum", *ca.Properties.ReceiveMaximum)
 	}
 	ev.Msg("mqtt connected")
-	s.workers.Add(1)
+	if closed {
+		return
+	}
 	go func() {
 		defer s.workers.Done()
 		s.subscribe(cm, gen)
@@ -34,7 +40,7 @@ func (s *Subscriber) onConnectionUp(cm *autopaho.ConnectionManager, ca *paho.Con
 // 0x91 "packet identifier in use" while it has messages in flight to us).
 func (s *Subscriber) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConnectTimeout)
+		ctx, cancel := context.WithTimeout(s.closing, s.cfg.ConnectTimeout)
 		sa, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{
 			Topic: s.cfg.Topic,
 			QoS:   1,
@@ -43,6 +49,9 @@ func (s *Subscriber) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 			RetainHandling: 1,
 		}}})
 		cancel()
+		if s.closing.Err() != nil {
+			return // Close abandoned the subscription
+		}
 		if err == nil && sa != nil && len(sa.Reasons) == 1 {
 			if sa.Reasons[0] == 0 {
 				s.log.Warn().Str("topic", s.cfg.Topic).Msg("mqtt broker granted QoS 0 only: messages can be lost while the bridge is down")

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,11 +57,24 @@ func TestCloseWithBlockedHandler(t *testing.T) {
 		t.Fatal("handler not called")
 	}
 
-	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	const deadline = 200 * time.Millisecond
+	const margin = 5 * time.Second // generous: Close's deadline is under test, not its speed
+	short, cancelShort := context.WithTimeout(context.Background(), deadline)
 	defer cancelShort()
-	if err := s.Close(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close with a blocked handler: %v, want deadline exceeded", err)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(short) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "handler still running") {
+			t.Errorf("Close with a blocked handler: %v, want deadline exceeded naming the handler", err)
+		}
+	case <-time.After(deadline + margin):
+		t.Errorf("Close with a blocked handler and a %v deadline still running after %v", deadline, deadline+margin)
 	}
 	close(release)
-	<-s.dispDone // the dispatcher ends once the handler returns
+	select {
+	case <-s.dispDone: // the dispatcher ends once the handler returns
+	case <-time.After(15 * time.Second):
+		t.Fatal("the dispatcher did not end within 15s of the handler returning")
+	}
 }

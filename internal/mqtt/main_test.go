@@ -67,12 +67,20 @@ func startSub(t *testing.T, cfg Config) *harness {
 	return h
 }
 
+// close closes the subscriber with a limit far above its normal duration (tens of
+// milliseconds): a Close that needs the limit returns an error naming what did not
+// finish, and one that overruns it fails the test.
 func (h *harness) close(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	const limit, margin = 5 * time.Second, 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	start := time.Now()
 	if err := h.sub.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > limit+margin {
+		t.Errorf("Close took %v with a limit of %v", d.Round(time.Millisecond), limit)
 	}
 }
 

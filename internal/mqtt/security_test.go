@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,8 +29,9 @@ func TestMosquittoTLS(t *testing.T) {
 		cfg := testConfig(t, mq.TLSURL())
 		cfg.CertFile, cfg.KeyFile = certs.ClientCertFile, certs.ClientKeyFile // no CAFile: system roots
 		h := startSub(t, cfg)
-		eventually(t, "a certificate error in the log", func() bool {
-			return strings.Count(h.log.String(), "certificate") >= 2 // at least one retry
+		// Two connect attempts that failed on the certificate: at least one retry.
+		eventually(t, "two connect attempts failing on the certificate", func() bool {
+			return len(logLines(h.log.String(), "mqtt connect failed, retrying", "certificate")) >= 2
 		})
 		if h.sub.Ready() {
 			t.Fatal("Ready with an untrusted server certificate")
@@ -70,11 +72,10 @@ func TestMosquittoAuth(t *testing.T) {
 		cfg := testConfig(t, mq.URL())
 		cfg.Username, cfg.Password = user, []byte(wrong)
 		h := startSub(t, cfg)
-		eventually(t, "a refusal in the log", func() bool {
-			return strings.Contains(h.log.String(), "refused")
+		// Two refused connect attempts: it keeps retrying with backoff.
+		eventually(t, "two refused connect attempts", func() bool {
+			return len(logLines(h.log.String(), "mqtt broker refused the connection, retrying", "")) >= 2
 		})
-		// A few more attempts, to see that it keeps retrying with backoff.
-		eventually(t, "a retry", func() bool { return strings.Count(h.log.String(), "refused") >= 2 })
 		if h.sub.Ready() {
 			t.Fatal("Ready with a wrong password")
 		}
@@ -86,4 +87,17 @@ func TestMosquittoAuth(t *testing.T) {
 			t.Fatalf("log contains the password:\n%s", log)
 		}
 	})
+}
+
+// logLines returns the JSON log lines whose message is msg and whose error
+// contains errPart: one per event, however often a word occurs in a line.
+func logLines(log, msg, errPart string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		var e struct{ Message, Error string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Message == msg && strings.Contains(e.Error, errPart) {
+			out = append(out, line)
+		}
+	}
+	return out
 }

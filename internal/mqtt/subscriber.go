@@ -55,8 +55,12 @@ type Subscriber struct {
 	closedCh chan struct{} // closed by Close
 	cm       *autopaho.ConnectionManager
 	cancel   context.CancelFunc
-	workers  sync.WaitGroup // subscribe goroutines
-	dispDone chan struct{}  // closed when the dispatcher returns
+	workers  sync.WaitGroup // subscribe goroutines; Add only under mu while !closed
+	// closing ends at Close: a SUBSCRIBE still waiting for its SUBACK is abandoned
+	// then (paho keeps it pending across the disconnect, for up to ConnectTimeout).
+	closing    context.Context
+	endClosing context.CancelFunc
+	dispDone   chan struct{} // closed when the dispatcher returns
 
 	pahoDebug paholog.Logger // paho's debug output, only at trace level
 }
@@ -86,6 +90,7 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 		backoff:   backoff(cfg.BackoffMin, cfg.BackoffMax),
 	}
 	s.room = sync.NewCond(&s.mu)
+	s.closing, s.endClosing = context.WithCancel(context.Background())
 	if tlsSchemes[u.Scheme] {
 		tc, err := secret.TLSConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -248,6 +253,7 @@ func (s *Subscriber) Close(ctx context.Context) error {
 	s.room.Broadcast()
 	started := s.started
 	close(s.closedCh)
+	s.endClosing()
 	s.mu.Unlock()
 	if !started {
 		return nil
@@ -265,15 +271,17 @@ func (s *Subscriber) Close(ctx context.Context) error {
 	s.acks.flush(ctx, 100*sendAcksInterval)
 	if err := s.cm.Disconnect(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("mqtt: disconnect: %w", err))
-		// Out of time: still give the cancelled manager a moment to end,
-		// so no goroutine outlives Close in the normal case.
-		select {
-		case <-s.cm.Done():
-		case <-time.After(time.Second):
-		}
 	}
 	s.cancel()
-	s.workers.Wait()
+	// No worker starts any more (closed is set); those running end soon
+	// (closing is cancelled), but not later than ctx allows.
+	workersDone := make(chan struct{})
+	go func() { s.workers.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("mqtt: subscribe still running at close: %w", ctx.Err()))
+	}
 	s.log.Info().Msg("mqtt subscriber closed")
 	return errors.Join(errs...)
 }

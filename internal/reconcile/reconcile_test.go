@@ -202,9 +202,18 @@ func TestRunRoundsUntilCancelled(t *testing.T) {
 		Submit: func(context.Context, *zuul.Event) error { submitted <- struct{}{}; return nil }})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	<-submitted // the round at start
+	select {
+	case <-submitted: // the round at start
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report submitted within 10s of Run starting")
+	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context being cancelled")
 	}
 }

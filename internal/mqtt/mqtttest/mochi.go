@@ -16,6 +16,11 @@ import (
 // and Receive Maximum on redelivery; use mosquitto for those tests.
 func StartMochi(t testing.TB) string {
 	t.Helper()
+	return startMochi(t)
+}
+
+func startMochi(t testing.TB, hooks ...mochi.Hook) string {
+	t.Helper()
 	s := mochi.New(&mochi.Options{
 		InlineClient: true,
 		Capabilities: mochi.NewDefaultServerCapabilities(),
@@ -24,6 +29,11 @@ func StartMochi(t testing.TB) string {
 	// Without an auth hook mochi refuses every CONNECT.
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatalf("mochi: add auth hook: %v", err)
+	}
+	for _, h := range hooks {
+		if err := s.AddHook(h, nil); err != nil {
+			t.Fatalf("mochi: add hook %s: %v", h.ID(), err)
+		}
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
 	if err := s.AddListener(l); err != nil {

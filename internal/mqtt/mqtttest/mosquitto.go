@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
 
 // MosquittoOptions configures StartMosquitto.
@@ -42,13 +44,14 @@ type Mosquitto struct {
 }
 
 // StartMosquitto runs the mosquitto binary from PATH (or /usr/sbin) on a free
-// port and stops it on Cleanup. It skips the test if mosquitto is missing.
+// port and stops it on Cleanup. It skips the test if mosquitto is missing, or
+// fails it under CI=true.
 func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			t.Skip("mosquitto not found in PATH or /usr/sbin (install the Debian package mosquitto to run this test)")
+			testenv.MissingTool(t, "mosquitto not found in PATH or /usr/sbin (install the Debian package mosquitto to run this test)")
 		}
 		bin = "/usr/sbin/mosquitto"
 	}

@@ -1,7 +1,6 @@
 package statuspagefake
 
 import (
-	"encoding/json"
 	"testing"
 )
 
@@ -11,7 +10,7 @@ func TestCatalogCRUD(t *testing.T) {
 
 	// Impact types.
 	var created struct{ ID string }
-	_ = json.Unmarshal(c.must(201, "POST", "/impacttypes", map[string]string{"displayName": "Zuul failure", "description": "periodic job"}), &created)
+	decode(t, c.must(201, "POST", "/impacttypes", map[string]string{"displayName": "Zuul failure", "description": "periodic job"}), &created)
 	c.must(500, "POST", "/impacttypes", map[string]string{"description": "no name"})
 	c.must(400, "PATCH", "/impacttypes/"+created.ID, map[string]any{})
 	c.must(204, "PATCH", "/impacttypes/"+created.ID, map[string]string{"description": "changed"})
@@ -37,7 +36,7 @@ func TestCatalogCRUD(t *testing.T) {
 	c.must(404, "GET", "/severities/degraded", nil)
 
 	// Components.
-	_ = json.Unmarshal(c.must(201, "POST", "/components", map[string]any{"displayName": "Zuul2", "labels": map[string]string{"system": "gx-scs"}}), &created)
+	decode(t, c.must(201, "POST", "/components", map[string]any{"displayName": "Zuul2", "labels": map[string]string{"system": "gx-scs"}}), &created)
 	c.must(500, "POST", "/components", `{"displayName":"x","labels":{"n":1}}`)
 	expectViolations(t, f)
 	c.must(204, "PATCH", "/components/"+created.ID, map[string]any{"displayName": "Zuul 2"})

@@ -1,7 +1,6 @@
 package statuspagefake
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,7 +58,7 @@ func TestProvisioning(t *testing.T) {
 
 	// A new phase generation; the old one stays readable.
 	var gen struct{ Generation int }
-	_ = json.Unmarshal(c.must(201, "POST", "/phases", map[string]any{"phases": []string{"Open", "Closed"}}), &gen)
+	decode(t, c.must(201, "POST", "/phases", map[string]any{"phases": []string{"Open", "Closed"}}), &gen)
 	if gen.Generation != 2 {
 		t.Errorf("generation %d", gen.Generation)
 	}

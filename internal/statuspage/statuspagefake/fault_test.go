@@ -147,5 +147,9 @@ func TestCloseReleasesHang(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	f.Close()
-	<-errc
+	select {
+	case <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not end within 10s of Close")
+	}
 }

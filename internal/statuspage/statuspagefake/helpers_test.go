@@ -147,3 +147,11 @@ func openIncident(f *Fake, began string, severity int) map[string]any {
 		}},
 	}
 }
+
+// decode unmarshals a JSON answer into v, failing the test if it is not JSON of that shape.
+func decode(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("answer %s: %v", data, err)
+	}
+}

@@ -1,7 +1,6 @@
 package statuspagefake
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -133,7 +132,7 @@ func TestUpdateNumbering(t *testing.T) {
 	post := func() (int, int) {
 		st, out := c.do("POST", "/incidents/"+id+"/updates", map[string]string{"displayName": "still failing", "description": "build 2 failed"})
 		var o struct{ Order int }
-		_ = json.Unmarshal(out, &o)
+		decode(t, out, &o)
 		return st, o.Order
 	}
 	for want := range 3 {
