@@ -107,7 +107,7 @@ func TestNATSOutage(t *testing.T) {
 	// share one key, so the others wait behind it): work was in flight, and was
 	// refused again and again, during the outage.
 	waitFor(t, 60*time.Second, "a delivery's 4th failed attempt while NATS is down", func() bool {
-		for _, e := range logEntries(p.out.String(), "pipeline", "delivery failed, retrying", "NATS is not connected") {
+		for _, e := range logEntries(p.out.String(), "delivery", "delivery failed, retrying", "NATS is not connected") {
 			if e.Attempt >= 4 {
 				return true
 			}
