@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,7 +156,7 @@ func ev(n int, outcome zuul.Outcome, ts time.Time) *zuul.Event {
 	if outcome == zuul.OutcomeFailure {
 		e.Action, e.Result = "failure", "FAILURE"
 		e.Builds = []zuul.Build{
-			{JobName: "e2e", Result: "FAILURE", LogURL: fmt.Sprintf("https://logs.scs.community/%d/e2e/", n)},
+			{JobName: "e2e", Voting: true, Result: "FAILURE", LogURL: fmt.Sprintf("https://logs.scs.community/%d/e2e/", n)},
 			{JobName: "lint", Result: "SUCCESS"},
 		}
 	} else {
@@ -203,6 +204,17 @@ func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspa
 		}
 		return statuspagefake.Fault{}, false
 	}
+}
+
+// refOf returns the reference of a text the bridge wrote without a key store, failing
+// the test when it has none.
+func refOf(t *testing.T, text string) string {
+	t.Helper()
+	m := regexp.MustCompile(`automatically \(ref ([0-9a-f]{12})\)\.$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no reference sentence at the end of %q", text)
+	}
+	return m[1]
 }
 
 func statuspagefakeOptions() statuspagefake.Options { return statuspagefake.Options{} }

@@ -52,24 +52,21 @@ func TestFailureFailureSuccess(t *testing.T) {
 				inc.Affects[0].Type != e.fake.ImpactTypeID("Unknown") || inc.Affects[0].Severity == nil || *inc.Affects[0].Severity != 66 {
 				t.Errorf("affects = %+v, want Zuul/Unknown/66", inc.Affects)
 			}
-			eq(t, "title", inc.DisplayName, "Zuul periodic-daily failing: SovereignCloudStack/k8s-cluster-api-provider (main)")
-			for _, want := range []string{"e2e: FAILURE https://logs.scs.community/1/e2e/", "Buildset: https://zuul.scs.community/t/scs/buildset/bs1", "zuul-bridge: key=test/", " resolved"} {
-				if !strings.Contains(inc.Description, want) {
-					t.Errorf("description lacks %q:\n%s", want, inc.Description)
-				}
-			}
-			if strings.Contains(inc.Description, "lint") {
-				t.Errorf("description lists a successful job:\n%s", inc.Description)
-			}
+			eq(t, "title", inc.DisplayName, "Nightly checks of SovereignCloudStack/k8s-cluster-api-provider (periodic-daily, main)")
+			ref := refOf(t, inc.Description)
+			eq(t, "description", inc.Description, "Nightly checks of SovereignCloudStack/k8s-cluster-api-provider on branch main "+
+				"started failing on 21 Nov 2026 at 10:00 UTC: e2e failed. Details: https://zuul.scs.community/t/scs/buildset/bs1 "+
+				"Reported and closed automatically (ref "+ref+").")
 			if len(inc.Updates) != 2 {
 				t.Fatalf("updates: got %d, want 2 (one failure, one closing): %+v", len(inc.Updates), inc.Updates)
 			}
-			eq(t, "update 0", inc.Updates[0].DisplayName, "Still failing (run 2)")
+			eq(t, "update 0", inc.Updates[0].DisplayName, "Failed again")
 			eq(t, "update 0 createdAt", inc.Updates[0].CreatedAt.Equal(hours(24)), true)
-			if !strings.Contains(inc.Updates[0].Description, "https://logs.scs.community/2/e2e/") {
-				t.Errorf("update lacks the new log link:\n%s", inc.Updates[0].Description)
-			}
-			eq(t, "closing update", inc.Updates[1].DisplayName, "Resolved")
+			eq(t, "update 0 text", inc.Updates[0].Description, "Failed again at 10:00 UTC, 2 nights in a row: e2e failed. "+
+				"Details: https://zuul.scs.community/t/scs/buildset/bs2 Reported automatically (ref "+ref+").")
+			eq(t, "closing update", inc.Updates[1].DisplayName, "Passing again")
+			eq(t, "closing update text", inc.Updates[1].Description, "Passing again since 10:00 UTC. "+
+				"Details: https://zuul.scs.community/t/scs/buildset/bs3 Closed automatically (ref "+ref+").")
 			opened, updated, resolved, _ := e.obs.get()
 			eq(t, "opened", opened, 1)
 			eq(t, "updated", updated, 1)
@@ -133,7 +130,7 @@ func TestQuietPeriod(t *testing.T) {
 	eq(t, "endedAt = now", inc.EndedAt != nil && inc.EndedAt.Equal(hours(60)), true)
 	eq(t, "phase Done", inc.Phase.Order, 4)
 	eq(t, "updates", len(inc.Updates), 2)
-	if !strings.Contains(inc.Updates[1].Description, "quiet period (36h0m0s)") {
+	if !strings.Contains(inc.Updates[1].Description, "No failure was reported for 36 hours.") {
 		t.Errorf("closing update: %q", inc.Updates[1].Description)
 	}
 	eqCalls(t, "nothing left to resolve", e.calls(func() { _ = e.m.ResolveQuiet(t.Context()) }))
@@ -170,7 +167,9 @@ func TestRestartInTheMiddle(t *testing.T) {
 	eq(t, "incidents", len(incs), 1)
 	eq(t, "ended", incs[0].EndedAt != nil, true)
 	eq(t, "updates (2 failures + closing)", len(incs[0].Updates), 3)
-	eq(t, "run count continues", incs[0].Updates[1].DisplayName, "Still failing (run 3)")
+	if !strings.Contains(incs[0].Updates[1].Description, "3 nights in a row") {
+		t.Errorf("run count does not continue: %q", incs[0].Updates[1].Description)
+	}
 	e.restart()
 	eq(t, "no open incident after the end", e.m.OpenIncidents(), 0)
 	e.send(fail(5, hours(96)))

@@ -102,7 +102,7 @@ func deliver(r *replica, ev *zuul.Event) error {
 func byProject(incs []statuspagefake.Incident) map[string][]statuspagefake.Incident {
 	out := map[string][]statuspagefake.Incident{}
 	for _, inc := range incs {
-		_, p, _ := strings.Cut(inc.DisplayName, ": ")
+		_, p, _ := strings.Cut(inc.DisplayName, " of ")
 		p, _, _ = strings.Cut(p, " (")
 		out[p] = append(out[p], inc)
 	}
@@ -167,7 +167,7 @@ func TestReplicasOpenOnce(t *testing.T) {
 		}
 		wg.Wait()
 		for _, inc := range c.fake.Incidents() {
-			if inc.EndedAt == nil || len(inc.Updates) != 2 || inc.Updates[1].DisplayName != "Resolved" {
+			if inc.EndedAt == nil || len(inc.Updates) != 2 || inc.Updates[1].DisplayName != "Passing again" {
 				t.Fatalf("round %d: %s ended=%v updates=%d, want ended with update + closing", round, inc.DisplayName, inc.EndedAt != nil, len(inc.Updates))
 			}
 		}
@@ -193,11 +193,13 @@ func TestReplicasShareRunCountAndRedelivery(t *testing.T) {
 	}
 	incs := c.fake.Incidents()
 	eq(t, "incidents", len(incs), 1)
-	var names []string
+	var runs []string
 	for _, u := range incs[0].Updates {
-		names = append(names, u.DisplayName)
+		_, r, _ := strings.Cut(u.Description, ", ")
+		r, _, _ = strings.Cut(r, ":")
+		runs = append(runs, r)
 	}
-	eq(t, "updates", strings.Join(names, ", "), "Still failing (run 2), Still failing (run 3), Still failing (run 4)")
+	eq(t, "updates", strings.Join(runs, "; "), "2 nights in a row; 3 nights in a row; 4 nights in a row")
 }
 
 // People win across replicas: an incident ended by hand (noticed by one replica's
@@ -233,7 +235,7 @@ func TestReplicasHandEnded(t *testing.T) {
 
 // A replica dies between its POST /incidents and storing the id (the answer is lost):
 // the other replica waits while the claim is young, then takes it over, finds the
-// incident by its marker and updates it instead of opening a second one.
+// incident by the title and beganAt the claim recorded, and updates it instead of opening a second one.
 func TestReplicasAbandonedClaim(t *testing.T) {
 	c := newCluster(t)
 	c.fake.SetFault(loseAnswerOnce("POST", "/incidents"))

@@ -146,3 +146,30 @@ func (s *CAS) Delete(ctx context.Context, key string, rev uint64) error {
 	}
 	return nil
 }
+
+// Keys lists every key the bucket holds (deleted ones not); an empty bucket gives none.
+func (s *CAS) Keys(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	l, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: list keys: %w", err)
+	}
+	defer l.Stop()
+	var keys []string
+	seen := map[string]bool{}
+	for {
+		select {
+		case k, ok := <-l.Keys():
+			if !ok {
+				return keys, nil
+			}
+			if !seen[k] { // a key written during the listing may come twice
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kvstore: list keys: %w", context.Cause(ctx))
+		}
+	}
+}
