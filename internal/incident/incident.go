@@ -184,17 +184,10 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return nil
 	}
 	ts := a.when()
-	data := a.data(1, time.Time{}, "", ts)
-	title, err := render(a.s.cfg.tmpl.title, data)
+	title, desc, err := a.openTexts(ts)
 	if err != nil {
-		return fmt.Errorf("statuspage: title template: %w", err)
+		return err
 	}
-	desc, err := render(a.s.cfg.tmpl.description, data)
-	if err != nil {
-		return fmt.Errorf("statuspage: description template: %w", err)
-	}
-	title = oneLine(title)
-	desc = a.finish(fit(desc, MaxDescription-refRoom), refReported)
 	fp := &fingerprint{Title: title, Began: ts}
 	if m.kv != nil {
 		claimed, err := a.claim(ctx, fp)
@@ -266,18 +259,15 @@ func (a *apply) update(ctx context.Context) error {
 	ks, m := a.ks, a.s.m
 	inc := ks.inc
 	ts := a.when()
-	data := a.data(inc.runs+1, inc.began, "", ts)
-	text, err := render(a.s.cfg.tmpl.update, data)
+	name, body, err := a.updateTexts(inc.runs+1, inc.began, ts)
 	if err != nil {
-		return fmt.Errorf("statuspage: update template: %w", err)
+		return err
 	}
-	name, body := splitUpdate(text)
 	if inc.verifyUpdates {
 		if found, err := a.findUpdate(ctx, false, name); err != nil || found {
 			return err
 		}
 	}
-	body = a.finish(body, refReported)
 	if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
 		if statuspage.MaybeApplied(err) {
 			inc.verifyUpdates = true
@@ -409,18 +399,16 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 		}
 	}
 	inc := ks.inc
-	text, err := render(a.s.cfg.tmpl.resolve, a.data(inc.runs, inc.began, reason, endAt))
+	name, body, err := a.closingTexts(inc.runs, inc.began, reason, endAt)
 	if err != nil {
-		return fmt.Errorf("statuspage: resolve template: %w", err)
+		return err
 	}
-	name, body := splitUpdate(text)
 	if !inc.closingPosted && inc.verifyUpdates {
 		if _, err := a.findUpdate(ctx, true, name); err != nil {
 			return err
 		}
 	}
 	if !inc.closingPosted {
-		body = a.finish(body, refClosing)
 		if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &endAt}); err != nil {
 			if statuspage.MaybeApplied(err) {
 				inc.verifyUpdates = true

@@ -198,10 +198,31 @@ func paragraph(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// fit makes one paragraph of s of at most max characters; a longer text is cut at the
-// last space before the limit (so that no URL or word is cut in half) and ends in "…".
+// fit makes one paragraph of s of at most max characters. A longer text is cut at the
+// last space before the limit (so that no word is cut in half) and marked by "…"; a link
+// at the end, with its label ("Details: https://..."), is kept and the text before it cut.
 func fit(s string, max int) string {
 	s = strings.ToValidUTF8(paragraph(s), "\uFFFD")
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	words := strings.Split(s, " ")
+	tail := ""
+	if n := len(words); n > 1 && strings.Contains(words[n-1], "://") {
+		tail = words[n-1]
+		if n > 2 && strings.HasSuffix(words[n-2], ":") {
+			tail = words[n-2] + " " + tail
+		}
+	}
+	if tail != "" && utf8.RuneCountInString(tail)+8 <= max/2 {
+		head := strings.TrimSuffix(s, " "+tail)
+		return cutWords(head, max-utf8.RuneCountInString(tail)-1) + " " + tail
+	}
+	return cutWords(s, max)
+}
+
+// cutWords cuts s to at most max characters at a space, ending in "…".
+func cutWords(s string, max int) string {
 	if utf8.RuneCountInString(s) <= max {
 		return s
 	}
@@ -209,7 +230,7 @@ func fit(s string, max int) string {
 	if i := strings.LastIndexByte(cut, ' '); i > 0 {
 		cut = cut[:i]
 	}
-	return strings.TrimRight(cut, " ,;:") + "…"
+	return strings.TrimRight(cut, " ,;:.") + "…"
 }
 
 // cutRunes returns at most n characters of s.
