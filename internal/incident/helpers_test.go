@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
@@ -73,13 +76,27 @@ type env struct {
 	sink  *incident.Sink
 	// incEvery is the manager's IncidentRefreshInterval (0 = default); only Run uses it.
 	incEvery time.Duration
+	// natsURL, when set, gives every manager a key store in a JetStream bucket there.
+	natsURL string
 }
 
 const routeName = "k8s-provider-health"
 
 func newEnv(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig)) *env {
 	t.Helper()
-	e := &env{t: t, fake: statuspagefake.New(t, fo), clock: &clock{t: t0}, obs: &observer{}}
+	return newEnvWith(t, fo, tweak, "")
+}
+
+// newStoreEnv is newEnv with a key store in a JetStream bucket of an embedded server; the
+// store outlives restarts.
+func newStoreEnv(t *testing.T, tweak func(*incident.RouteConfig)) *env {
+	t.Helper()
+	return newEnvWith(t, statuspagefake.Options{}, tweak, natstest.Start(t, true).ClientURL())
+}
+
+func newEnvWith(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig), natsURL string) *env {
+	t.Helper()
+	e := &env{t: t, fake: statuspagefake.New(t, fo), clock: &clock{t: t0}, obs: &observer{}, natsURL: natsURL}
 	e.cfg = incident.DefaultRouteConfig()
 	e.cfg.Component = "Zuul"
 	if tweak != nil {
@@ -101,9 +118,20 @@ func (e *env) restart() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	var store incident.KeyStore
+	if e.natsURL != "" {
+		nc, err := nats.Connect(e.natsURL)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(nc.Close)
+		if store, err = kvstore.NewCAS(e.t.Context(), nc, kvstore.CASOptions{Timeout: 5 * time.Second}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	e.m = incident.NewManager(incident.ManagerOptions{
 		Client: c, Log: zerolog.New(zerolog.NewTestWriter(e.t)), Observer: e.obs, Now: e.clock.Now, BridgeID: "test",
-		IncidentRefreshInterval: e.incEvery,
+		IncidentRefreshInterval: e.incEvery, KeyStore: store, ReplicaID: "pod-0",
 	})
 	e.sink, err = e.m.AddRoute(routeName, e.cfg)
 	if err != nil {
