@@ -116,7 +116,7 @@ func TestPlan(t *testing.T) {
 	e.send(fail(1, hours(0)))
 	eq(t, "plan of a duplicate", len(e.sink.Plan(fail(1, hours(0)))), 0)
 	plan = e.sink.Plan(fail(2, hours(1)))
-	if len(plan) != 1 || !strings.Contains(plan[0], `displayName="Failed again"`) {
+	if len(plan) != 1 || !strings.Contains(plan[0], `displayName="Still failing"`) {
 		t.Errorf("plan of an update: %q", plan)
 	}
 	plan = e.sink.Plan(ok(3, hours(2)))

@@ -188,7 +188,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	if err != nil {
 		return err
 	}
-	fp := &fingerprint{Title: title, Began: ts}
+	fp := &fingerprint{Title: title, Began: ts, Report: a.rh}
 	if m.kv != nil {
 		claimed, err := a.claim(ctx, fp)
 		switch {

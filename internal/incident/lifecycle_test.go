@@ -60,11 +60,11 @@ func TestFailureFailureSuccess(t *testing.T) {
 			if len(inc.Updates) != 2 {
 				t.Fatalf("updates: got %d, want 2 (one failure, one closing): %+v", len(inc.Updates), inc.Updates)
 			}
-			eq(t, "update 0", inc.Updates[0].DisplayName, "Failed again")
+			eq(t, "update 0", inc.Updates[0].DisplayName, "Still failing")
 			eq(t, "update 0 createdAt", inc.Updates[0].CreatedAt.Equal(hours(24)), true)
 			eq(t, "update 0 text", inc.Updates[0].Description, "Failed again at 10:00 UTC, 2 nights in a row: e2e failed. "+
 				"Details: https://zuul.scs.community/t/scs/buildset/bs2 Reported automatically (ref "+ref+").")
-			eq(t, "closing update", inc.Updates[1].DisplayName, "Passing again")
+			eq(t, "closing update", inc.Updates[1].DisplayName, "Resolved")
 			eq(t, "closing update text", inc.Updates[1].Description, "Passing again since 10:00 UTC. "+
 				"Details: https://zuul.scs.community/t/scs/buildset/bs3 Closed automatically (ref "+ref+").")
 			opened, updated, resolved, _ := e.obs.get()

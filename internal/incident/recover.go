@@ -143,13 +143,16 @@ func (s *Sink) findOpen(ctx context.Context, ks *keyState) error {
 	if err := s.adopt(ctx, ks, found, false); err != nil {
 		return err
 	}
+	if len(found) > 0 {
+		ks.applied.add(ks.pendingOpen.Report)
+	}
 	ks.pendingCreate, ks.pendingOpen = false, nil
 	return nil
 }
 
 // adopt takes the newest open incident of list (all of one key) as the key's incident.
-// Every incident's beganAt marks its opening report as applied. Without a key store it
-// also recovers from the incident's updates (those with the key's reference) which
+// Without a key store, every incident's beganAt marks its opening report as applied, and
+// it also recovers from the incident's updates (those with the key's reference) which
 // reports were applied, how many failures it counted and whether the closing update is
 // already there; and at a restart, a key whose newest incident was ended without the
 // bridge's "closed" sentence was ended by a person: it stays suppressed until a success
@@ -160,7 +163,9 @@ func (s *Sink) adopt(ctx context.Context, ks *keyState, list []statuspage.Incide
 	var newestEnded *statuspage.Incident
 	for i := range list {
 		inc := list[i]
-		ks.applied.add(timeToken(began(inc))) // an opening report redelivered after its incident ended
+		if m.kv == nil { // an opening report redelivered, also after its incident ended
+			ks.applied.add(timeToken(began(inc)))
+		}
 		if inc.EndedAt == nil {
 			open = append(open, inc)
 		} else if newestEnded == nil || inc.EndedAt.After(*newestEnded.EndedAt) {

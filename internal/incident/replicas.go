@@ -252,7 +252,6 @@ func (a *apply) adoptEntry(e entry, cur statuspage.Incident) {
 	}
 	inc.runs = max(e.Runs, 1)
 	ks.setIncident(m, inc)
-	ks.applied.add(timeToken(began(cur)))
 	for _, r := range e.Applied {
 		ks.applied.add(r)
 	}

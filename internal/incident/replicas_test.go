@@ -167,7 +167,7 @@ func TestReplicasOpenOnce(t *testing.T) {
 		}
 		wg.Wait()
 		for _, inc := range c.fake.Incidents() {
-			if inc.EndedAt == nil || len(inc.Updates) != 2 || inc.Updates[1].DisplayName != "Passing again" {
+			if inc.EndedAt == nil || len(inc.Updates) != 2 || inc.Updates[1].DisplayName != "Resolved" {
 				t.Fatalf("round %d: %s ended=%v updates=%d, want ended with update + closing", round, inc.DisplayName, inc.EndedAt != nil, len(inc.Updates))
 			}
 		}

@@ -59,6 +59,8 @@ type openIncident struct {
 type fingerprint struct {
 	Title string    `json:"title"`
 	Began time.Time `json:"began"`
+	// Report is the hash of the opening report: applied once the incident is found.
+	Report string `json:"report,omitempty"`
 }
 
 // matches reports whether an open incident is the one fp describes.

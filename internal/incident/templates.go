@@ -38,11 +38,11 @@ const (
 		`started failing on {{when .At}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}.` +
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
-	DefaultUpdate = `Failed again
+	DefaultUpdate = `Still failing
 Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}.` +
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
-	DefaultResolve = `{{if eq .Reason "success"}}Passing again{{else}}No further failures{{end}}
+	DefaultResolve = `Resolved
 {{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with .Event.BuildsetURL}} Details: {{.}}{{end}}` +
 		`{{else}}No failure was reported for {{duration .QuietPeriod}}.{{end}}`
 )

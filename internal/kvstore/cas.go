@@ -41,9 +41,12 @@ type CAS struct {
 	timeout time.Duration
 }
 
-// New binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
-// an existing bucket is used as it is configured. An unreachable server or a server
-// without JetStream is an error.
+// ErrNoJetStream: the NATS server answers but has no JetStream (for this account).
+var ErrNoJetStream = errors.New("kvstore: the NATS server has no JetStream")
+
+// NewCAS binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
+// an existing bucket is used as it is configured. An unreachable server is an error, a
+// server without JetStream is ErrNoJetStream.
 func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	if o.Bucket == "" {
 		o.Bucket = DefaultCASBucket
@@ -76,6 +79,10 @@ func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
 			kv, err = js.KeyValue(ctx, o.Bucket)
 		}
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return nil, fmt.Errorf("%w (bucket %s: %v)", ErrNoJetStream, o.Bucket, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: bucket %s: %w", o.Bucket, err)
