@@ -446,9 +446,13 @@ func (a *apply) data(run int, since time.Time, reason string, at time.Time) *Tem
 		ev = &zuul.Event{}
 	}
 	res, _ := ev.Field("result")
-	return &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, Failed: votingFailures(ev),
+	d := &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, Failed: votingFailures(ev),
 		FailedBuilds: ev.FailedBuilds(), Run: run, At: at.UTC(), Since: since.UTC(), Reason: reason,
 		QuietPeriod: a.s.cfg.QuietPeriod}
+	if run > 1 && a.ks != nil {
+		d.Previous = a.ks.lastEvent
+	}
+	return d
 }
 
 // endedByBridge reports whether an ended incident of ks was ended by the bridge: by the

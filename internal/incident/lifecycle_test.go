@@ -62,7 +62,7 @@ func TestFailureFailureSuccess(t *testing.T) {
 			}
 			eq(t, "update 0", inc.Updates[0].DisplayName, "Still failing")
 			eq(t, "update 0 createdAt", inc.Updates[0].CreatedAt.Equal(hours(24)), true)
-			eq(t, "update 0 text", inc.Updates[0].Description, "Failed again at 10:00 UTC, 2 nights in a row: e2e failed. "+
+			eq(t, "update 0 text", inc.Updates[0].Description, "Failed again at 10:00 UTC, 2 nights in a row. "+
 				"Details: https://zuul.scs.community/t/scs/buildset/bs2 Reported automatically (ref "+ref+").")
 			eq(t, "closing update", inc.Updates[1].DisplayName, "Resolved")
 			eq(t, "closing update text", inc.Updates[1].Description, "Passing again since 10:00 UTC. "+
@@ -77,6 +77,28 @@ func TestFailureFailureSuccess(t *testing.T) {
 			e.send(fail(4, hours(72)))
 			eq(t, "incidents after a new failure", len(e.incidents()), 2)
 		})
+	}
+}
+
+// An update says what changed: a job failing that did not before is named; after a
+// restart, when the previous report is unknown, the failing jobs are named.
+func TestUpdateSaysWhatChanged(t *testing.T) {
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	e.send(fail(1, hours(0)))
+	second := fail(2, hours(24))
+	second.Builds[1].Result, second.Builds[1].Voting = "TIMED_OUT", true
+	e.send(second)
+	e.restart()
+	e.send(fail(3, hours(48)))
+	ups := e.incidents()[0].Updates
+	if len(ups) != 2 {
+		t.Fatalf("updates: %+v", ups)
+	}
+	if want := "Failed again at 10:00 UTC, 2 nights in a row; now also lint timed out. Details:"; !strings.HasPrefix(ups[0].Description, want) {
+		t.Errorf("update 1: %q, want it to begin with %q", ups[0].Description, want)
+	}
+	if want := "Failed again at 10:00 UTC, 3 nights in a row: e2e failed. Details:"; !strings.HasPrefix(ups[1].Description, want) {
+		t.Errorf("update 2 (after a restart): %q, want it to begin with %q", ups[1].Description, want)
 	}
 }
 

@@ -12,7 +12,7 @@ type PublicTexts struct {
 	// Title and Description of the incident a failing report opens.
 	Title, Description string
 	// UpdateTitle and Update: the update the same report posts as the second failure of
-	// an open incident.
+	// an open incident whose first failure had the same failed jobs.
 	UpdateTitle, Update string
 	// ResolveTitle and Resolve: the closing update a successful report posts, or for a
 	// failing report the one its route's quiet period posts (empty without one).
@@ -39,6 +39,7 @@ func (s *Sink) Texts(ev *zuul.Event) (PublicTexts, error) {
 	if out.Title, out.Description, err = a.openTexts(ts); err != nil {
 		return out, err
 	}
+	a.ks.lastEvent = ev // the update as the same jobs failing again
 	if out.UpdateTitle, out.Update, err = a.updateTexts(2, ts, ts); err != nil {
 		return out, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -195,9 +196,7 @@ func TestReplicasShareRunCountAndRedelivery(t *testing.T) {
 	eq(t, "incidents", len(incs), 1)
 	var runs []string
 	for _, u := range incs[0].Updates {
-		_, r, _ := strings.Cut(u.Description, ", ")
-		r, _, _ = strings.Cut(r, ":")
-		runs = append(runs, r)
+		runs = append(runs, regexp.MustCompile(`\d+ nights in a row`).FindString(u.Description))
 	}
 	eq(t, "updates", strings.Join(runs, "; "), "2 nights in a row; 3 nights in a row; 4 nights in a row")
 }

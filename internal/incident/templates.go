@@ -22,6 +22,10 @@ type TemplateData struct {
 	Run          int           // failing reports counted for this incident, 1 for the opening one
 	At           time.Time     // this report's time (the resolve's time for the closing update), UTC
 	Since        time.Time     // when the incident began (zero while opening)
+	// Previous is the incident's previous failing report, for an update to say what
+	// changed; nil when opening, and when unknown (after a restart, or when another
+	// replica applied it).
+	Previous *zuul.Event
 	Reason       string        // resolve only: "success" or "quiet period"
 	QuietPeriod  time.Duration // the route's quiet_period
 }
@@ -39,7 +43,9 @@ const (
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
 	DefaultUpdate = `Still failing
-Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}.` +
+Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
+		`{{if not .Previous}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}` +
+		`{{else}}{{with newFailures .Failed .Previous}}; now also {{failures .}}{{end}}{{end}}.` +
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
 	DefaultResolve = `Resolved
@@ -92,7 +98,7 @@ func sampleData(reason string) *TemplateData {
 	ev := sampleEvent()
 	return &TemplateData{Event: &ev, Route: "route", Key: map[string]string{"tenant": "scs"}, Result: "FAILURE",
 		Failed: votingFailures(&ev), FailedBuilds: ev.FailedBuilds(), Run: 2, At: time.Unix(3600, 0).UTC(),
-		Since: time.Unix(0, 0).UTC(), Reason: reason, QuietPeriod: time.Hour}
+		Since: time.Unix(0, 0).UTC(), Previous: &ev, Reason: reason, QuietPeriod: time.Hour}
 }
 
 func render(t *template.Template, d *TemplateData) (string, error) {

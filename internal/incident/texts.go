@@ -29,15 +29,16 @@ const (
 
 // templateFuncs are the functions the templates may call, besides Go's built-ins.
 var templateFuncs = template.FuncMap{
-	"checks":   checksOf,
-	"plain":    plainResult,
-	"failures": failureSummary,
-	"outcome":  buildsetWords,
-	"when":     whenUTC,
-	"clock":    clockUTC,
-	"inARow":   inARow,
-	"duration": humanDuration,
-	"lower":    strings.ToLower,
+	"checks":      checksOf,
+	"plain":       plainResult,
+	"failures":    failureSummary,
+	"outcome":     buildsetWords,
+	"newFailures": newFailures,
+	"when":        whenUTC,
+	"clock":       clockUTC,
+	"inARow":      inARow,
+	"duration":    humanDuration,
+	"lower":       strings.ToLower,
 }
 
 // checksOf names a pipeline for people: "Nightly checks" for periodic-daily, "Hourly
@@ -146,6 +147,24 @@ func failureSummary(builds []zuul.Build) string {
 		return parts[0]
 	}
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+// newFailures returns the builds of failed whose job did not fail (voting) in prev.
+func newFailures(failed []zuul.Build, prev *zuul.Event) []zuul.Build {
+	if prev == nil {
+		return failed
+	}
+	before := map[string]bool{}
+	for _, b := range votingFailures(prev) {
+		before[b.JobName] = true
+	}
+	var out []zuul.Build
+	for _, b := range failed {
+		if !before[b.JobName] {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // whenUTC: "28 Nov 2026 at 04:12 UTC".
