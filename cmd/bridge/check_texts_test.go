@@ -43,7 +43,7 @@ func TestCheckShowsPublicTexts(t *testing.T) {
 			"on 14 Jan 2025 at 04:19 UTC: k8s-cluster-api-provider-e2e-conformance failed. " +
 			"Details: https://zuul.sovereignit.cloud/t/scs/buildset/22799888a7ae82e51b19a6124a096841 Reported automatically (ref ",
 		"      update title:                Still failing\n",
-		"      update:                      Failed again at 04:19 UTC, 2 nights in a row: k8s-cluster-api-provider-e2e-conformance failed.",
+		"      update:                      Failed again at 04:19 UTC, 2 nights in a row. Details: https://zuul.sovereignit.cloud/t/scs/buildset/",
 		"      closing update title:        Resolved\n",
 		"      closing update:              Passing again since ",
 	} {

@@ -19,15 +19,15 @@ type TemplateData struct {
 	Failed []zuul.Build
 	// FailedBuilds are all failed builds, voting and non-voting.
 	FailedBuilds []zuul.Build
-	Run          int           // failing reports counted for this incident, 1 for the opening one
-	At           time.Time     // this report's time (the resolve's time for the closing update), UTC
-	Since        time.Time     // when the incident began (zero while opening)
+	Run          int       // failing reports counted for this incident, 1 for the opening one
+	At           time.Time // this report's time (the resolve's time for the closing update), UTC
+	Since        time.Time // when the incident began (zero while opening)
 	// Previous is the incident's previous failing report, for an update to say what
 	// changed; nil when opening, and when unknown (after a restart, or when another
 	// replica applied it).
-	Previous *zuul.Event
-	Reason       string        // resolve only: "success" or "quiet period"
-	QuietPeriod  time.Duration // the route's quiet_period
+	Previous    *zuul.Event
+	Reason      string        // resolve only: "success" or "quiet period"
+	QuietPeriod time.Duration // the route's quiet_period
 }
 
 // Default templates, written for the users of the services on the public status page,
