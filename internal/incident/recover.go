@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -80,6 +81,12 @@ func (m *Manager) recoverFromStore(ctx context.Context) error {
 		a := &apply{s: s, ks: ks, log: s.log.With().Str("incident_key", ks.ref).Logger()}
 		err = a.sync(ctx)
 		ks.mu.unlock()
+		if errors.Is(err, errKeyBusy) || errors.Is(err, errKeyResolving) {
+			// Another replica is opening or resolving it right now: the key's next
+			// report (or quiet-period check) reads the entry again.
+			a.log.Info().Err(err).Msg("key busy at start; read again with its next report")
+			continue
+		}
 		if err != nil {
 			return err
 		}
