@@ -3,6 +3,9 @@ package incident_test
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 )
 
 // noMachineText fails the test when a text on the fake status page holds anything but
@@ -122,6 +125,29 @@ func TestStoreCreateAnswerLostAcrossRestart(t *testing.T) {
 	eq(t, "open incidents", e.m.OpenIncidents(), 1)
 	if v := e.fake.Violations(); len(v) > 0 {
 		t.Errorf("spec violations: %q", v)
+	}
+	noMachineText(t, e)
+}
+
+// The quiet period runs on after a restart: the store keeps the last failure.
+func TestStoreQuietPeriodAfterRestart(t *testing.T) {
+	e := newStoreEnv(t, func(c *incident.RouteConfig) { c.QuietPeriod = 36 * time.Hour })
+	e.send(fail(1, hours(0)))
+	e.send(fail(2, hours(24)))
+	e.restart()
+	e.clock.Set(hours(24 + 35))
+	if err := e.m.ResolveQuiet(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "open before the quiet period is over", e.incidents()[0].EndedAt == nil, true)
+	e.clock.Set(hours(24 + 36))
+	if err := e.m.ResolveQuiet(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	inc := e.incidents()[0]
+	eq(t, "ended at the end of the quiet period", inc.EndedAt != nil && inc.EndedAt.Equal(hours(60)), true)
+	if len(inc.Updates) != 2 || inc.Updates[1].Description != "No failure was reported for 36 hours." {
+		t.Errorf("updates: %+v", inc.Updates)
 	}
 	noMachineText(t, e)
 }
