@@ -113,10 +113,6 @@ func render(t *template.Template, d *TemplateData) (string, error) {
 // characters.
 func oneLine(s string) string { return fit(s, MaxTitle) }
 
-func (t *templates) all() []*template.Template {
-	return []*template.Template{t.title, t.description, t.update, t.resolve}
-}
-
 // splitUpdate splits a rendered update template into display name (first line) and text
 // (the rest, one paragraph of at most MaxUpdate characters less room for the reference).
 func splitUpdate(s string) (name, text string) {
