@@ -373,9 +373,10 @@ func (a *apply) success(ctx context.Context) error {
 }
 
 // resolve posts the closing update first and then ends the incident. In this order a
-// crash in between leaves an open incident whose closing update is recognised (by its
-// marker) on the next attempt, which then only sends the PATCH; the other order would
-// lose the closing update, because an ended incident is never looked at again.
+// crash in between leaves an open incident whose closing update is recognised on the next
+// attempt (by its reference sentence; with a key store, by its title once the entry's
+// closing mark says to look), which then only sends the PATCH; the other order would lose
+// the closing update, because an ended incident is never looked at again.
 func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) error {
 	ks, m := a.ks, a.s.m
 	t, err := a.target()

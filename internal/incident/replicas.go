@@ -251,6 +251,10 @@ func (a *apply) adoptEntry(e entry, cur statuspage.Incident) {
 		inc.began = began(cur)
 	}
 	inc.runs = max(e.Runs, 1)
+	if e.Closing && !inc.closingPosted {
+		// A resolve was under way: its closing update may be posted already.
+		inc.verifyUpdates = true
+	}
 	ks.setIncident(m, inc)
 	for _, r := range e.Applied {
 		ks.applied.add(r)

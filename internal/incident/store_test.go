@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
 // noMachineText fails the test when a text on the fake status page holds anything but
@@ -149,5 +150,23 @@ func TestStoreQuietPeriodAfterRestart(t *testing.T) {
 	if len(inc.Updates) != 2 || inc.Updates[1].Description != "No failure was reported for 36 hours." {
 		t.Errorf("updates: %+v", inc.Updates)
 	}
+	noMachineText(t, e)
+}
+
+// A resolve stopped between its closing update and the PATCH (the PATCH failed), then a
+// restart: the retry finds the closing update and only ends the incident.
+func TestStoreResolveRetryAfterRestartPostsOneClosingUpdate(t *testing.T) {
+	e := newStoreEnv(t, nil)
+	e.send(fail(1, hours(0)))
+	e.fake.SetFault(faultOn("PATCH", "", statuspagefake.Fault{Status: 503}))
+	if retry, err := e.sink.Send(t.Context(), ok(2, hours(24))); !retry || err == nil {
+		t.Fatalf("PATCH 503: retry=%v err=%v", retry, err)
+	}
+	e.fake.SetFault(nil)
+	e.restart()
+	e.send(ok(2, hours(24)))
+	inc := e.incidents()[0]
+	eq(t, "ended", inc.EndedAt != nil, true)
+	eq(t, "one closing update", len(inc.Updates), 1)
 	noMachineText(t, e)
 }
