@@ -80,6 +80,11 @@ func (m *Manager) recoverFromStore(ctx context.Context) error {
 		}
 		a := &apply{s: s, ks: ks, log: s.log.With().Str("incident_key", ks.ref).Logger()}
 		err = a.sync(ctx)
+		if ks.inc != nil {
+			// An update posted just before the stop may be missing from the entry: the
+			// key's first update looks for its own (one GET) before posting.
+			ks.inc.verifyUpdates = true
+		}
 		ks.mu.unlock()
 		if errors.Is(err, errKeyBusy) || errors.Is(err, errKeyResolving) {
 			// Another replica is opening or resolving it right now: the key's next

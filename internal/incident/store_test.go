@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
@@ -169,4 +172,41 @@ func TestStoreResolveRetryAfterRestartPostsOneClosingUpdate(t *testing.T) {
 	eq(t, "ended", inc.EndedAt != nil, true)
 	eq(t, "one closing update", len(inc.Updates), 1)
 	noMachineText(t, e)
+}
+
+// The bridge stopped after posting an update but before writing the entry: after the
+// restart the redelivered report finds its update instead of posting it again, and the
+// count goes on from it.
+func TestStoreUpdateNotInEntryFoundAfterRestart(t *testing.T) {
+	e := newStoreEnv(t, nil)
+	nc, err := nats.Connect(e.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	store, err := kvstore.NewCAS(t.Context(), nc, kvstore.CASOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(fail(1, hours(0)))
+	keys, err := store.Keys(t.Context())
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %q, %v", keys, err)
+	}
+	before, _, err := store.Get(t.Context(), keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(fail(2, hours(24)))
+	_, rev, _ := store.Get(t.Context(), keys[0])
+	if _, err := store.Update(t.Context(), keys[0], before, rev); err != nil { // as if never written
+		t.Fatal(err)
+	}
+	e.restart()
+	eqCalls(t, "redelivered update", e.calls(func() { e.send(fail(2, hours(24))) }), "GET /incidents/{id}/updates")
+	e.send(fail(3, hours(48)))
+	ups := e.incidents()[0].Updates
+	if len(ups) != 2 || !strings.Contains(ups[1].Description, "3 nights in a row") {
+		t.Errorf("updates: %+v, want 2, the second counting 3 nights", ups)
+	}
 }
