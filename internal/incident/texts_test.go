@@ -86,6 +86,12 @@ func TestSampleTextsArePublic(t *testing.T) {
 		case zuul.OutcomeFailure:
 			rendered++
 			checkPublic(t, smp.Name+" title", txt.Title, incident.MaxTitle, ev, false)
+			if strings.Contains(strings.ToLower(txt.Title), "fail") {
+				t.Errorf("%s: the title speaks of the state, untrue once the incident ended: %q", smp.Name, txt.Title)
+			}
+			if !regexp.MustCompile(`started failing on \d+ \w+ \d{4} at \d\d:\d\d UTC`).MatchString(txt.Description) {
+				t.Errorf("%s: the description does not say since when: %q", smp.Name, txt.Description)
+			}
 			checkPublic(t, smp.Name+" description", txt.Description, incident.MaxDescription, ev, true)
 			checkPublic(t, smp.Name+" update title", txt.UpdateTitle, incident.MaxUpdateTitle, ev, false)
 			checkPublic(t, smp.Name+" update", txt.Update, incident.MaxUpdate, ev, true)
