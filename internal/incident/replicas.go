@@ -259,6 +259,9 @@ func (a *apply) adoptEntry(e entry, cur statuspage.Incident) {
 	for _, r := range e.Applied {
 		ks.applied.add(r)
 	}
+	if ks.lastEvent != nil && e.LastFailure.After(ks.lastEvent.Timestamp) {
+		ks.lastEvent = nil // another replica applied a newer failure: what it was is unknown
+	}
 	ks.lastFailure = later(ks.lastFailure, later(e.LastFailure, inc.began))
 	ks.suppressed = false
 }
