@@ -419,3 +419,31 @@ func TestComponentLabelsAndNumericSeverity(t *testing.T) {
 		t.Errorf("ambiguous selector: %v", err)
 	}
 }
+
+// Without a key store, only texts with the key's reference are the bridge's: an update a
+// person posted does not count as a failure after a restart, and is left as it is.
+func TestReferenceIgnoresPeoplesUpdates(t *testing.T) {
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	e.send(fail(1, hours(0)))
+	e.send(fail(2, hours(24)))
+	c, err := statuspage.NewClient(e.copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := hours(25)
+	if _, err := c.PostUpdate(t.Context(), e.incidents()[0].ID, statuspage.IncidentUpdate{
+		DisplayName: "Looking into it", Description: "We are looking into the failing checks.", CreatedAt: &at}); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	e.send(fail(3, hours(48)))
+	e.send(ok(4, hours(72)))
+	inc := e.incidents()[0]
+	if len(inc.Updates) != 4 || !strings.Contains(inc.Updates[2].Description, "3 nights in a row") {
+		t.Fatalf("updates: %+v, want the person's and 3 nights in a row after it", inc.Updates)
+	}
+	eq(t, "the person's update", inc.Updates[1].Description, "We are looking into the failing checks.")
+	if !strings.HasSuffix(inc.Description, "Reported and closed automatically (ref "+refOf(t, inc.Description)+").") {
+		t.Errorf("description after the end: %q", inc.Description)
+	}
+}
