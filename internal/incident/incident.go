@@ -423,7 +423,7 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 	}
 	// The description as read (a person may have edited it); without a key store, its
 	// reference sentence says that the bridge ended the incident.
-	desc := cur.Description
+	desc := stripLegacy(cur.Description)
 	if m.kv == nil {
 		desc = markClosed(desc, ks.ref)
 	}

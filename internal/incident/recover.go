@@ -26,7 +26,13 @@ func (m *Manager) recover(ctx context.Context) error {
 		return err
 	}
 	if m.kv != nil {
-		return m.recoverFromStore(ctx)
+		if err := m.recoverFromStore(ctx); err != nil {
+			return err
+		}
+		return m.adoptLegacy(ctx, incs)
+	}
+	if err := m.adoptLegacy(ctx, incs); err != nil {
+		return err
 	}
 	for ref, list := range m.ownIncidents(incs) {
 		s := m.routeOfRef(ref)
