@@ -13,9 +13,13 @@ import (
 )
 
 // noMachineText fails the test when a text on the fake status page holds anything but
-// the rendered template: no reference sentence when the bridge has a key store.
+// the rendered template (no reference sentence when the bridge has a key store), or when
+// a request broke the API spec.
 func noMachineText(t *testing.T, e *env) {
 	t.Helper()
+	if v := e.fake.Violations(); len(v) > 0 {
+		t.Errorf("spec violations: %q", v)
+	}
 	for _, inc := range e.incidents() {
 		texts := []string{inc.DisplayName, inc.Description}
 		for _, u := range inc.Updates {
