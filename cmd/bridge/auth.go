@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,7 +109,7 @@ func newStatuspageAuth(ctx context.Context, cfg *Config, log zerolog.Logger, reg
 		switch {
 		case err == nil:
 			store = oidc.KVStore(chain)
-		case kvstore.NoJetStream(err):
+		case errors.Is(err, kvstore.ErrNoJetStream):
 			log.Warn().Str("bucket", o.KVBucket).Msg("NATS has no JetStream: the refresh-token chain is kept in memory only; " +
 				"after a restart the bridge needs a fresh seed (the issuer refuses the old one after its first refresh)")
 			store = &oidc.MemoryStore{}

@@ -38,7 +38,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		source = "built-in default rules"
 	}
 	fmt.Fprintf(stdout, "rules: %s: %d route(s), valid\n", source, len(routes))
-	sp := incident.NewManager(incident.ManagerOptions{Log: zerolog.Nop()})
+	sp := incident.NewManager(incident.ManagerOptions{Log: zerolog.Nop(), BridgeID: os.Getenv("BRIDGE_STATUSPAGE_INSTANCE")})
 	spSinks := map[string]*incident.Sink{}
 	for _, r := range routes {
 		var sinks []string
@@ -110,6 +110,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 				for _, call := range plan {
 					fmt.Fprintf(stdout, "    status page: %s\n", call)
 				}
+				printTexts(stdout, s, ev)
 			}
 		}
 		if !kept {
@@ -117,6 +118,36 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// printTexts shows the exact public texts a report puts on the status page, as a
+// person reads them there: the incident it opens and the update it posts as a further
+// failure, or the closing update of a success.
+func printTexts(w io.Writer, s *incident.Sink, ev *zuul.Event) {
+	t, err := s.Texts(ev)
+	if err != nil {
+		fmt.Fprintf(w, "    status page texts: error: %v\n", err)
+		return
+	}
+	show := func(label, text string) {
+		if text != "" {
+			fmt.Fprintf(w, "      %-28s %s\n", label+":", text)
+		}
+	}
+	if t == (incident.PublicTexts{}) {
+		return
+	}
+	fmt.Fprintf(w, "    status page texts (without JetStream; with it the last sentence, the reference, is left out):\n")
+	show("title", t.Title)
+	show("description", t.Description)
+	show("update title", t.UpdateTitle)
+	show("update", t.Update)
+	label := "closing update"
+	if ev.Outcome != zuul.OutcomeSuccess {
+		label = "quiet-period closing"
+	}
+	show(label+" title", t.ResolveTitle)
+	show(label, t.Resolve)
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -94,13 +94,16 @@ type StatuspageConfig struct {
 	Token     string   `json:"-"`
 	TokenFile string   `split_words:"true"`
 	Timeout   duration `default:"10s"`
-	// Instance names this deployment in the marker of its incidents: every replica must
-	// use the same value (not the per-pod client id), two deployments sharing a status
-	// page different ones.
+	// Instance names this deployment in the key store entries and the references of its
+	// incidents: every replica must use the same value (not the per-pod client id), two
+	// deployments sharing a status page different ones.
 	Instance string `default:"zuul-bridge"`
-	// KVBucket, when set, keeps incident keys in this JetStream key-value bucket with
-	// compare-and-set, so that several replicas never open two incidents for one key.
-	KVBucket string `split_words:"true"`
+	// KVBucket is the JetStream key-value bucket of the incident keys, used whenever the
+	// NATS server has JetStream: it is how the bridge knows its incidents (no marker in
+	// the public texts) and, with compare-and-set, keeps several replicas from opening
+	// two incidents for one key. Without JetStream (or set to ""), a single replica
+	// recognises its incidents by a short reference sentence in their texts.
+	KVBucket string `split_words:"true" default:"zuul-bridge-incidents"`
 	CAFile   string `split_words:"true"`
 	CertFile string `split_words:"true"`
 	KeyFile  string `split_words:"true"`

@@ -139,18 +139,28 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 	}), nil
 }
 
-// openKeyStore opens the shared incident-key bucket, waiting for NATS as long as it takes:
-// with several replicas, handling reports without it could open duplicate incidents.
+// openKeyStore opens the incident-key bucket, waiting for NATS as long as it takes: the
+// store is how the bridge knows its incidents, and with several replicas handling reports
+// without it could open duplicate incidents. A NATS server without JetStream gives no
+// store (nil): the bridge then marks its texts with a reference sentence instead.
 func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (incident.KeyStore, error) {
 	var store *kvstore.CAS
 	err := retry.Until(ctx, startupBackoff, func(ctx context.Context) (err error) {
 		store, err = kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: cfg.Statuspage.KVBucket})
 		return err
-	}, nil, func(err error, wait time.Duration) {
+	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
 			Msg("incident key bucket not available yet; retrying before taking reports")
 	})
-	return store, err
+	if errors.Is(err, kvstore.ErrNoJetStream) {
+		log.Warn().Str("bucket", cfg.Statuspage.KVBucket).Msg("NATS has no JetStream: incidents are recognised by a " +
+			"reference sentence in their texts; run a single replica")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return store, nil
 }
 
 // startStatuspage resolves names and finds open incidents again before any report is

@@ -26,12 +26,22 @@ func sampleBytes(t *testing.T, name string) []byte {
 // TestStatusPageLifecycleAcrossRestarts: failure, failure, success of a periodic pipeline
 // mapped to the component "Zuul" become exactly one incident, updated once, ended with the
 // last phase and a closing update; the bridge restarts between the reports, and a
-// redelivered report changes nothing.
+// redelivered report changes nothing. With JetStream the bridge knows its incidents from
+// the key-value bucket and the texts carry no reference; without, they end in one short
+// reference sentence.
 func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
+	for _, js := range []bool{false, true} {
+		t.Run(map[bool]string{false: "without JetStream", true: "with JetStream"}[js], func(t *testing.T) {
+			statusPageLifecycle(t, js)
+		})
+	}
+}
+
+func statusPageLifecycle(t *testing.T, jetStream bool) {
 	const token = "e2e-bearer-token-not-for-logs"
 	fake := statuspagefake.New(t, statuspagefake.Options{Version: statuspagefake.V100, Token: token})
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, jetStream)
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
 	writeFile(t, rules, []byte(`routes:
@@ -78,8 +88,20 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 	if inc.Phase == nil || inc.Phase.Order != 4 || inc.Phase.Generation != 1 {
 		t.Errorf("phase %+v, want the last phase (Done, order 4)", inc.Phase)
 	}
-	if len(inc.Updates) != 2 || !strings.HasPrefix(inc.Updates[0].DisplayName, "Still failing") || !strings.HasPrefix(inc.Updates[1].DisplayName, "Resolved") {
-		t.Errorf("updates %+v, want one 'Still failing' and the closing 'Resolved'", inc.Updates)
+	if len(inc.Updates) != 2 || inc.Updates[0].DisplayName != "Still failing" || inc.Updates[1].DisplayName != "Resolved" {
+		t.Fatalf("updates %+v, want one 'Still failing' and the closing 'Resolved'", inc.Updates)
+	}
+	texts := []string{inc.DisplayName, inc.Description, inc.Updates[0].Description, inc.Updates[1].Description}
+	for _, text := range texts {
+		if strings.Contains(text, "\n") || strings.Contains(text, "capi-nightly") || strings.Contains(text, "zuul-bridge") {
+			t.Errorf("machine text in public text %q", text)
+		}
+		if got := strings.Contains(text, "automatically (ref "); got != (!jetStream && text != inc.DisplayName) {
+			t.Errorf("reference sentence %v with JetStream %v: %q", got, jetStream, text)
+		}
+	}
+	if !strings.Contains(inc.Updates[0].Description, "2 nights in a row") {
+		t.Errorf("update %q does not count the nights", inc.Updates[0].Description)
 	}
 	if len(inc.Affects) != 1 || inc.Affects[0].Reference != fake.ComponentID("Zuul") || inc.BeganAt == nil || inc.BeganAt.Unix() != 1736828395 {
 		t.Errorf("incident %+v", inc)

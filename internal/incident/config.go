@@ -48,9 +48,10 @@ type RouteConfig struct {
 	// Key lists the event fields (zuul.Event.Field) that identify one incident; default
 	// tenant, pipeline, project, branch. The route name is always part of the key.
 	Key []string `yaml:"key"`
-	// Title, Description, Update and Resolve are text/templates over TemplateData. For
-	// Update and Resolve the first line is the update's display name, the rest its text.
-	// Empty = the defaults in templates.go.
+	// Title, Description, Update and Resolve are text/templates over TemplateData (with
+	// the functions of texts.go). For Update and Resolve the first line is the update's
+	// display name, the rest its text. Every rendered text is made one paragraph and cut to
+	// its limit (MaxTitle, ...). Empty = the defaults in templates.go.
 	Title       string `yaml:"title"`
 	Description string `yaml:"description"`
 	Update      string `yaml:"update"`

@@ -109,14 +109,14 @@ func TestPlan(t *testing.T) {
 	e := newEnv(t, statuspagefakeOptions(), nil)
 	var plan []string
 	eqCalls(t, "Plan calls nothing", e.calls(func() { plan = e.sink.Plan(fail(1, hours(0))) }))
-	if len(plan) != 1 || !strings.HasPrefix(plan[0], `POST /incidents displayName="Zuul periodic-daily failing`) {
+	if len(plan) != 1 || !strings.HasPrefix(plan[0], `POST /incidents displayName="Nightly checks of SovereignCloudStack/k8s-cluster-api-provider (periodic-daily, main)"`) {
 		t.Errorf("plan of an opening failure: %q", plan)
 	}
 	eq(t, "no incident after Plan", len(e.incidents()), 0)
 	e.send(fail(1, hours(0)))
 	eq(t, "plan of a duplicate", len(e.sink.Plan(fail(1, hours(0)))), 0)
 	plan = e.sink.Plan(fail(2, hours(1)))
-	if len(plan) != 1 || !strings.Contains(plan[0], `displayName="Still failing (run 2)"`) {
+	if len(plan) != 1 || !strings.Contains(plan[0], `displayName="Still failing"`) {
 		t.Errorf("plan of an update: %q", plan)
 	}
 	plan = e.sink.Plan(ok(3, hours(2)))

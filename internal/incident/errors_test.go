@@ -71,7 +71,7 @@ func TestErrorClassesOnCreate(t *testing.T) {
 }
 
 // A create whose answer is lost although the server stored the incident: the retry
-// finds the incident by its marker instead of creating a second one.
+// finds the incident by the title and beganAt it sent instead of creating a second one.
 func TestCreateAnswerLost(t *testing.T) {
 	e := newEnv(t, statuspagefake.Options{}, nil)
 	e.copts.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}

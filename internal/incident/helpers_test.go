@@ -4,15 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
@@ -72,13 +76,27 @@ type env struct {
 	sink  *incident.Sink
 	// incEvery is the manager's IncidentRefreshInterval (0 = default); only Run uses it.
 	incEvery time.Duration
+	// natsURL, when set, gives every manager a key store in a JetStream bucket there.
+	natsURL string
 }
 
 const routeName = "k8s-provider-health"
 
 func newEnv(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig)) *env {
 	t.Helper()
-	e := &env{t: t, fake: statuspagefake.New(t, fo), clock: &clock{t: t0}, obs: &observer{}}
+	return newEnvWith(t, fo, tweak, "")
+}
+
+// newStoreEnv is newEnv with a key store in a JetStream bucket of an embedded server; the
+// store outlives restarts.
+func newStoreEnv(t *testing.T, tweak func(*incident.RouteConfig)) *env {
+	t.Helper()
+	return newEnvWith(t, statuspagefake.Options{}, tweak, natstest.Start(t, true).ClientURL())
+}
+
+func newEnvWith(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig), natsURL string) *env {
+	t.Helper()
+	e := &env{t: t, fake: statuspagefake.New(t, fo), clock: &clock{t: t0}, obs: &observer{}, natsURL: natsURL}
 	e.cfg = incident.DefaultRouteConfig()
 	e.cfg.Component = "Zuul"
 	if tweak != nil {
@@ -100,9 +118,20 @@ func (e *env) restart() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	var store incident.KeyStore
+	if e.natsURL != "" {
+		nc, err := nats.Connect(e.natsURL)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(nc.Close)
+		if store, err = kvstore.NewCAS(e.t.Context(), nc, kvstore.CASOptions{Timeout: 5 * time.Second}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	e.m = incident.NewManager(incident.ManagerOptions{
 		Client: c, Log: zerolog.New(zerolog.NewTestWriter(e.t)), Observer: e.obs, Now: e.clock.Now, BridgeID: "test",
-		IncidentRefreshInterval: e.incEvery,
+		IncidentRefreshInterval: e.incEvery, KeyStore: store, ReplicaID: "pod-0",
 	})
 	e.sink, err = e.m.AddRoute(routeName, e.cfg)
 	if err != nil {
@@ -155,7 +184,7 @@ func ev(n int, outcome zuul.Outcome, ts time.Time) *zuul.Event {
 	if outcome == zuul.OutcomeFailure {
 		e.Action, e.Result = "failure", "FAILURE"
 		e.Builds = []zuul.Build{
-			{JobName: "e2e", Result: "FAILURE", LogURL: fmt.Sprintf("https://logs.scs.community/%d/e2e/", n)},
+			{JobName: "e2e", Voting: true, Result: "FAILURE", LogURL: fmt.Sprintf("https://logs.scs.community/%d/e2e/", n)},
 			{JobName: "lint", Result: "SUCCESS"},
 		}
 	} else {
@@ -203,6 +232,17 @@ func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspa
 		}
 		return statuspagefake.Fault{}, false
 	}
+}
+
+// refOf returns the reference of a text the bridge wrote without a key store, failing
+// the test when it has none.
+func refOf(t *testing.T, text string) string {
+	t.Helper()
+	m := regexp.MustCompile(`automatically \(ref ([0-9a-f]{12})\)\.$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no reference sentence at the end of %q", text)
+	}
+	return m[1]
 }
 
 func statuspagefakeOptions() statuspagefake.Options { return statuspagefake.Options{} }

@@ -39,10 +39,10 @@ func (s *Sink) Name() string { return s.name }
 // (RefreshIncidents, live.go), at most one refresh interval old. Extra reads happen only
 // after a lost answer or an error (looking before writing again).
 //
-// With a KeyStore (shared.go) every report first reads the key's entry (1 KV get); an
+// With a KeyStore (replicas.go) every report first reads the key's entry (1 KV get); an
 // open claims the key first and stores the id after (2 KV writes), an update and a
 // resolve write it once, a resolve deletes it; when another replica changed the entry
-// since this one looked, the incident is read again (GET incident + GET updates). A key
+// since this one looked, the incident is read again (GET incident). A key
 // another replica is opening or resolving, and an unreachable store, give retry=true.
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
@@ -57,13 +57,14 @@ func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 		return true, &temporaryError{op: "send", err: errors.New("manager not started yet")}
 	}
 	hash, vals := keyOf(s.name, s.cfg.Key, ev)
-	ks := s.m.state(hash, s)
+	ref := s.m.ref(s.name, hash)
+	ks := s.m.state(ref, hash, s)
 	if err := ks.mu.lock(ctx); err != nil {
 		return true, err
 	}
 	defer ks.mu.unlock()
 	rh := reportHash(ev.ID)
-	log := s.log.With().Str("incident_key", hash[:12]).Str("report", ev.ID).Logger()
+	log := s.log.With().Str("incident_key", ref).Str("report", ev.ID).Logger()
 	a := &apply{s: s, ks: ks, ev: ev, rh: rh, vals: vals, log: log}
 	if s.m.kv != nil {
 		// Another replica may have opened, updated or resolved this key's incident.
@@ -73,7 +74,7 @@ func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 			return retry, err
 		}
 	}
-	if ks.applied.has(rh) {
+	if a.applied() {
 		log.Debug().Msg("report already applied")
 		return false, nil
 	}
@@ -100,6 +101,25 @@ type apply struct {
 	rh   string
 	vals map[string]string
 	log  zerolog.Logger
+}
+
+// applied: this report changed the status page already. A failing report is also known
+// by its time (a recovered incident's beganAt or an update's createdAt); a success is not,
+// since a closing update already posted must still be followed by the PATCH.
+func (a *apply) applied() bool {
+	if a.ks.applied.has(a.rh) {
+		return true
+	}
+	return a.ev.Outcome == zuul.OutcomeFailure && a.ks.applied.has(timeToken(a.ev.Timestamp))
+}
+
+// finish adds the reference sentence to a public text when the bridge has no key store
+// to know its incidents by.
+func (a *apply) finish(text string, kind refKind) string {
+	if a.s.m.kv != nil {
+		return text
+	}
+	return withRef(text, kind, a.ks.ref)
 }
 
 func (a *apply) target() (*target, error) {
@@ -134,7 +154,7 @@ func (a *apply) failure(ctx context.Context) error {
 		if ks.inc != nil && ks.kvClaim {
 			a.publish(ctx)
 		}
-		if ks.applied.has(a.rh) { // the ambiguous create was this very report
+		if a.applied() { // the ambiguous create was this very report
 			m.obs.IncidentOpened(a.s.name)
 			return nil
 		}
@@ -164,18 +184,13 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return nil
 	}
 	ts := a.when()
-	data := a.data(1, time.Time{}, "")
-	title, err := render(a.s.cfg.tmpl.title, data)
+	title, desc, err := a.openTexts(ts)
 	if err != nil {
-		return fmt.Errorf("statuspage: title template: %w", err)
+		return err
 	}
-	desc, err := render(a.s.cfg.tmpl.description, data)
-	if err != nil {
-		return fmt.Errorf("statuspage: description template: %w", err)
-	}
-	desc = appendMarker(desc, a.marker(a.rh, false))
+	fp := &fingerprint{Title: title, Began: ts, Report: a.rh}
 	if m.kv != nil {
-		claimed, err := a.claim(ctx)
+		claimed, err := a.claim(ctx, fp)
 		switch {
 		case err != nil:
 			return err
@@ -189,7 +204,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	}
 	sev := t.severity
 	id, err := m.client.CreateIncident(ctx, statuspage.NewIncident{
-		DisplayName: oneLine(title),
+		DisplayName: title,
 		Description: desc,
 		BeganAt:     ts,
 		Phase:       t.open,
@@ -197,14 +212,16 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	})
 	if err != nil {
 		if statuspage.MaybeApplied(err) {
-			ks.pendingCreate = true
+			ks.pendingCreate, ks.pendingOpen = true, fp
 		}
 		return err
 	}
 	ks.setIncident(m, &openIncident{id: id, began: ts, runs: 1})
+	ks.pendingOpen = nil
 	ks.failStreak = 0
 	ks.lastFailure = later(ks.lastFailure, ts)
 	ks.lastEvent = slim(a.ev)
+	ks.applied.add(a.rh)
 	a.publish(ctx)
 	m.obs.IncidentOpened(a.s.name)
 	a.log.Info().Str("incident", id).Msg("incident opened")
@@ -228,10 +245,10 @@ func (a *apply) checkOpen(ctx context.Context) (cur statuspage.Incident, still b
 	if cur.EndedAt == nil {
 		return cur, true, false, nil
 	}
-	mk, _ := parseMarker(cur.Description)
-	a.log.Info().Str("incident", ks.inc.id).Bool("by_bridge", mk.resolved).Msg("incident was already ended")
+	byUs = m.endedByBridge(ks, cur)
+	a.log.Info().Str("incident", ks.inc.id).Bool("by_bridge", byUs).Msg("incident was already ended")
 	ks.setIncident(m, nil)
-	return cur, false, mk.resolved, nil
+	return cur, false, byUs, nil
 }
 
 // update posts one incident update without reading first: an incident ended by hand is
@@ -241,19 +258,16 @@ func (a *apply) checkOpen(ctx context.Context) (cur statuspage.Incident, still b
 func (a *apply) update(ctx context.Context) error {
 	ks, m := a.ks, a.s.m
 	inc := ks.inc
+	ts := a.when()
+	name, body, err := a.updateTexts(inc.runs+1, inc.began, ts)
+	if err != nil {
+		return err
+	}
 	if inc.verifyUpdates {
-		if found, err := a.findUpdate(ctx, false); err != nil || found {
+		if found, err := a.findUpdate(ctx, false, name); err != nil || found {
 			return err
 		}
 	}
-	ts := a.when()
-	data := a.data(inc.runs+1, inc.began, "")
-	text, err := render(a.s.cfg.tmpl.update, data)
-	if err != nil {
-		return fmt.Errorf("statuspage: update template: %w", err)
-	}
-	name, body := splitUpdate(text)
-	body = appendMarker(body, a.marker(a.rh, false))
 	if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
 		if statuspage.MaybeApplied(err) {
 			inc.verifyUpdates = true
@@ -264,6 +278,7 @@ func (a *apply) update(ctx context.Context) error {
 		return err
 	}
 	a.updated(ts)
+	ks.applied.add(a.rh)
 	a.publish(ctx)
 	return nil
 }
@@ -298,8 +313,11 @@ func (a *apply) updated(ts time.Time) {
 	a.log.Info().Str("incident", ks.inc.id).Int("runs", ks.inc.runs).Msg("incident updated")
 }
 
-// findUpdate looks for this report's update after a post whose answer was lost.
-func (a *apply) findUpdate(ctx context.Context, closing bool) (bool, error) {
+// findUpdate looks for this report's update after a post whose answer was lost: an
+// update with the display name it would have, created at the report's time (a failure),
+// or after the last failure (the closing update, whose time a quiet period sets anew
+// with every attempt).
+func (a *apply) findUpdate(ctx context.Context, closing bool, name string) (bool, error) {
 	ks := a.ks
 	us, err := a.s.m.client.ListUpdates(ctx, ks.inc.id)
 	if err != nil {
@@ -307,7 +325,13 @@ func (a *apply) findUpdate(ctx context.Context, closing bool) (bool, error) {
 	}
 	ks.inc.verifyUpdates = false
 	for _, u := range us {
-		if mk, ok := parseMarker(u.Description); ok && mk.key == ks.hash && mk.report == a.rh && mk.resolved == closing {
+		var match bool
+		if closing {
+			match = u.DisplayName == name && (u.CreatedAt == nil || u.CreatedAt.Unix() >= ks.lastFailure.Unix())
+		} else {
+			match = u.DisplayName == name && sameSecond(a.when(), u.CreatedAt)
+		}
+		if match {
 			if closing {
 				ks.inc.closingPosted = true
 			} else {
@@ -349,9 +373,10 @@ func (a *apply) success(ctx context.Context) error {
 }
 
 // resolve posts the closing update first and then ends the incident. In this order a
-// crash in between leaves an open incident whose closing update is recognised (by its
-// marker) on the next attempt, which then only sends the PATCH; the other order would
-// lose the closing update, because an ended incident is never looked at again.
+// crash in between leaves an open incident whose closing update is recognised on the next
+// attempt (by its reference sentence; with a key store, by its title once the entry's
+// closing mark says to look), which then only sends the PATCH; the other order would lose
+// the closing update, because an ended incident is never looked at again.
 func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) error {
 	ks, m := a.ks, a.s.m
 	t, err := a.target()
@@ -375,18 +400,16 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 		}
 	}
 	inc := ks.inc
+	name, body, err := a.closingTexts(inc.runs, inc.began, reason, endAt)
+	if err != nil {
+		return err
+	}
 	if !inc.closingPosted && inc.verifyUpdates {
-		if _, err := a.findUpdate(ctx, true); err != nil {
+		if _, err := a.findUpdate(ctx, true, name); err != nil {
 			return err
 		}
 	}
 	if !inc.closingPosted {
-		text, err := render(a.s.cfg.tmpl.resolve, a.data(inc.runs, inc.began, reason))
-		if err != nil {
-			return fmt.Errorf("statuspage: resolve template: %w", err)
-		}
-		name, body := splitUpdate(text)
-		body = appendMarker(body, a.marker(a.rh, true))
 		if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &endAt}); err != nil {
 			if statuspage.MaybeApplied(err) {
 				inc.verifyUpdates = true
@@ -398,9 +421,13 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 	if endAt.Before(inc.began) {
 		endAt = inc.began
 	}
-	// The description as read (a person may have edited it), with the marker saying that
-	// the bridge ended the incident.
-	desc := markDescriptionResolved(cur.Description)
+	// The description as read (a person may have edited it); without a key store, its
+	// reference sentence says that the bridge ended the incident.
+	desc := stripLegacy(cur.Description)
+	if m.kv == nil {
+		desc = markClosed(desc, ks.ref)
+	}
+	inc.endSent = &endAt
 	if err := m.client.EndIncident(ctx, inc.id, statuspage.EndIncident{EndedAt: endAt, Phase: t.resolve, Description: desc}); err != nil {
 		return err
 	}
@@ -412,16 +439,34 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 	return nil
 }
 
-func (a *apply) marker(report string, resolved bool) marker {
-	return marker{bridge: a.s.m.bridgeID, key: a.ks.hash, route: a.s.name, report: report, resolved: resolved}
-}
-
-func (a *apply) data(run int, since time.Time, reason string) *TemplateData {
+// data is what the templates see; at is the time the text speaks of (the report's, or
+// the end of the incident for the closing update).
+func (a *apply) data(run int, since time.Time, reason string, at time.Time) *TemplateData {
 	ev := a.ev
 	if ev == nil {
 		ev = &zuul.Event{}
 	}
 	res, _ := ev.Field("result")
-	return &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, FailedBuilds: ev.FailedBuilds(),
-		Run: run, Since: since, Reason: reason, QuietPeriod: a.s.cfg.QuietPeriod}
+	d := &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, Failed: votingFailures(ev),
+		FailedBuilds: ev.FailedBuilds(), Run: run, At: at.UTC(), Since: since.UTC(), Reason: reason,
+		QuietPeriod: a.s.cfg.QuietPeriod}
+	if run > 1 && a.ks != nil {
+		d.Previous = a.ks.lastEvent
+	}
+	return d
+}
+
+// endedByBridge reports whether an ended incident of ks was ended by the bridge: by the
+// closing PATCH this process sent (answered or not), or, without a key store, by its
+// reference sentence ("Reported and closed automatically"). With a key store, a restarted
+// bridge knows it from the entry's Closing flag (replicas.go).
+func (m *Manager) endedByBridge(ks *keyState, cur statuspage.Incident) bool {
+	if ks.inc != nil && ks.inc.endSent != nil && sameSecond(*ks.inc.endSent, cur.EndedAt) {
+		return true
+	}
+	if m.kv != nil {
+		return false
+	}
+	ref, kind, ok := parseRef(cur.Description)
+	return ok && kind == refClosed && ref == ks.ref
 }

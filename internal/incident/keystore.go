@@ -25,6 +25,14 @@ type KeyStore interface {
 	Delete(ctx context.Context, key string, rev uint64) error
 }
 
+// KeyLister is a KeyStore that can list its keys. With it, Start finds every key with an
+// open incident (or a hand-end flag) again at once; without it a key is found again by
+// its next report.
+type KeyLister interface {
+	// Keys returns every key the store holds (none: an empty list, no error).
+	Keys(ctx context.Context) ([]string, error)
+}
+
 // errKeyBusy: another replica claimed the key to open its incident a moment ago; the
 // report comes again (Send says retry) and then finds the incident and updates it.
 var errKeyBusy = errors.New("another replica is opening the incident of this key")
@@ -36,17 +44,34 @@ var errKeyResolving = errors.New("another replica is resolving the incident of t
 // another replica takes it over. It must exceed the longest POST /incidents attempt.
 const defaultClaimTimeout = 2 * time.Minute
 
-// entry is the value stored per key. Incident "" = claimed: Owner is opening it.
-// An entry naming an ended incident is kept only while that incident was ended by a
-// person (the shared "do not reopen" flag, lifted by a success).
+// entry is the value stored per key: the bridge's knowledge of the key's incident, the
+// truth for "this incident is ours" (the texts on the status page carry no marker).
+// Incident "" = claimed: Owner is opening it (Opening says what it sends). An entry naming
+// an ended incident is kept only while that incident was ended by a person (the shared
+// "do not reopen" flag, lifted by a success).
 type entry struct {
 	Incident string    `json:"incident"`
 	Owner    string    `json:"owner"`
 	Since    time.Time `json:"since"`
-	Runs     int       `json:"runs,omitempty"` // informational; the update list is the truth
+	// Route is the route of the key (for Start, which finds keys by listing the store).
+	Route string `json:"route,omitempty"`
+	// Runs is the number of failing reports in the incident, 1 = the opening one.
+	Runs int `json:"runs,omitempty"`
+	// Began and LastFailure: the incident's start and its latest failing report.
+	Began       time.Time `json:"began,omitzero"`
+	LastFailure time.Time `json:"lastFailure,omitzero"`
+	// Applied: the latest reports applied to the incident (report hashes and time tokens).
+	Applied []string `json:"applied,omitempty"`
+	// Opening: with a claim, the incident its owner creates, to find it again when the
+	// owner stopped between the create and writing its id.
+	Opening *fingerprint `json:"opening,omitempty"`
 	// Closing: Owner is resolving the incident (fence); the others wait like for a claim.
+	// A Closing entry naming an ended incident: the bridge ended it.
 	Closing bool `json:"closing,omitempty"`
 }
+
+// appliedShared bounds the reports an entry remembers; redeliveries come within minutes.
+const appliedShared = 32
 
 func (e entry) encode() []byte {
 	b, _ := json.Marshal(e) // cannot fail: strings, a time and an int

@@ -126,7 +126,7 @@ func (m *Manager) noticeEnded(ctx context.Context, ks *keyState, byID map[string
 		return nil
 	}
 	s, inc := ks.sink, ks.inc
-	log := s.log.With().Str("incident_key", ks.hash[:12]).Str("incident", inc.id).Logger()
+	log := s.log.With().Str("incident_key", ks.ref).Str("incident", inc.id).Logger()
 	cur, listed := byID[inc.id]
 	if !listed {
 		if inc.seq > known {
@@ -148,9 +148,10 @@ func (m *Manager) noticeEnded(ctx context.Context, ks *keyState, byID map[string
 	if cur.EndedAt == nil {
 		return nil
 	}
+	byBridge := m.endedByBridge(ks, *cur)
 	ks.setIncident(m, nil)
 	ks.successStreak = 0
-	if mk, _ := parseMarker(cur.Description); mk.resolved {
+	if byBridge {
 		// The bridge's own closing PATCH went through although its answer was lost.
 		m.obs.IncidentResolved(s.name)
 		log.Info().Msg("incident was ended by the bridge")

@@ -37,12 +37,15 @@ type ManagerOptions struct {
 	// windows and incidents ended by hand (live.go); <= 0 = 1m. It bounds how stale
 	// those are on the hot path.
 	IncidentRefreshInterval time.Duration
-	// BridgeID goes into the marker of every incident, so that two bridge deployments
-	// writing to one status page never adopt each other's incidents. "" = "zuul-bridge".
+	// BridgeID goes into the reference of every incident (and names the owners in
+	// KeyStore entries), so that two bridge deployments writing to one status page never
+	// adopt each other's incidents. "" = "zuul-bridge".
 	BridgeID string
 	// KeyStore is shared by the replicas of one deployment (one bucket per BridgeID); with
-	// it a key is claimed before its incident is opened, so that two replicas never open
-	// two incidents for one key (shared.go). nil = a single replica, state in memory only.
+	// it the store is where the bridge knows its incidents from (no reference in the
+	// texts), and a key is claimed before its incident is opened, so that two replicas
+	// never open two incidents for one key (replicas.go). nil = a single replica that
+	// finds its incidents again by the reference sentence in their texts (ref.go).
 	KeyStore KeyStore
 	// ReplicaID names this replica in KeyStore entries and must differ between running
 	// replicas; a StatefulSet pod name is right (a restarted pod then recognises its own
@@ -256,20 +259,27 @@ func (m *Manager) snapshot() []*keyState {
 }
 
 // state returns the state of a key, creating it. Callers lock ks.mu themselves; m.mu is
-// never held while waiting for a key.
-func (m *Manager) state(hash string, s *Sink) *keyState {
+// never held while waiting for a key. hash may be "" for a key found again by its
+// reference alone; the first report of the key fills it in.
+func (m *Manager) state(ref, hash string, s *Sink) *keyState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ks, ok := m.keys[hash]
+	ks, ok := m.keys[ref]
 	if !ok {
-		ks = &keyState{mu: newChanMutex(), hash: hash, sink: s, applied: newRecent(appliedMemory)}
-		m.keys[hash] = ks
+		ks = &keyState{mu: newChanMutex(), ref: ref, hash: hash, sink: s, applied: newRecent(appliedMemory)}
+		m.keys[ref] = ks
+	}
+	if ks.hash == "" {
+		ks.hash = hash
 	}
 	return ks
 }
 
-func (m *Manager) lookup(hash string) *keyState {
+func (m *Manager) lookup(ref string) *keyState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.keys[hash]
+	return m.keys[ref]
 }
+
+// ref is the reference of a key of this manager.
+func (m *Manager) ref(route, hash string) string { return refOf(m.bridgeID, route, hash) }

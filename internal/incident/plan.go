@@ -22,7 +22,8 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		return nil
 	}
 	hash, vals := keyOf(s.name, s.cfg.Key, ev)
-	ks := s.m.lookup(hash)
+	ref := s.m.ref(s.name, hash)
+	ks := s.m.lookup(ref)
 	var inc *openIncident
 	var suppressed bool
 	var failStreak, successStreak int
@@ -34,7 +35,7 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 			return []string{"(key busy: a delivery is in progress)"}
 		}
 		defer ks.mu.unlock()
-		if ks.applied.has(reportHash(ev.ID)) {
+		if (&apply{ks: ks, ev: ev, rh: reportHash(ev.ID)}).applied() {
 			return nil
 		}
 		if ks.inc != nil {
@@ -44,7 +45,7 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		suppressed, failStreak, successStreak = ks.suppressed, ks.failStreak, ks.successStreak
 	}
 	comp, typ, sev, phase, endPhase := s.names()
-	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{hash: hash}}
+	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{ref: ref, hash: hash}}
 	switch {
 	case ev.Outcome == zuul.OutcomeFailure && suppressed:
 		return nil
@@ -57,22 +58,20 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 				return nil // suppressed: the component is under maintenance
 			}
 		}
-		title, _ := render(s.cfg.tmpl.title, a.data(1, ev.Timestamp, ""))
+		title, _, _ := a.openTexts(a.when())
 		return []string{
 			fmt.Sprintf("POST /incidents displayName=%q affects=[%s, %s, severity %s] phase=%s beganAt=%s",
-				oneLine(title), comp, typ, sev, phase, a.when().UTC().Format("2006-01-02T15:04:05Z")),
+				title, comp, typ, sev, phase, a.when().UTC().Format("2006-01-02T15:04:05Z")),
 		}
 	case ev.Outcome == zuul.OutcomeFailure:
-		text, _ := render(s.cfg.tmpl.update, a.data(inc.runs+1, inc.began, ""))
-		name, _ := splitUpdate(text)
+		name, _, _ := a.updateTexts(inc.runs+1, inc.began, a.when())
 		return []string{fmt.Sprintf("POST /incidents/%s/updates displayName=%q", inc.id, name)}
 	case inc == nil || successStreak+1 < s.cfg.ResolveAfter:
 		return nil
 	default:
 		out := []string{"GET /incidents/" + inc.id + " (ended by a person?)"}
 		if !inc.closingPosted {
-			text, _ := render(s.cfg.tmpl.resolve, a.data(inc.runs, inc.began, "success"))
-			name, _ := splitUpdate(text)
+			name, _, _ := a.closingTexts(inc.runs, inc.began, "success", a.when())
 			out = append(out, fmt.Sprintf("POST /incidents/%s/updates displayName=%q (closing)", inc.id, name))
 		}
 		return append(out, fmt.Sprintf("PATCH /incidents/%s endedAt=%s phase=%s", inc.id,

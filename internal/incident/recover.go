@@ -2,7 +2,9 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
@@ -12,28 +14,36 @@ import (
 // if beganAt <= end, and beganAt is Zuul's report time, which may run ahead of our clock.
 const clockSkew = 24 * time.Hour
 
-// recover rebuilds the state of every key from the status page, the source of truth: one
-// GET /incidents (every open incident, plus the ended ones of the last 30 days), and one
-// GET .../updates per open incident of the bridge.
+// recover rebuilds the state of every key before the first report is handled. With a
+// key store, from the store: one GET /incidents (the maintenance view), then per key
+// entry one KV get and, for an entry naming an incident, one GET /incidents/{id}
+// (replicas.go, sync). Without, from the status page: one GET /incidents (every open
+// incident, plus the ended ones of the last 30 days) and one GET .../updates per open
+// incident of the bridge, recognised by the reference sentence in its texts.
 func (m *Manager) recover(ctx context.Context) error {
 	incs, err := m.listIncidents(ctx)
 	if err != nil {
 		return err
 	}
-	byKey := m.ownIncidents(incs)
-	for hash, list := range byKey {
-		mk, _ := parseMarker(list[0].Description)
-		m.mu.Lock()
-		s := m.routes[mk.route]
-		m.mu.Unlock()
+	if m.kv != nil {
+		if err := m.recoverFromStore(ctx); err != nil {
+			return err
+		}
+		return m.adoptLegacy(ctx, incs)
+	}
+	if err := m.adoptLegacy(ctx, incs); err != nil {
+		return err
+	}
+	for ref, list := range m.ownIncidents(incs) {
+		s := m.routeOfRef(ref)
 		if s == nil {
 			if hasOpen(list) {
-				m.log.Warn().Str("route", mk.route).Str("incident", list[0].ID).
+				m.log.Warn().Str("ref", ref).Str("incident", list[0].ID).
 					Msg("open incident of a route that is no longer configured; left alone")
 			}
 			continue
 		}
-		ks := m.state(hash, s)
+		ks := m.state(ref, "", s)
 		if err := ks.mu.lock(ctx); err != nil {
 			return err
 		}
@@ -46,17 +56,83 @@ func (m *Manager) recover(ctx context.Context) error {
 	return nil
 }
 
-// ownIncidents groups the incidents carrying this bridge's marker by key hash.
-func (m *Manager) ownIncidents(incs []statuspage.Incident) map[string][]statuspage.Incident {
-	byKey := map[string][]statuspage.Incident{}
-	for _, inc := range incs {
-		mk, ok := parseMarker(inc.Description)
-		if !ok || mk.bridge != m.bridgeID || inc.ID == "" {
+// recoverFromStore reads every entry of the key store (if it can list its keys) and
+// brings each key's state in line with it, as a report of the key would.
+func (m *Manager) recoverFromStore(ctx context.Context) error {
+	lister, ok := m.kv.(KeyLister)
+	if !ok {
+		return nil
+	}
+	keys, err := lister.Keys(ctx)
+	if err != nil {
+		return storeError("list", err)
+	}
+	for _, hash := range keys {
+		raw, _, err := m.kv.Get(ctx, hash)
+		if err != nil {
+			continue // gone meanwhile, or unreadable: the key's next report reads it again
+		}
+		e, err := decodeEntry(raw)
+		m.mu.Lock()
+		s := m.routes[e.Route]
+		m.mu.Unlock()
+		if err != nil || s == nil {
+			m.log.Warn().Str("key", hash).Str("route", e.Route).Msg("key store entry of no configured route; left alone")
 			continue
 		}
-		byKey[mk.key] = append(byKey[mk.key], inc)
+		ks := m.state(m.ref(s.name, hash), hash, s)
+		if err := ks.mu.lock(ctx); err != nil {
+			return err
+		}
+		a := &apply{s: s, ks: ks, log: s.log.With().Str("incident_key", ks.ref).Logger()}
+		err = a.sync(ctx)
+		if ks.inc != nil {
+			// An update posted just before the stop may be missing from the entry: the
+			// key's first update looks for its own (one GET) before posting.
+			ks.inc.verifyUpdates = true
+		}
+		ks.mu.unlock()
+		if errors.Is(err, errKeyBusy) || errors.Is(err, errKeyResolving) {
+			// Another replica is opening or resolving it right now: the key's next
+			// report (or quiet-period check) reads the entry again.
+			a.log.Info().Err(err).Msg("key busy at start; read again with its next report")
+			continue
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return byKey
+	return nil
+}
+
+// ownIncidents groups the incidents carrying a reference sentence of this bridge's routes
+// by reference.
+func (m *Manager) ownIncidents(incs []statuspage.Incident) map[string][]statuspage.Incident {
+	byRef := map[string][]statuspage.Incident{}
+	for _, inc := range incs {
+		ref, kind, ok := parseRef(inc.Description)
+		if !ok || kind == refClosing || inc.ID == "" {
+			continue
+		}
+		byRef[ref] = append(byRef[ref], inc)
+	}
+	return byRef
+}
+
+// routeOfRef finds the route whose tag begins ref; nil when none or several do.
+func (m *Manager) routeOfRef(ref string) *Sink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var found *Sink
+	for _, s := range m.order {
+		if strings.HasPrefix(ref, routeTag(m.bridgeID, s.name)) {
+			if found != nil {
+				return nil
+			}
+			found = s
+		}
+	}
+	return found
 }
 
 func hasOpen(list []statuspage.Incident) bool {
@@ -68,33 +144,45 @@ func hasOpen(list []statuspage.Incident) bool {
 	return false
 }
 
-// findOpen looks for an incident of this key that a create with an unseen answer may have
-// stored, and adopts it. Only called after such an ambiguous failure (not on the hot path).
+// findOpen looks for the incident that a create with an unseen answer may have stored
+// (by the display name and beganAt it sent) and adopts it. Only called after such an
+// ambiguous failure (not on the hot path).
 func (s *Sink) findOpen(ctx context.Context, ks *keyState) error {
 	incs, err := s.m.listIncidents(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.adopt(ctx, ks, s.m.ownIncidents(incs)[ks.hash], false); err != nil {
+	var found []statuspage.Incident
+	for _, inc := range incs {
+		if inc.ID != "" && ks.pendingOpen.matches(inc.DisplayName, inc.BeganAt, inc.EndedAt) {
+			found = append(found, inc)
+		}
+	}
+	if err := s.adopt(ctx, ks, found, false); err != nil {
 		return err
 	}
-	ks.pendingCreate = false
+	if len(found) > 0 {
+		ks.applied.add(ks.pendingOpen.Report)
+	}
+	ks.pendingCreate, ks.pendingOpen = false, nil
 	return nil
 }
 
-// adopt takes the newest open incident of list (all of one key) as the key's incident and
-// recovers from its updates which reports were applied, how many failures it counted and
-// whether the closing update is already there. At a restart, a key whose newest incident
-// was ended without the bridge's "resolved" marker was ended by a person: it stays
-// suppressed until a success or a quiet period.
+// adopt takes the newest open incident of list (all of one key) as the key's incident.
+// Without a key store, every incident's beganAt marks its opening report as applied, and
+// it also recovers from the incident's updates (those with the key's reference) which
+// reports were applied, how many failures it counted and whether the closing update is
+// already there; and at a restart, a key whose newest incident was ended without the
+// bridge's "closed" sentence was ended by a person: it stays suppressed until a success
+// or a quiet period.
 func (s *Sink) adopt(ctx context.Context, ks *keyState, list []statuspage.Incident, restart bool) error {
 	m := s.m
 	var open []statuspage.Incident
 	var newestEnded *statuspage.Incident
 	for i := range list {
 		inc := list[i]
-		if mk, ok := parseMarker(inc.Description); ok {
-			ks.applied.add(mk.report) // an opening report redelivered after its incident ended
+		if m.kv == nil { // an opening report redelivered, also after its incident ended
+			ks.applied.add(timeToken(began(inc)))
 		}
 		if inc.EndedAt == nil {
 			open = append(open, inc)
@@ -103,12 +191,10 @@ func (s *Sink) adopt(ctx context.Context, ks *keyState, list []statuspage.Incide
 		}
 	}
 	if len(open) == 0 {
-		if restart && newestEnded != nil && ks.inc == nil {
-			if mk, _ := parseMarker(newestEnded.Description); !mk.resolved {
-				ks.suppressed = true
-				ks.lastFailure = *newestEnded.EndedAt
-				s.log.Info().Str("incident", newestEnded.ID).Msg("latest incident of this key was ended by a person; not reopening until a success")
-			}
+		if restart && newestEnded != nil && ks.inc == nil && !m.endedByBridge(ks, *newestEnded) {
+			ks.suppressed = true
+			ks.lastFailure = *newestEnded.EndedAt
+			s.log.Info().Str("incident", newestEnded.ID).Msg("latest incident of this key was ended by a person; not reopening until a success")
 		}
 		return nil
 	}
@@ -118,29 +204,33 @@ func (s *Sink) adopt(ctx context.Context, ks *keyState, list []statuspage.Incide
 		s.log.Warn().Str("incident", other.ID).Str("adopted", chosen.ID).
 			Msg("several open incidents for one key; adopting the newest, leaving the others to people")
 	}
-	updates, err := m.client.ListUpdates(ctx, chosen.ID)
-	if err != nil {
-		return err
-	}
 	inc := &openIncident{id: chosen.ID, began: began(chosen), runs: 1}
 	if inc.began.IsZero() {
 		inc.began = m.now()
 	}
 	last := inc.began
-	for _, u := range updates {
-		mk, ok := parseMarker(u.Description)
-		if !ok || mk.bridge != m.bridgeID || mk.key != ks.hash {
-			continue
+	if m.kv == nil {
+		updates, err := m.client.ListUpdates(ctx, chosen.ID)
+		if err != nil {
+			return err
 		}
-		ks.applied.add(mk.report)
-		if mk.resolved {
-			inc.closingPosted = true
-			continue
-		}
-		inc.runs++
-		inc.closingPosted = false
-		if u.CreatedAt != nil && u.CreatedAt.After(last) {
-			last = *u.CreatedAt
+		for _, u := range updates {
+			ref, kind, ok := parseRef(u.Description)
+			if !ok || ref != ks.ref {
+				continue
+			}
+			if kind == refClosing {
+				inc.closingPosted = true
+				continue
+			}
+			inc.runs++
+			inc.closingPosted = false
+			if u.CreatedAt != nil {
+				ks.applied.add(timeToken(*u.CreatedAt))
+				if u.CreatedAt.After(last) {
+					last = *u.CreatedAt
+				}
+			}
 		}
 	}
 	ks.setIncident(m, inc)

@@ -13,13 +13,15 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 )
 
-// With several replicas, the in-memory state of a key is a cache of two shared truths:
-// the status page (incidents and their updates, recognised by the marker) and one
-// KeyStore entry per key that says which incident is open, or that one is being opened.
-// Every report first reads the entry (sync); when another replica changed it since this
-// replica last looked, the key's incident is read again from the status page (GET
-// incident + GET updates), which also brings the run count, the applied reports and the
-// last failure of the other replica. Opening an incident needs the key's claim (Create;
+// With a KeyStore, the in-memory state of a key is a cache of two shared truths: the
+// status page (is the incident still open?) and one KeyStore entry per key that says
+// which incident is the bridge's, or that one is being opened, with the run count, the
+// last failure and the reports applied to it. The texts on the status page carry no
+// marker: the entry is how the bridge knows its incidents, also after a restart (Start
+// lists the store's keys). Every report first reads the entry (sync); when another
+// replica (or an earlier run of this one) changed it since this replica last looked, the
+// key's incident is read again (GET incident) and the rest taken from the entry.
+// Opening an incident needs the key's claim (Create;
 // a second replica gets ErrKeyExists and either updates the incident named in the entry
 // or, while the claim is young, asks for the report again). Every write names the
 // revision it expects; a mismatch means "read again and decide again".
@@ -124,17 +126,16 @@ func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bo
 		return false, err
 	}
 	if !deleted && cur.EndedAt == nil {
-		if err := a.s.adopt(ctx, ks, []statuspage.Incident{cur}, false); err != nil {
-			return false, err
-		}
-		ks.kvRev, ks.kvClaim, ks.pendingCreate = rev, false, false
+		a.adoptEntry(e, cur)
+		ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = rev, false, false, nil
 		return false, nil
 	}
+	byBridge := !deleted && (e.Closing || m.endedByBridge(ks, cur))
 	if ks.inc != nil {
 		ks.setIncident(m, nil)
 		ks.successStreak = 0
 	}
-	if mk, _ := parseMarker(cur.Description); !deleted && mk.resolved {
+	if byBridge {
 		// Ended by a replica whose Delete did not get through: remove the leftover.
 		if err := m.kv.Delete(ctx, ks.hash, rev); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 			return false, storeError("delete", err)
@@ -164,7 +165,7 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 		if ks.inc != nil {
 			a.publish(ctx)
 		} else {
-			ks.pendingCreate = true
+			ks.pendingCreate, ks.pendingOpen = true, e.Opening
 		}
 		return false, nil
 	}
@@ -172,7 +173,7 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyBusy, e.Owner)}
 	}
 	// Abandoned: the owner stopped between claim and publish, maybe after its POST.
-	nrev, err := m.kv.Update(ctx, ks.hash, entry{Owner: m.owner, Since: m.now()}.encode(), rev)
+	nrev, err := m.kv.Update(ctx, ks.hash, entry{Owner: m.owner, Since: m.now(), Route: a.s.name, Opening: e.Opening}.encode(), rev)
 	switch {
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		return true, nil
@@ -180,19 +181,32 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 		return false, storeError("update", err)
 	}
 	a.log.Warn().Str("owner", e.Owner).Time("since", e.Since).Msg("took over an abandoned claim; looking for its incident first")
-	ks.kvRev, ks.kvClaim, ks.pendingCreate = nrev, true, true
+	ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = nrev, true, true, e.Opening
 	return false, nil
 }
 
-// claim makes this replica the opener of the key's incident. ok=false: the entry names
-// an incident, now adopted (update it) or ended by a person (suppressed).
-func (a *apply) claim(ctx context.Context) (ok bool, err error) {
+// claim makes this replica the opener of the key's incident, recording what it is about
+// to create (fp). ok=false: the entry names an incident, now adopted (update it) or ended
+// by a person (suppressed).
+func (a *apply) claim(ctx context.Context, fp *fingerprint) (ok bool, err error) {
 	ks, m := a.ks, a.s.m
+	claim := entry{Owner: m.owner, Since: m.now(), Route: a.s.name, Opening: fp}
 	if ks.kvClaim {
+		// Already this replica's claim (taken over, or left by an earlier attempt whose
+		// incident was not found): record this create before it is sent.
+		rev, err := m.kv.Update(ctx, ks.hash, claim.encode(), ks.kvRev)
+		switch {
+		case errors.Is(err, kvstore.ErrRevisionMismatch):
+			ks.kvRev, ks.kvClaim = 0, false
+			return false, &temporaryError{op: "claim", err: errors.New("the key's entry changed meanwhile")}
+		case err != nil:
+			return false, storeError("update", err)
+		}
+		ks.kvRev = rev
 		return true, nil
 	}
 	for range maxStoreRounds {
-		rev, err := m.kv.Create(ctx, ks.hash, entry{Owner: m.owner, Since: m.now()}.encode())
+		rev, err := m.kv.Create(ctx, ks.hash, claim.encode())
 		if err == nil {
 			ks.kvRev, ks.kvClaim = rev, true
 			return true, nil
@@ -219,7 +233,37 @@ func (a *apply) claim(ctx context.Context) (ok bool, err error) {
 }
 
 func (a *apply) openEntry() entry {
-	return entry{Incident: a.ks.inc.id, Owner: a.s.m.owner, Since: a.s.m.now(), Runs: a.ks.inc.runs}
+	ks := a.ks
+	return entry{Incident: ks.inc.id, Owner: a.s.m.owner, Since: a.s.m.now(), Route: a.s.name, Runs: ks.inc.runs,
+		Began: ks.inc.began, LastFailure: ks.lastFailure, Applied: ks.applied.list(appliedShared)}
+}
+
+// adoptEntry takes the open incident an entry names as the key's incident, with the run
+// count, last failure and applied reports the entry keeps.
+func (a *apply) adoptEntry(e entry, cur statuspage.Incident) {
+	ks, m := a.ks, a.s.m
+	inc := ks.inc
+	if inc == nil || inc.id != e.Incident {
+		inc = &openIncident{id: e.Incident}
+	}
+	inc.began = e.Began
+	if inc.began.IsZero() {
+		inc.began = began(cur)
+	}
+	inc.runs = max(e.Runs, 1)
+	if e.Closing && !inc.closingPosted {
+		// A resolve was under way: its closing update may be posted already.
+		inc.verifyUpdates = true
+	}
+	ks.setIncident(m, inc)
+	for _, r := range e.Applied {
+		ks.applied.add(r)
+	}
+	if ks.lastEvent != nil && e.LastFailure.After(ks.lastEvent.Timestamp) {
+		ks.lastEvent = nil // another replica applied a newer failure: what it was is unknown
+	}
+	ks.lastFailure = later(ks.lastFailure, later(e.LastFailure, inc.began))
+	ks.suppressed = false
 }
 
 // publish writes the key's open incident into its entry: after the open (so that the
@@ -237,9 +281,9 @@ func (a *apply) publish(ctx context.Context) {
 		ks.kvRev, ks.kvClaim = rev, false
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		if ks.kvClaim {
-			// Taken over while the POST ran longer than ClaimTimeout: the taker may open
-			// a second incident (both are recognised by their markers; the newest wins
-			// at the next recovery).
+			// Taken over while the POST ran longer than ClaimTimeout: the taker looks for
+			// this incident (the claim recorded its title and beganAt) but may have opened
+			// a second one, which is then the key's incident.
 			a.log.Error().Str("incident", ks.inc.id).Msg("claim was taken over while opening; a second incident may appear for this key")
 		}
 		ks.kvRev, ks.kvClaim = 0, false // the next report reads the entry again

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,7 @@ func deliver(r *replica, ev *zuul.Event) error {
 func byProject(incs []statuspagefake.Incident) map[string][]statuspagefake.Incident {
 	out := map[string][]statuspagefake.Incident{}
 	for _, inc := range incs {
-		_, p, _ := strings.Cut(inc.DisplayName, ": ")
+		_, p, _ := strings.Cut(inc.DisplayName, " of ")
 		p, _, _ = strings.Cut(p, " (")
 		out[p] = append(out[p], inc)
 	}
@@ -200,11 +201,11 @@ func TestReplicasShareRunCountAndRedelivery(t *testing.T) {
 	}
 	incs := c.fake.Incidents()
 	eq(t, "incidents", len(incs), 1)
-	var names []string
+	var runs []string
 	for _, u := range incs[0].Updates {
-		names = append(names, u.DisplayName)
+		runs = append(runs, regexp.MustCompile(`\d+ nights in a row`).FindString(u.Description))
 	}
-	eq(t, "updates", strings.Join(names, ", "), "Still failing (run 2), Still failing (run 3), Still failing (run 4)")
+	eq(t, "updates", strings.Join(runs, "; "), "2 nights in a row; 3 nights in a row; 4 nights in a row")
 	// Both replicas took part: a opened (run 1) and updated (run 3), b updated (runs 2
 	// and 4); the redeliveries changed nothing on either.
 	aOpened, aUpdated, _, _ := c.a.obs.get()
@@ -248,7 +249,7 @@ func TestReplicasHandEnded(t *testing.T) {
 
 // A replica dies between its POST /incidents and storing the id (the answer is lost):
 // the other replica waits while the claim is young, then takes it over, finds the
-// incident by its marker and updates it instead of opening a second one.
+// incident by the title and beganAt the claim recorded, and updates it instead of opening a second one.
 func TestReplicasAbandonedClaim(t *testing.T) {
 	c := newCluster(t)
 	c.fake.SetFault(loseAnswerOnce("POST", "/incidents"))

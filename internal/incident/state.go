@@ -16,7 +16,8 @@ const appliedMemory = 512
 // on the key, including every write to its incident.
 type keyState struct {
 	mu   chanMutex
-	hash string
+	ref  string // refOf(route, hash): the key's name in memory and in public references
+	hash string // "" for a key found again by its reference before a report of it came
 	sink *Sink
 
 	applied       *recent // report hashes already applied
@@ -28,6 +29,8 @@ type keyState struct {
 	lastFailure   time.Time
 	lastEvent     *zuul.Event // the latest failing report, for the quiet-period templates
 	pendingCreate bool        // a create may have been stored although we saw no answer
+	// pendingOpen is what that create sent, to recognise the incident if it was stored.
+	pendingOpen *fingerprint
 
 	// With a KeyStore (shared.go): the revision of the key's entry as this replica last
 	// wrote or understood it (0 = none), and whether that entry is this replica's claim
@@ -46,6 +49,23 @@ type openIncident struct {
 	runs          int  // failing reports counted into it, 1 = the opening one
 	closingPosted bool // the closing update is on the server; only the PATCH is missing
 	verifyUpdates bool // an update post may have landed without answer: look before posting
+	// endSent is the endedAt of the bridge's closing PATCH once sent (answered or not):
+	// an incident found ended at that time was ended by the bridge.
+	endSent *time.Time
+}
+
+// fingerprint is what an incident the bridge created looks like: its display name and
+// beganAt. Used to find it again after a create whose answer was lost.
+type fingerprint struct {
+	Title string    `json:"title"`
+	Began time.Time `json:"began"`
+	// Report is the hash of the opening report: applied once the incident is found.
+	Report string `json:"report,omitempty"`
+}
+
+// matches reports whether an open incident is the one fp describes.
+func (fp *fingerprint) matches(title string, began *time.Time, ended *time.Time) bool {
+	return fp != nil && ended == nil && title == fp.Title && sameSecond(fp.Began, began)
 }
 
 // recent is a bounded set of strings, forgetting the oldest first.
@@ -60,6 +80,20 @@ func newRecent(n int) *recent {
 }
 
 func (r *recent) has(s string) bool { _, ok := r.set[s]; return ok }
+
+// list returns at most n entries, the newest last.
+func (r *recent) list(n int) []string {
+	var out []string
+	for i := range len(r.ring) {
+		if s := r.ring[(r.next+i)%len(r.ring)]; s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
 
 func (r *recent) add(s string) {
 	if s == "" || r.has(s) {

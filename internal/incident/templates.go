@@ -5,53 +5,52 @@ import (
 	"strings"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
 // TemplateData is what the title, description, update and resolve templates see.
 type TemplateData struct {
-	Event        *zuul.Event
-	Route        string
-	Key          map[string]string // the key fields and their values
-	Result       string            // buildset result, or the outcome class when Zuul sent none
+	Event  *zuul.Event
+	Route  string            // the route's name (never shown by the default texts)
+	Key    map[string]string // the key fields and their values
+	Result string            // buildset result, or the outcome class when Zuul sent none
+	// Failed are the failed voting builds: the ones that make the buildset fail.
+	Failed []zuul.Build
+	// FailedBuilds are all failed builds, voting and non-voting.
 	FailedBuilds []zuul.Build
 	Run          int       // failing reports counted for this incident, 1 for the opening one
+	At           time.Time // this report's time (the resolve's time for the closing update), UTC
 	Since        time.Time // when the incident began (zero while opening)
-	Reason       string    // resolve only: "success" or "quiet period"
-	QuietPeriod  time.Duration
+	// Previous is the incident's previous failing report, for an update to say what
+	// changed; nil when opening, and when unknown (after a restart, or when another
+	// replica applied it).
+	Previous    *zuul.Event
+	Reason      string        // resolve only: "success" or "quiet period"
+	QuietPeriod time.Duration // the route's quiet_period
 }
 
-// Default templates. They name the pipeline and project, list the failed jobs with their
-// log links and point at the buildset, so a reader of the status page can follow up.
+// Default templates, written for the users of the services on the public status page,
+// whose frontend shows one plain paragraph per text: the title stays true in every phase
+// (the badge shows the phase), the description says what fails since when with one link
+// (the buildset page), an update says what changed. No route names, result codes or
+// non-voting jobs; the job lists with log links are in the NATS messages.
 const (
-	DefaultTitle = `Zuul {{.Event.Pipeline}} failing: {{.Event.Project}}{{with .Event.Branch}} ({{.}}){{end}}`
+	DefaultTitle = `{{checks .Event.Pipeline}} of {{.Event.Project}} ({{.Event.Pipeline}}{{with .Event.Branch}}, {{.}}{{end}})`
 
-	DefaultDescription = `The Zuul pipeline {{.Event.Pipeline}} (tenant {{.Event.Tenant}}) reported {{.Result}} for {{.Event.Project}}{{with .Event.Branch}} on {{.}}{{end}}.
-{{- with .FailedBuilds}}
-Failed jobs:
-{{- range .}}
-- {{.JobName}}: {{.Result}}{{with .LogURL}} {{.}}{{end}}
-{{- end}}
-{{- end}}
-{{- with .Event.BuildsetURL}}
-Buildset: {{.}}{{end}}`
+	DefaultDescription = `{{checks .Event.Pipeline}} of {{.Event.Project}}{{with .Event.Branch}} on branch {{.}}{{end}} ` +
+		`started failing on {{when .At}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}.` +
+		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
-	DefaultUpdate = `Still failing (run {{.Run}})
-{{.Event.Pipeline}} reported {{.Result}} again for {{.Event.Project}}.
-{{- with .FailedBuilds}}
-Failed jobs:
-{{- range .}}
-- {{.JobName}}: {{.Result}}{{with .LogURL}} {{.}}{{end}}
-{{- end}}
-{{- end}}
-{{- with .Event.BuildsetURL}}
-Buildset: {{.}}{{end}}`
+	DefaultUpdate = `Still failing
+Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
+		`{{if not .Previous}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}` +
+		`{{else}}{{with newFailures .Failed .Previous}}; now also {{failures .}}{{end}}{{end}}.` +
+		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
 	DefaultResolve = `Resolved
-{{if eq .Reason "success"}}{{.Event.Pipeline}} succeeded again for {{.Event.Project}}.{{with .Event.BuildsetURL}}
-Buildset: {{.}}{{end}}{{else}}No further failure was reported within the quiet period ({{.QuietPeriod}}).{{end}}`
+{{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with .Event.BuildsetURL}} Details: {{.}}{{end}}` +
+		`{{else}}No failure was reported for {{duration .QuietPeriod}}.{{end}}`
 )
 
 type templates struct {
@@ -63,7 +62,7 @@ func sampleEvent() zuul.Event {
 	return zuul.Event{
 		ID: "sample", Action: "failure", Tenant: "scs", Pipeline: "periodic-daily", Project: "org/project",
 		Branch: "main", Result: "FAILURE", Outcome: zuul.OutcomeFailure, BuildsetURL: "https://zuul.example.org/t/scs/buildset/1",
-		Builds: []zuul.Build{{JobName: "job", Result: "FAILURE", LogURL: "https://logs.example.org/1/"}},
+		Builds: []zuul.Build{{JobName: "job", Voting: true, Result: "FAILURE", LogURL: "https://logs.example.org/1/"}},
 	}
 }
 
@@ -73,7 +72,7 @@ func compileTemplates(c *RouteConfig) (*templates, []error) {
 		if strings.TrimSpace(text) == "" {
 			text = def
 		}
-		t, err := template.New(key).Option("missingkey=error").Parse(text)
+		t, err := template.New(key).Option("missingkey=error").Funcs(templateFuncs).Parse(text)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", key, err))
 			return nil
@@ -98,7 +97,8 @@ func compileTemplates(c *RouteConfig) (*templates, []error) {
 func sampleData(reason string) *TemplateData {
 	ev := sampleEvent()
 	return &TemplateData{Event: &ev, Route: "route", Key: map[string]string{"tenant": "scs"}, Result: "FAILURE",
-		FailedBuilds: ev.FailedBuilds(), Run: 2, Since: time.Unix(0, 0), Reason: reason, QuietPeriod: time.Hour}
+		Failed: votingFailures(&ev), FailedBuilds: ev.FailedBuilds(), Run: 2, At: time.Unix(3600, 0).UTC(),
+		Since: time.Unix(0, 0).UTC(), Previous: &ev, Reason: reason, QuietPeriod: time.Hour}
 }
 
 func render(t *template.Template, d *TemplateData) (string, error) {
@@ -109,27 +109,14 @@ func render(t *template.Template, d *TemplateData) (string, error) {
 	return b.String(), nil
 }
 
-// oneLine makes a display name of a rendered title: one line, at most 200 bytes, cut at
-// a character boundary.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
-}
+// oneLine makes a display name of a rendered title: one line of at most MaxTitle
+// characters.
+func oneLine(s string) string { return fit(s, MaxTitle) }
 
-func (t *templates) all() []*template.Template {
-	return []*template.Template{t.title, t.description, t.update, t.resolve}
-}
-
-// splitUpdate splits a rendered update template into display name (first line) and text.
+// splitUpdate splits a rendered update template into display name (first line) and text
+// (the rest, one paragraph of at most MaxUpdate characters less room for the reference).
 func splitUpdate(s string) (name, text string) {
 	s = strings.TrimLeft(s, "\n")
 	name, text, _ = strings.Cut(s, "\n")
-	return oneLine(name), strings.TrimSpace(text)
+	return fit(name, MaxUpdateTitle), fit(text, MaxUpdate-refRoom)
 }

@@ -41,9 +41,9 @@ type CAS struct {
 	timeout time.Duration
 }
 
-// New binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
-// an existing bucket is used as it is configured. An unreachable server or a server
-// without JetStream is an error.
+// NewCAS binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
+// an existing bucket is used as it is configured. An unreachable server is an error, a
+// server without JetStream is ErrNoJetStream.
 func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	if o.Bucket == "" {
 		o.Bucket = DefaultCASBucket
@@ -63,22 +63,16 @@ func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, o.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      o.Bucket,
-			Description: "zuul-bridge: open status page incident per key",
-			History:     1,
-			TTL:         o.MaxAge,
-			Storage:     jetstream.FileStorage,
-			Replicas:    o.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
-			kv, err = js.KeyValue(ctx, o.Bucket)
-		}
-	}
+	kv, err := bind(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      o.Bucket,
+		Description: "zuul-bridge: open status page incident per key",
+		History:     1,
+		TTL:         o.MaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("kvstore: bucket %s: %w", o.Bucket, err)
+		return nil, err
 	}
 	return &CAS{kv: kv, timeout: o.Timeout}, nil
 }
@@ -145,4 +139,31 @@ func (s *CAS) Delete(ctx context.Context, key string, rev uint64) error {
 		return fmt.Errorf("kvstore: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// Keys lists every key the bucket holds (deleted ones not); an empty bucket gives none.
+func (s *CAS) Keys(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	l, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: list keys: %w", err)
+	}
+	defer l.Stop()
+	var keys []string
+	seen := map[string]bool{}
+	for {
+		select {
+		case k, ok := <-l.Keys():
+			if !ok {
+				return keys, nil
+			}
+			if !seen[k] { // a key written during the listing may come twice
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kvstore: list keys: %w", context.Cause(ctx))
+		}
+	}
 }

@@ -5,7 +5,14 @@
 // reconciliation: the packages that use a store declare the interface they need.
 package kvstore
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // The outcomes of a CAS write that its callers act on.
 var (
@@ -13,3 +20,34 @@ var (
 	ErrKeyExists        = errors.New("key store: key exists")
 	ErrRevisionMismatch = errors.New("key store: revision mismatch")
 )
+
+// ErrNoJetStream: the NATS server answers but has no JetStream (for this account), so
+// nothing can be shared; callers fall back to memory and say what that costs.
+var ErrNoJetStream = errors.New("kvstore: the NATS server has no JetStream")
+
+// noJetStream reports whether err says that the NATS server or account has no JetStream
+// (a connected server where nobody answers the JetStream API says the same).
+func noJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
+}
+
+// bind opens the bucket cfg names, creating it with cfg when it is missing (an existing
+// bucket is used as it is configured). A server without JetStream gives ErrNoJetStream.
+func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	switch {
+	case noJetStream(err):
+		return nil, fmt.Errorf("%w (bucket %s: %v)", ErrNoJetStream, cfg.Bucket, err)
+	case err != nil:
+		return nil, fmt.Errorf("kvstore: bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}

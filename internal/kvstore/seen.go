@@ -25,21 +25,15 @@ const SeenMaxAge = 30 * 24 * time.Hour
 // in clear, for inspection with `nats kv`. Without JetStream this fails: the caller keeps
 // them in memory then.
 func NewSeen(ctx context.Context, js jetstream.JetStream, bucket string) (*Seen, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "zuul-bridge: reports applied and zuul-web cursors",
-			History:     1,
-			TTL:         SeenMaxAge,
-			Storage:     jetstream.FileStorage,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was faster
-			kv, err = js.KeyValue(ctx, bucket)
-		}
-	}
+	kv, err := bind(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "zuul-bridge: reports applied and zuul-web cursors",
+		History:     1,
+		TTL:         SeenMaxAge,
+		Storage:     jetstream.FileStorage,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reconcile: key-value bucket %q: %w", bucket, err)
+		return nil, err
 	}
 	return &Seen{kv: kv}, nil
 }

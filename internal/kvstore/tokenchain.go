@@ -54,18 +54,11 @@ func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
 	return &TokenChain{nc: nc, o: o, key: "chain-" + hex.EncodeToString(sum[:12])}
 }
 
-// Bind opens the bucket, creating it if it is missing. NoJetStream(err) tells a server
-// without JetStream (where the chain cannot be kept) from one not reachable yet.
+// Bind opens the bucket, creating it if it is missing. A server without JetStream (where
+// the chain cannot be kept) gives ErrNoJetStream, told apart from one not reachable yet.
 func (s *TokenChain) Bind(ctx context.Context) error {
 	_, err := s.bucket(ctx)
 	return err
-}
-
-// NoJetStream reports whether err says that the NATS server or account has no JetStream
-// (a connected server where nobody answers the JetStream API says the same).
-func NoJetStream(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
-		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
 }
 
 func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -80,21 +73,15 @@ func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, s.o.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      s.o.Bucket,
-			Description: "zuul-bridge: the status page login's current refresh token (rotated on every refresh)",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    s.o.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
-			kv, err = js.KeyValue(ctx, s.o.Bucket)
-		}
-	}
+	kv, err := bind(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      s.o.Bucket,
+		Description: "zuul-bridge: the status page login's current refresh token (rotated on every refresh)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.o.Replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("kvstore: bucket %s: %w", s.o.Bucket, err)
+		return nil, err
 	}
 	s.kv = kv
 	return kv, nil

@@ -43,7 +43,7 @@ func TestTokenChainWithoutJetStream(t *testing.T) {
 	s := kvstore.NewTokenChain(natstest.Connect(t, ns.ClientURL()), kvstore.TokenChainOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.Bind(ctx); err == nil || !kvstore.NoJetStream(err) {
+	if err := s.Bind(ctx); err == nil || !errors.Is(err, kvstore.ErrNoJetStream) {
 		t.Fatalf("Bind without JetStream: %v, want an error NoJetStream recognises", err)
 	}
 }
