@@ -47,6 +47,21 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(-1),
+		// Reconnect for ever, also after authorization errors: nats.go gives up after the
+		// same one twice in a row, yet a password rotated on the server shortly before the
+		// mounted file is right again once the file is updated (the credential callbacks
+		// below re-read it on every attempt).
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("NATS reconnect attempt failed; trying again")
+		}),
+		// Closed is final for a connection: nothing reconnects it any more, so /healthz
+		// fails and the orchestrator restarts the process.
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			h.natsUp(false)
+			h.natsClosed(nc.LastError())
+			log.Error().Err(nc.LastError()).Msg("NATS connection closed for good; /healthz fails until restarted")
+		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			h.natsUp(true)
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")

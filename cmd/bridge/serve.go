@@ -78,6 +78,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return err
 	}
+	if err := pub.Register(reg); err != nil {
+		return err
+	}
 
 	var sp *incident.Manager
 	if dryRun {
