@@ -24,6 +24,7 @@ type ServiceOptions struct {
 	Wants    func(tenant, pipeline string) bool
 	Interval time.Duration
 	Lookback time.Duration
+	Settle   time.Duration // see Options.Settle
 	// NATS and Bucket keep the Store in a JetStream key-value bucket; without JetStream
 	// the Store lives in memory.
 	NATS    *nats.Conn
@@ -69,7 +70,7 @@ func (s *Service) Run(ctx context.Context) {
 	s.store.Store(&store)
 	s.o.Log.Info().Int("targets", len(targets)).Stringer("interval", s.o.Interval).Msg("reconciling with zuul-web")
 	New(Options{
-		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback,
+		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback, Settle: s.o.Settle,
 		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics,
 	}).Run(ctx)
 }
@@ -105,7 +106,12 @@ func (s *Service) openStore(ctx context.Context) Store {
 	}
 	s.o.Log.Warn().Err(err).Stringer("lookback", s.o.Lookback).
 		Msg("no JetStream key-value bucket: reconciliation state kept in memory; after a restart failures within the lookback window are published again")
-	return NewMemoryStore()
+	// Twice the lookback: a buildset the cursor has not passed is at most one lookback old.
+	lookback := s.o.Lookback
+	if lookback <= 0 {
+		lookback = DefaultLookback
+	}
+	return NewMemoryStoreFor(2*lookback, time.Now)
 }
 
 // Settled remembers a final MQTT report of a reconciled pipeline as applied, so that
