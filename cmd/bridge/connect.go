@@ -199,6 +199,7 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 	}
 	return reconcile.NewService(reconcile.ServiceOptions{
 		Client: client, Tenants: cfg.Zuul.Tenants, Interval: cfg.Zuul.ReconcileInterval.v, Lookback: cfg.Zuul.Lookback.v,
+		Settle: cfg.Zuul.Settle.v,
 		Wants: func(tenant, pipeline string) bool {
 			for _, route := range routes {
 				if route.Reconcile && route.Match.MayMatch(tenant, pipeline) {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,5 +190,23 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 	waitFor(t, 30*time.Second, "a report after the rotation", func() bool { return got.unique() == 1 })
 	if strings.Contains(p.out.String(), "new-pw") || strings.Contains(p.out.String(), "old-pw") {
 		t.Error("a password is in the log")
+	}
+}
+
+// TestDotTenantAndBadDeadLetterSubjectAreRefused: a tenant ".." would make zuul-web
+// requests go to another path, and a dead-letter subject with a wildcard or an empty token
+// can never be published: both stop the start with the variable named.
+func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
+	cmd := exec.Command(bridgeBin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_MQTT_URL=mqtt://broker:1883", "BRIDGE_NATS_URL=nats://nats:4222",
+		"BRIDGE_ZUUL_URL=http://zuul", "BRIDGE_ZUUL_TENANTS=scs,..", "BRIDGE_NATS_DEADLETTER_SUBJECT=dead..letters"}
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+		t.Fatalf("exit %d, want 2:\n%s", code, out)
+	}
+	for _, name := range []string{"BRIDGE_ZUUL_TENANTS", "BRIDGE_NATS_DEADLETTER_SUBJECT"} {
+		if !strings.Contains(string(out), name) {
+			t.Errorf("output does not name %s:\n%s", name, out)
+		}
 	}
 }

@@ -38,10 +38,10 @@ var permPublishRe = regexp.MustCompile(`(?i)permissions violation for publish to
 const maxDenied = 10000
 
 type confirmState struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	denied  map[string]uint64 // subject -> permission violations seen
-	seen     [64]error // the latest async errors the handler saw
+	mu       sync.Mutex
+	cond     *sync.Cond
+	denied   map[string]uint64 // subject -> permission violations seen
+	seen     [64]error         // the latest async errors the handler saw
 	seenNext int
 
 	// Under Publisher.flushMu: the reconnect count at the last flush and the publish
