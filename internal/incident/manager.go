@@ -236,6 +236,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			if err := m.ResolveQuiet(ctx); err != nil {
 				m.log.Warn().Err(err).Msg("quiet-period resolution failed; will try again")
 			}
+			m.EvictIdle()
 		}
 	}
 }
@@ -265,6 +266,7 @@ func (m *Manager) state(hash string, s *Sink) *keyState {
 		ks = &keyState{mu: newChanMutex(), hash: hash, sink: s, applied: newRecent(appliedMemory)}
 		m.keys[hash] = ks
 	}
+	ks.touched = m.now()
 	return ks
 }
 

@@ -36,6 +36,10 @@ type keyState struct {
 	kvClaim bool
 
 	inc *openIncident
+
+	// touched is when the key was last looked up for a report (under Manager.mu); an
+	// idle key without anything open is forgotten (evict.go).
+	touched time.Time
 }
 
 // openIncident is the bridge's open incident of a key.
@@ -48,15 +52,17 @@ type openIncident struct {
 	verifyUpdates bool // an update post may have landed without answer: look before posting
 }
 
-// recent is a bounded set of strings, forgetting the oldest first.
+// recent is a bounded set of strings, forgetting the oldest first. It grows as strings
+// come, so a key that saw one report costs one entry, not the bound.
 type recent struct {
 	set  map[string]struct{}
 	ring []string
-	next int
+	next int // once the ring is full: the slot to overwrite next
+	max  int
 }
 
 func newRecent(n int) *recent {
-	return &recent{set: make(map[string]struct{}, n), ring: make([]string, n)}
+	return &recent{max: n}
 }
 
 func (r *recent) has(s string) bool { _, ok := r.set[s]; return ok }
@@ -65,13 +71,21 @@ func (r *recent) add(s string) {
 	if s == "" || r.has(s) {
 		return
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
+	if r.set == nil {
+		r.set = map[string]struct{}{}
 	}
+	if len(r.ring) < r.max {
+		r.ring = append(r.ring, s)
+		r.set[s] = struct{}{}
+		return
+	}
+	delete(r.set, r.ring[r.next])
 	r.ring[r.next] = s
 	r.set[s] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)
 }
+
+func (r *recent) len() int { return len(r.ring) }
 
 // chanMutex is a mutex whose Lock can give up when ctx ends, so that a key stuck on a
 // hanging API call does not hold a second delivery of the same key past its deadline.
