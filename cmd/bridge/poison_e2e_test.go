@@ -54,16 +54,32 @@ func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
 	if len(huge) < 1500_000 {
 		t.Fatal("the sample has no plain message to grow")
 	}
+	// Also a payload over the bridge's own limit: rejected, and its dead letter is bounded too.
+	junk := bytes.Repeat([]byte("j"), 5<<20)
+	mqtttest.Publish(t, broker.URL(), "zuul/junk", junk)
 	mqtttest.Publish(t, broker.URL(), capiTopic, append([][]byte{huge}, reports[1:]...)...)
-	waitFor(t, 90*time.Second, "the 300 ordinary reports and one dead letter", func() bool {
-		return got.unique() == n && dead.unique() == 1
+	waitFor(t, 90*time.Second, "the 300 ordinary reports and two dead letters", func() bool {
+		return got.unique() == n && dead.unique() == 2
 	})
 	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == n+1
+		return p.metric(t, "zuul_bridge_reports_acked_total") == n+2
 	})
 	dead.mu.Lock()
-	m := dead.msgs[0]
+	var m *nats.Msg
+	for _, d := range dead.msgs {
+		if d.Header.Get("Bridge-Topic") == "zuul/junk" {
+			if d.Header.Get("Bridge-Payload-Truncated") != "true" || d.Header.Get("Bridge-Payload-Size") != strconv.Itoa(len(junk)) ||
+				!strings.HasPrefix(d.Header.Get("Bridge-Reason"), "too_large") {
+				t.Errorf("dead letter of the junk: %d bytes, headers %v", len(d.Data), d.Header)
+			}
+		} else {
+			m = d
+		}
+	}
 	dead.mu.Unlock()
+	if m == nil {
+		t.Fatal("no dead letter of the oversized report")
+	}
 	if m.Header.Get("Bridge-Payload-Truncated") != "true" || m.Header.Get("Bridge-Payload-Size") != strconv.Itoa(len(huge)) ||
 		len(m.Header.Get("Bridge-Payload-Sha256")) != 64 || !bytes.HasPrefix(huge, m.Data) || len(m.Data) == 0 ||
 		!strings.Contains(m.Header.Get("Bridge-Reason"), "max_payload") {
