@@ -40,6 +40,10 @@ func mqttConfig(cfg *Config) mqtt.Config {
 // delivery, and the MQTT message stays unacknowledged until NATS has it.
 func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error) {
 	log = log.With().Str("component", "nats").Logger()
+	var nkeyPub string // the nkey the connection was made with
+	if cfg.NATS.NkeyFile != "" {
+		nkeyPub = nkeyPublic(cfg.NATS.NkeyFile)
+	}
 	opts := []nats.Option{
 		nats.Name("zuul-bridge " + cfg.MQTT.ClientID),
 		nats.MaxReconnects(-1),
@@ -76,6 +80,12 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn().Err(err).Msg("NATS error")
+			if nkeyPub != "" && errors.Is(err, nats.ErrAuthorization) {
+				if now := nkeyPublic(cfg.NATS.NkeyFile); now != "" && now != nkeyPub {
+					// Only a restart uses a new nkey: say so through /healthz.
+					h.natsClosed(errors.New("the nkey seed file holds a new key; restart to use it"))
+				}
+			}
 		}),
 	}
 	c := cfg.NATS

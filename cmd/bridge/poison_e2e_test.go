@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
@@ -225,4 +226,31 @@ func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
 			t.Errorf("output does not name %s:\n%s", name, out)
 		}
 	}
+}
+
+// TestRotatedNkeyFailsHealthz: nats.go fixes an nkey's public key when the connection is
+// made, so a rotated seed needs a restart: once the server wants the new key and the file
+// holds it, /healthz fails (the orchestrator restarts the bridge) instead of the bridge
+// retrying with the old key for ever.
+func TestRotatedNkeyFailsHealthz(t *testing.T) {
+	brokerURL := anyBroker(t)
+	oldKey, _ := nkeys.CreateUser()
+	newKey, _ := nkeys.CreateUser()
+	oldSeed, _ := oldKey.Seed()
+	newSeed, _ := newKey.Seed()
+	oldPub, _ := oldKey.PublicKey()
+	newPub, _ := newKey.PublicKey()
+	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
+	os.WriteFile(seedFile, oldSeed, 0o600)
+	o := &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, Nkeys: []*server.NkeyUser{{Nkey: oldPub}}}
+	ns := natstest.StartWith(t, o)
+	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
+		"BRIDGE_NATS_NKEY_FILE": seedFile, "BRIDGE_MQTT_CLIENT_ID": "poison-nkey", "BRIDGE_LOG_LEVEL": "info"})
+	o2 := *o
+	o2.Nkeys = []*server.NkeyUser{{Nkey: newPub}}
+	if err := ns.ReloadOptions(&o2); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(seedFile, newSeed, 0o600)
+	waitFor(t, 30*time.Second, "/healthz 503 after the nkey rotation", func() bool { return p.healthz() == 503 })
 }
