@@ -85,7 +85,6 @@ func (r *recent) add(s string) {
 	r.next = (r.next + 1) % len(r.ring)
 }
 
-
 // chanMutex is a mutex whose Lock can give up when ctx ends, so that a key stuck on a
 // hanging API call does not hold a second delivery of the same key past its deadline.
 type chanMutex chan struct{}
