@@ -15,7 +15,8 @@ import (
 //     ErrInFlight at once: the MQTT path owns it, and the reconciler looks again later
 //     (by then the settled report is remembered as applied).
 //   - An MQTT message whose id a Submit is delivering waits for that Submit; when it
-//     settled, the message is acknowledged without delivering the report again.
+//     settled, the message is acknowledged without delivering the report again. So is
+//     one whose id one of the last recentSubmitted Submits settled.
 
 // ErrInFlight: Submit found the report already held by the MQTT path.
 var ErrInFlight = errors.New("report in flight on the MQTT path")
@@ -23,6 +24,32 @@ var ErrInFlight = errors.New("report in flight on the MQTT path")
 type flights struct {
 	mu sync.Mutex
 	m  map[string]*flight
+
+	// ids the last Submits settled: a ring and its set
+	done     map[string]struct{}
+	doneRing []string
+	doneNext int
+}
+
+// recentSubmitted bounds the ids remembered as settled by Submit.
+const recentSubmitted = 4096
+
+// rememberSubmitted records id as settled by a Submit. Under f.mu.
+func (f *flights) rememberSubmitted(id string) {
+	if f.done == nil {
+		f.done = map[string]struct{}{}
+	}
+	if _, ok := f.done[id]; ok {
+		return
+	}
+	if len(f.doneRing) < recentSubmitted {
+		f.doneRing = append(f.doneRing, id)
+	} else {
+		delete(f.done, f.doneRing[f.doneNext])
+		f.doneRing[f.doneNext] = id
+		f.doneNext = (f.doneNext + 1) % recentSubmitted
+	}
+	f.done[id] = struct{}{}
 }
 
 type flight struct {
@@ -81,15 +108,23 @@ func (f *flights) enterSubmit(id string) (done func(settled bool), err error) {
 		defer f.mu.Unlock()
 		fl.ok = settled
 		fl.submit = nil
+		if settled {
+			f.rememberSubmitted(id)
+		}
 		close(ch)
 		f.drop(id, fl)
 	}, nil
 }
 
-// awaitSubmit waits while a Submit delivers id and reports whether that Submit settled
-// it (the MQTT copy then needs no delivery). Call it with the id entered (enterMQTT).
+// awaitSubmit waits while a Submit delivers id and reports whether that Submit, or a
+// recent one, settled it (the MQTT copy then needs no delivery). Call it with the id
+// entered (enterMQTT).
 func (f *flights) awaitSubmit(ctx context.Context, id string) (settledBySubmit bool) {
 	f.mu.Lock()
+	if _, ok := f.done[id]; ok {
+		f.mu.Unlock()
+		return true
+	}
 	fl := f.m[id]
 	if fl == nil || fl.submit == nil {
 		f.mu.Unlock()

@@ -120,6 +120,9 @@ func TestMQTTCopyWaitsForSubmit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the MQTT copy was not acknowledged after the Submit settled")
 	}
+	// A later copy of the same report (a redelivery) is not delivered again either.
+	p.Handle(acks.msg(t, "mqtt-again", raw))
+	acks.wait(t, "mqtt-again")
 	p.Drain(context.Background())
 	if sent.Load() != 1 {
 		t.Fatalf("delivered %d times, want once", sent.Load())
