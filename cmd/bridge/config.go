@@ -12,7 +12,9 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/secret"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb"
 )
 
 // Config is the bridge's environment, prefix BRIDGE_. Field names become variable names
@@ -86,6 +88,9 @@ type ZuulConfig struct {
 	ReconcileInterval duration `split_words:"true" default:"5m"`
 	Lookback          duration `default:"24h"`
 	KVBucket          string   `split_words:"true" default:"zuul-bridge-reconcile"`
+	// Settle: a failure is recovered from zuul-web only this long after its buildset
+	// ended (its MQTT report may still be on its way).
+	Settle duration `default:"10m"`
 }
 
 // StatuspageConfig: BRIDGE_STATUSPAGE_*.
@@ -172,6 +177,15 @@ func loadConfig() (*Config, error) {
 		if len(c.Zuul.Tenants) == 0 {
 			bad("ZUUL_TENANTS", "required with BRIDGE_ZUUL_URL: the tenants to read back, comma-separated (e.g. scs)")
 		}
+		for _, tenant := range c.Zuul.Tenants {
+			if err := zuulweb.CheckPathSegment(tenant); err != nil {
+				bad("ZUUL_TENANTS", "tenant %q is not a tenant name (empty, \".\", \"..\", or with '/', '?' or '#')", tenant)
+			}
+		}
+	}
+	if err := natspub.CheckSubject(c.NATS.DeadletterSubject); err != nil || strings.ContainsAny(c.NATS.DeadletterSubject, "*>") {
+		bad("NATS_DEADLETTER_SUBJECT", "%q is not a publish subject (no wildcards, no empty token, no whitespace, at most %d bytes)",
+			c.NATS.DeadletterSubject, natspub.MaxSubjectBytes)
 	}
 	if c.MQTT.ClientID == "" {
 		bad("MQTT_CLIENT_ID", "must not be empty: the broker keeps the session under it")
@@ -188,7 +202,8 @@ func loadConfig() (*Config, error) {
 		}
 	}
 	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace,
-		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval, "ZUUL_LOOKBACK": c.Zuul.Lookback} {
+		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval, "ZUUL_LOOKBACK": c.Zuul.Lookback,
+		"ZUUL_SETTLE": c.Zuul.Settle} {
 		if v.err == nil && v.v <= 0 {
 			bad(name, "must be positive, got %s", v.v)
 		}

@@ -40,6 +40,10 @@ func mqttConfig(cfg *Config) mqtt.Config {
 // delivery, and the MQTT message stays unacknowledged until NATS has it.
 func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error) {
 	log = log.With().Str("component", "nats").Logger()
+	var nkeyPub string // the nkey the connection was made with
+	if cfg.NATS.NkeyFile != "" {
+		nkeyPub = nkeyPublic(cfg.NATS.NkeyFile)
+	}
 	opts := []nats.Option{
 		nats.Name("zuul-bridge " + cfg.MQTT.ClientID),
 		nats.MaxReconnects(-1),
@@ -47,6 +51,21 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(-1),
+		// Reconnect for ever, also after authorization errors: nats.go gives up after the
+		// same one twice in a row, yet a password rotated on the server shortly before the
+		// mounted file is right again once the file is updated (the credential callbacks
+		// below re-read it on every attempt).
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("NATS reconnect attempt failed; trying again")
+		}),
+		// Closed is final for a connection: nothing reconnects it any more, so /healthz
+		// fails and the orchestrator restarts the process.
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			h.natsUp(false)
+			h.natsClosed(nc.LastError())
+			log.Error().Err(nc.LastError()).Msg("NATS connection closed for good; /healthz fails until restarted")
+		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			h.natsUp(true)
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")
@@ -61,6 +80,12 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn().Err(err).Msg("NATS error")
+			if nkeyPub != "" && errors.Is(err, nats.ErrAuthorization) {
+				if now := nkeyPublic(cfg.NATS.NkeyFile); now != "" && now != nkeyPub {
+					// Only a restart uses a new nkey: say so through /healthz.
+					h.natsClosed(errors.New("the nkey seed file holds a new key; restart to use it"))
+				}
+			}
 		}),
 		// Without it a refused first connect (e.g. a wrong token) is retried silently.
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -196,6 +221,7 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 	}
 	return reconcile.NewService(reconcile.ServiceOptions{
 		Client: client, Tenants: cfg.Zuul.Tenants, Interval: cfg.Zuul.ReconcileInterval.v, Lookback: cfg.Zuul.Lookback.v,
+		Settle: cfg.Zuul.Settle.v,
 		Wants: func(tenant, pipeline string) bool {
 			for _, route := range routes {
 				if route.Reconcile && route.Match.MayMatch(tenant, pipeline) {

@@ -2,12 +2,13 @@ package main
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// health serves /healthz (the process loop answers), /readyz (MQTT subscribed and NATS
+// health serves /healthz (the process loop answers and no connection closed for good), /readyz (MQTT subscribed and NATS
 // connected; the third-party status page is deliberately not part of it) and /metrics.
 type health struct {
 	reg       *prometheus.Registry
@@ -15,6 +16,18 @@ type health struct {
 	natsReady func() bool
 	mqttGauge prometheus.Gauge
 	natsGauge prometheus.Gauge
+	// dead is set when a connection closed for good (nothing reconnects it): /healthz
+	// then fails so that the orchestrator restarts the process.
+	dead atomic.Pointer[string]
+}
+
+// natsClosed records that the NATS connection closed for good, with its last error.
+func (h *health) natsClosed(err error) {
+	msg := "NATS connection closed"
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	h.dead.Store(&msg)
 }
 
 func newHealth(reg *prometheus.Registry) *health {
@@ -42,6 +55,11 @@ func b2f(b bool) float64 {
 func (h *health) mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if msg := h.dead.Load(); msg != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(*msg + "\n"))
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

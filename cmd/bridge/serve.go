@@ -79,6 +79,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return err
 	}
+	if err := pub.Register(reg); err != nil {
+		return err
+	}
 
 	var sp *incident.Manager
 	if dryRun {
@@ -116,7 +119,13 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	var rec *reconcile.Service
 	var dispatcher *delivery.Dispatcher
 	if cfg.Zuul.URL != "" {
-		submit := func(ctx context.Context, ev *zuul.Event) error { return dispatcher.Submit(ctx, ev) }
+		submit := func(ctx context.Context, ev *zuul.Event) error {
+			err := dispatcher.Submit(ctx, ev)
+			if errors.Is(err, delivery.ErrInFlight) { // the MQTT copy is delivered: not ours
+				return fmt.Errorf("%w: %w", reconcile.ErrDeferred, err)
+			}
+			return err
+		}
 		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe); err != nil {
 			return configError{err}
 		}

@@ -7,6 +7,11 @@ import "context"
 // attempt failed, takes the full path (retries, dead letter) in its turn, so acks keep
 // the receive order.
 func (p *Dispatcher) processBatch(batch []job) {
+	for k := range batch { // a report a Submit is delivering: wait for it (inflight.go)
+		if ev := batch[k].ev; ev != nil && p.flights.awaitSubmit(p.abortCtx, ev.ID) {
+			batch[k].dup = true
+		}
+	}
 	for i := 0; i < len(batch); {
 		n := 0
 		for i+n < len(batch) && startable(&batch[i+n]) {
@@ -23,7 +28,7 @@ func (p *Dispatcher) processBatch(batch []job) {
 }
 
 func startable(j *job) bool {
-	if j.reject != nil || len(j.routes) == 0 {
+	if j.reject != nil || len(j.routes) == 0 || j.dup {
 		return false
 	}
 	for _, r := range j.routes {

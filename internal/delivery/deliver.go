@@ -112,7 +112,8 @@ func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 	}
 }
 
-// deadLetter records a failure, retrying until it is recorded or the process stops.
+// deadLetter records a failure, retrying until it is recorded or the process stops; a
+// dead letter refused for good (Permanent) is logged, counted and given up.
 // It reports whether the message may now be acknowledged.
 func (p *Dispatcher) deadLetter(dl DeadLetter) bool {
 	m := p.o.Metrics
@@ -128,6 +129,14 @@ func (p *Dispatcher) deadLetter(dl DeadLetter) bool {
 			m.deadLettered.WithLabelValues(dl.Sink).Inc()
 			p.o.Log.Warn().Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
 				Str("reason", dl.Reason).Msg("dead-lettered")
+			return true
+		}
+		if IsPermanent(err) {
+			// Retrying cannot record it, and holding the message would stall every report
+			// behind it: the loss is logged and counted, and the message acknowledged.
+			m.deadLetterFailed.WithLabelValues(dl.Sink).Inc()
+			p.o.Log.Error().Err(err).Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
+				Int("size", len(dl.Payload)).Str("reason", dl.Reason).Msg("dead letter refused for good; report dropped")
 			return true
 		}
 		p.o.Log.Warn().Err(err).Int("attempt", attempt+1).Msg("dead letter not recorded, retrying")

@@ -107,6 +107,7 @@ type Dispatcher struct {
 	abort    context.CancelFunc // at the end of the grace period: abandon what runs
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	flights  flights // report ids held by queued messages and by Submit (inflight.go)
 }
 
 type job struct {
@@ -114,6 +115,7 @@ type job struct {
 	ev     *zuul.Event // nil for a rejected payload
 	routes []*Route
 	reject *rejection
+	dup    bool // a Submit delivered the same report meanwhile: acknowledge only
 }
 
 type rejection struct {
@@ -185,9 +187,20 @@ func (p *Dispatcher) Handle(msg Message) {
 	} else {
 		q = p.queues[maphash.String(p.seed, msg.Topic)%uint64(len(p.queues))]
 	}
+	if j.ev != nil {
+		p.flights.enterMQTT(j.ev.ID)
+	}
 	select {
 	case q <- j:
 	case <-p.stopping:
+		p.leave(j)
+	}
+}
+
+// leave ends a job's hold on its report id.
+func (p *Dispatcher) leave(j job) {
+	if j.ev != nil {
+		p.flights.leaveMQTT(j.ev.ID)
 	}
 }
 
@@ -250,12 +263,16 @@ func (p *Dispatcher) worker(q chan job) {
 				}
 			}
 			p.processBatch(batch)
+			for _, j := range batch {
+				p.leave(j)
+			}
 			clear(batch)
 		case <-p.stopping:
 			for { // finish what was queued before the stop
 				select {
 				case j := <-q:
 					p.process(j)
+					p.leave(j)
 				default:
 					return
 				}
@@ -285,6 +302,14 @@ func (p *Dispatcher) process(j job) {
 	if p.abortCtx.Err() != nil {
 		return // abandoned: the broker redelivers
 	}
+	if j.dup || j.ev != nil && p.flights.awaitSubmit(p.abortCtx, j.ev.ID) {
+		p.o.Log.Debug().Str("topic", j.msg.Topic).Str("id", j.ev.ID).Msg("delivered by the reconciler meanwhile; acknowledged")
+		if p.o.Settled != nil {
+			p.o.Settled(j.ev)
+		}
+		p.ack(j.msg)
+		return
+	}
 	if j.reject != nil {
 		p.o.Metrics.rejected.WithLabelValues(j.reject.reason).Inc()
 		p.o.Log.Warn().Str("topic", j.msg.Topic).Int("size", len(j.msg.Payload)).Str("reason", j.reject.reason).
@@ -302,7 +327,8 @@ func (p *Dispatcher) process(j job) {
 
 // Submit routes and delivers one event from another source (the zuul-web reconciler) like
 // an MQTT report, and returns when it settled. An error means it did not settle (shutdown);
-// the caller tries again later.
+// the caller tries again later. ErrInFlight means an MQTT message holds the same report:
+// the MQTT path delivers it (inflight.go).
 func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
@@ -321,7 +347,13 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if !p.settle(ev, routes, "zuul-web", ev.Raw) {
+	done, err := p.flights.enterSubmit(ev.ID)
+	if err != nil {
+		return err
+	}
+	settled := p.settle(ev, routes, "zuul-web", ev.Raw)
+	done(settled)
+	if !settled {
 		return errAbandoned
 	}
 	return nil

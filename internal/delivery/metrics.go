@@ -18,11 +18,13 @@ type Metrics struct {
 	deliveries   *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
-	acked        prometheus.Counter
-	decoded      prometheus.Counter
-	latency      *prometheus.HistogramVec
-	lastReport   prometheus.Gauge
-	lastPerPipe  *prometheus.GaugeVec
+	// deadLetterFailed: dead letters refused for good, the report dropped.
+	deadLetterFailed *prometheus.CounterVec
+	acked            prometheus.Counter
+	decoded          prometheus.Counter
+	latency          *prometheus.HistogramVec
+	lastReport       prometheus.Gauge
+	lastPerPipe      *prometheus.GaugeVec
 
 	lastUnix atomic.Int64 // ns; the start time until the first report
 
@@ -66,6 +68,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Delivery attempts that failed temporarily and were retried."}, []string{"route", "sink"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_dead_lettered_total",
 			Help: "Reports recorded on the dead-letter subject, by sink (\"\" for undecodable payloads)."}, []string{"sink"}),
+		deadLetterFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_dead_letter_failures_total",
+			Help: "Dead letters the server refused for good (subject, permission); the report is dropped and logged."}, []string{"sink"}),
 		acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_acked_total",
 			Help: "MQTT messages acknowledged after every matched sink settled."}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "zuul_bridge_delivery_duration_seconds",
@@ -85,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		func() float64 { return time.Since(time.Unix(0, m.lastUnix.Load())).Seconds() })
 	if reg != nil {
 		reg.MustRegister(since)
-		reg.MustRegister(m.received, m.rejected, m.filtered, m.matched, m.deliveries, m.retries, m.deadLettered, m.acked, m.latency, m.lastReport, m.decoded, m.lastPerPipe)
+		reg.MustRegister(m.received, m.rejected, m.filtered, m.matched, m.deliveries, m.retries, m.deadLettered, m.deadLetterFailed, m.acked, m.latency, m.lastReport, m.decoded, m.lastPerPipe)
 	}
 	return m
 }

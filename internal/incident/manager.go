@@ -239,6 +239,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			if err := m.ResolveQuiet(ctx); err != nil {
 				m.log.Warn().Err(err).Msg("quiet-period resolution failed; will try again")
 			}
+			m.EvictIdle()
 		}
 	}
 }
@@ -272,6 +273,7 @@ func (m *Manager) state(ref, hash string, s *Sink) *keyState {
 	if ks.hash == "" {
 		ks.hash = hash
 	}
+	ks.touched = m.now()
 	return ks
 }
 

@@ -39,6 +39,10 @@ type keyState struct {
 	kvClaim bool
 
 	inc *openIncident
+
+	// touched is when the key was last looked up for a report (under Manager.mu); an
+	// idle key without anything open is forgotten (evict.go).
+	touched time.Time
 }
 
 // openIncident is the bridge's open incident of a key.
@@ -68,15 +72,17 @@ func (fp *fingerprint) matches(title string, began *time.Time, ended *time.Time)
 	return fp != nil && ended == nil && title == fp.Title && sameSecond(fp.Began, began)
 }
 
-// recent is a bounded set of strings, forgetting the oldest first.
+// recent is a bounded set of strings, forgetting the oldest first. It grows as strings
+// come, so a key that saw one report costs one entry, not the bound.
 type recent struct {
 	set  map[string]struct{}
 	ring []string
-	next int
+	next int // once the ring is full: the slot to overwrite next
+	max  int
 }
 
 func newRecent(n int) *recent {
-	return &recent{set: make(map[string]struct{}, n), ring: make([]string, n)}
+	return &recent{max: n}
 }
 
 func (r *recent) has(s string) bool { _, ok := r.set[s]; return ok }
@@ -99,9 +105,15 @@ func (r *recent) add(s string) {
 	if s == "" || r.has(s) {
 		return
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
+	if r.set == nil {
+		r.set = map[string]struct{}{}
 	}
+	if len(r.ring) < r.max {
+		r.ring = append(r.ring, s)
+		r.set[s] = struct{}{}
+		return
+	}
+	delete(r.set, r.ring[r.next])
 	r.ring[r.next] = s
 	r.set[s] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)

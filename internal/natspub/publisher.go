@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
@@ -60,6 +61,9 @@ type Publisher struct {
 	pubSeq  atomic.Uint64 // core publishes handed to the connection
 	flushMu sync.Mutex
 	flushed uint64 // every publish up to this sequence is confirmed
+
+	confirm              *confirmState // permission violations and reconnects (confirm.go)
+	permissionViolations prometheus.Counter
 }
 
 type streamEntry struct {
@@ -84,7 +88,17 @@ func NewPublisher(nc *nats.Conn, log zerolog.Logger) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{nc: nc, js: js, log: log, now: time.Now, streams: map[string]streamEntry{}}, nil
+	p := &Publisher{nc: nc, js: js, log: log, now: time.Now, streams: map[string]streamEntry{}, confirm: newConfirmState(),
+		permissionViolations: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_nats_permission_violations_total",
+			Help: "Publishes the NATS server refused for lack of permission (the report is dead-lettered)."})}
+	p.confirm.reconnects = nc.Stats().Reconnects
+	p.watchErrors()
+	return p, nil
+}
+
+// Register adds the publisher's metrics to reg.
+func (p *Publisher) Register(reg prometheus.Registerer) error {
+	return reg.Register(p.permissionViolations)
 }
 
 // Sink is one route's NATS target.
@@ -187,6 +201,12 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (retry bool, err
 }
 
 func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Context) (bool, error), bool, error) {
+	if err := CheckSubject(msg.Subject); err != nil {
+		return nil, false, err
+	}
+	if err := checkFits(msg, p.nc.MaxPayload()); err != nil {
+		return nil, false, err
+	}
 	if !p.nc.IsConnected() {
 		return nil, true, errors.New("NATS is not connected")
 	}
@@ -195,6 +215,7 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 		return nil, true, fmt.Errorf("looking up the stream for %s: %w", msg.Subject, err)
 	}
 	if stream == "" {
+		denied := p.confirm.deniedCount(msg.Subject)
 		p.pubMu.Lock()
 		err := p.nc.PublishMsg(msg)
 		seq := p.pubSeq.Add(1)
@@ -202,8 +223,17 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 		if err != nil {
 			return nil, retryable(err), err
 		}
-		return func(ctx context.Context) (bool, error) { return p.flushThrough(ctx, seq) }, false, nil
+		return func(ctx context.Context) (bool, error) {
+			if retry, err := p.flushThrough(ctx, seq); err != nil {
+				return retry, err
+			}
+			if p.confirm.deniedCount(msg.Subject) != denied {
+				return false, fmt.Errorf("%w for publish to %s", ErrPermission, msg.Subject)
+			}
+			return false, nil
+		}, false, nil
 	}
+	denied := p.confirm.deniedCount(msg.Subject)
 	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream))
 	if err != nil {
 		return nil, retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
@@ -218,6 +248,9 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 			}
 			return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
 		case <-ctx.Done():
+			if p.confirm.deniedCount(msg.Subject) != denied {
+				return false, fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, ErrPermission)
+			}
 			return true, fmt.Errorf("jetstream publish to %s (stream %s): no acknowledgement: %w", msg.Subject, stream, ctx.Err())
 		}
 	}, false, nil
@@ -230,6 +263,9 @@ func (p *Publisher) flushThrough(ctx context.Context, seq uint64) (bool, error) 
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
 	if p.flushed >= seq {
+		if p.confirm.wasLost(seq) {
+			return true, errLostInReconnect
+		}
 		return false, nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -241,12 +277,24 @@ func (p *Publisher) flushThrough(ctx context.Context, seq uint64) (bool, error) 
 	if err := p.nc.FlushWithContext(ctx); err != nil {
 		return true, fmt.Errorf("flush: %w", err)
 	}
+	if err := p.awaitAsyncErrors(ctx); err != nil {
+		return true, err
+	}
+	if n := p.nc.Stats().Reconnects; n != p.confirm.reconnects {
+		// Publishes since the last flush may have been written to the old connection.
+		p.confirm.reconnects = n
+		p.confirm.markLost(p.flushed, through)
+	}
 	p.flushed = through
+	if p.confirm.wasLost(seq) {
+		return true, errLostInReconnect
+	}
 	return false, nil
 }
 
 func retryable(err error) bool {
-	return !errors.Is(err, nats.ErrMaxPayload) && !errors.Is(err, nats.ErrBadSubject)
+	return !errors.Is(err, nats.ErrMaxPayload) && !errors.Is(err, nats.ErrBadSubject) &&
+		!errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrBadSubject) && !errors.Is(err, ErrPermission)
 }
 
 func (p *Publisher) streamFor(ctx context.Context, subject string) (string, error) {

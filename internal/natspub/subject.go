@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -90,41 +91,96 @@ func (s *Subject) render(value func(string) string) string {
 // subject's shape are percent-encoded: '.', '*', '>', whitespace, control characters, and
 // '%' itself (so the mapping is reversible and two values never share a token). Everything
 // else, including '/', is kept: "opendev.org/zuul/zuul-jobs" becomes
-// "opendev%2Eorg/zuul/zuul-jobs". An empty value becomes "_".
+// "opendev%2Eorg/zuul/zuul-jobs". An empty value becomes "_" (a token cannot be empty),
+// so the value "_" itself becomes "%5F"; UnescapeToken reverses the mapping.
 func EscapeToken(v string) string {
-	if v == "" {
+	switch v {
+	case "":
 		return "_"
+	case "_":
+		return "%5F"
 	}
-	clean := true
-	for i := 0; i < len(v); i++ {
-		if needsEscape(v[i]) {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if !needsEscaping(v) {
 		return v
 	}
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	b.Grow(len(v) + 8)
-	for i := 0; i < len(v); i++ {
+	for i := 0; i < len(v); {
 		c := v[i]
-		if needsEscape(c) {
+		if c >= utf8.RuneSelf {
+			if r, n := utf8.DecodeRuneInString(v[i:]); r != utf8.RuneError || n > 1 {
+				b.WriteString(v[i : i+n])
+				i += n
+				continue
+			}
+		}
+		if needsEscape(c) || c >= utf8.RuneSelf { // the latter: a byte of no valid sequence
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&15])
 		} else {
 			b.WriteByte(c)
 		}
+		i++
 	}
 	return b.String()
 }
 
+func needsEscaping(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if needsEscape(v[i]) {
+			return true
+		}
+	}
+	return !utf8.ValidString(v)
+}
+
 // needsEscape works on bytes: multi-byte UTF-8 sequences never contain ASCII bytes, so
-// they pass unchanged; DEL and the C0 controls and space are escaped.
+// they pass unchanged; DEL and the C0 controls and space are escaped. Bytes that are not
+// part of a valid UTF-8 sequence are escaped too, so every subject is valid UTF-8.
 func needsEscape(c byte) bool {
 	return c == '.' || c == '*' || c == '>' || c == '%' || c <= ' ' || c == 0x7f
 }
 
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// UnescapeToken is the inverse of EscapeToken: "_" is the empty value, and every %XX is
+// the byte it encodes.
+func UnescapeToken(tok string) (string, error) {
+	if tok == "_" {
+		return "", nil
+	}
+	if !strings.Contains(tok, "%") {
+		return tok, nil
+	}
+	b := make([]byte, 0, len(tok))
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '%' {
+			b = append(b, tok[i])
+			continue
+		}
+		if i+2 >= len(tok) {
+			return "", fmt.Errorf("token %q: truncated escape at byte %d", tok, i)
+		}
+		hi, lo := unhex(tok[i+1]), unhex(tok[i+2])
+		if hi < 0 || lo < 0 {
+			return "", fmt.Errorf("token %q: bad escape at byte %d", tok, i)
+		}
+		b = append(b, byte(hi<<4|lo))
+		i += 2
+	}
+	return string(b), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
+}

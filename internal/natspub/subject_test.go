@@ -1,6 +1,7 @@
 package natspub
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 func TestEscapeToken(t *testing.T) {
 	cases := map[string]string{
 		"":                           "_",
+		"_":                          "%5F",
+		"a_b":                        "a_b",
 		"periodic-daily":             "periodic-daily",
 		"opendev.org/zuul/zuul-jobs": "opendev%2Eorg/zuul/zuul-jobs",
 		"a*b>c":                      "a%2Ab%3Ec",
@@ -50,22 +53,58 @@ func TestCompileSubjectErrors(t *testing.T) {
 }
 
 // FuzzEscapeToken: whatever the value, the token adds no level, no wildcard, no
-// whitespace, and can be decoded back (so two values never share a token).
+// whitespace, and can be decoded back (so two values never share a token); a subject
+// built from it as a project name either passes CheckSubject with the template's levels
+// intact, or is refused for its length only.
 func FuzzEscapeToken(f *testing.F) {
-	for _, s := range []string{"", "opendev.org/zuul/zuul-jobs", "a*b>c", "x y", "100%", "\x00\x7f", "grüße"} {
+	for _, s := range []string{"", "_", "%5F", "opendev.org/zuul/zuul-jobs", "a*b>c", "x y", "100%", "\x00\x7f", "grüße",
+		strings.Repeat("a", 5000), strings.Repeat(".", 400), "\xff\xfe", "a\r\nPUB x 1\r\n"} {
 		f.Add(s)
+	}
+	subj, err := CompileSubject(DefaultSubject)
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		tok := EscapeToken(v)
 		if tok == "" || strings.ContainsAny(tok, ".*> \t\r\n") {
 			t.Fatalf("token %q of %q", tok, v)
 		}
-		if v == "" {
-			return
-		}
-		back, err := url.PathUnescape(tok)
+		back, err := UnescapeToken(tok)
 		if err != nil || back != v {
 			t.Fatalf("token %q of %q decodes to %q, %v", tok, v, back, err)
 		}
+		if v != "" {
+			if back, err := url.PathUnescape(tok); err != nil || back != v {
+				t.Fatalf("token %q of %q: PathUnescape gives %q, %v", tok, v, back, err)
+			}
+		}
+		ev := &zuul.Event{Tenant: "scs", Pipeline: "periodic-daily", Project: v, Result: "FAILURE", Outcome: zuul.OutcomeFailure}
+		s := subj.Render(ev)
+		if err := CheckSubject(s); err != nil {
+			if len(s) <= MaxSubjectBytes || !errors.Is(err, ErrBadSubject) {
+				t.Fatalf("subject %q of project %q refused: %v", s, v, err)
+			}
+			return
+		}
+		if n := strings.Count(s, "."); n != 4 {
+			t.Fatalf("subject %q of project %q has %d levels", s, v, n+1)
+		}
+		if got, _ := UnescapeToken(strings.Split(s, ".")[3]); got != v {
+			t.Fatalf("project token of %q decodes to %q", s, got)
+		}
 	})
+}
+
+func TestCheckSubject(t *testing.T) {
+	for _, s := range []string{"", "a..b", "a.", ".a", "a b", "a\x00", strings.Repeat("x", MaxSubjectBytes+1), "a.\xff"} {
+		if err := CheckSubject(s); !errors.Is(err, ErrBadSubject) {
+			t.Errorf("CheckSubject(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"a", "zuul.scs.p.o/x.FAILURE", strings.Repeat("x", MaxSubjectBytes), "zuul.grüße"} {
+		if err := CheckSubject(s); err != nil {
+			t.Errorf("CheckSubject(%q) = %v", s, err)
+		}
+	}
 }

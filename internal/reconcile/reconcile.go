@@ -27,12 +27,21 @@ import (
 // settled. An error means "not settled": the event is offered again next round, and
 // nothing newer of the same target is offered before it (order is kept, so a failure
 // cannot land after the success that followed it).
+//
+// An error wrapping ErrDeferred means another path (the MQTT intake) holds the same
+// report: it is not an error, the buildset is looked at again next round.
 type Submit func(ctx context.Context, ev *zuul.Event) error
+
+// ErrDeferred: Submit found the report held by another path, which delivers it.
+var ErrDeferred = errors.New("report held by another path; deferred")
 
 // Defaults of Options.
 const (
 	DefaultInterval = 5 * time.Minute
 	DefaultLookback = 24 * time.Hour
+	// DefaultSettle is how long a failure's MQTT report is given after its buildset ended
+	// before zuul-web's copy is recovered in its place.
+	DefaultSettle = 10 * time.Minute
 	// pageSize is zuul-web's default limit; a shorter page is the last one.
 	pageSize = 50
 )
@@ -48,11 +57,16 @@ type Options struct {
 	// one older than this is given up (a database write Zuul dropped stays null forever).
 	// Default 24h.
 	Lookback time.Duration
-	Store    Store
-	Submit   Submit
-	Log      zerolog.Logger
-	Metrics  *Metrics // nil: metrics are kept but not registered anywhere
-	Now      func() time.Time
+	// Settle: a failure is recovered from zuul-web only once its buildset ended this long
+	// ago, so that an MQTT report still on its way (a backlog in the broker, the bridge's
+	// own queue) is not published twice and wrongly marked recovered. 0 = DefaultSettle,
+	// < 0 = no wait.
+	Settle  time.Duration
+	Store   Store
+	Submit  Submit
+	Log     zerolog.Logger
+	Metrics *Metrics // nil: metrics are kept but not registered anywhere
+	Now     func() time.Time
 	// Ran, if set, is told the end time of every completed buildset the reconciler reads,
 	// and before a target's first pass that of its newest completed buildset in zuul-web
 	// (a zero time when there is none), so "when did the pipeline last run" is known from
@@ -79,6 +93,9 @@ func New(o Options) *Reconciler {
 	}
 	if o.Lookback <= 0 {
 		o.Lookback = DefaultLookback
+	}
+	if o.Settle == 0 {
+		o.Settle = DefaultSettle
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -142,6 +159,7 @@ func (r *Reconciler) Round(ctx context.Context) error {
 // stats says what a pass found, for the round's log line.
 type stats struct {
 	listed, submitted, recovered, seen, pending, dequeued, old, abandoned int
+	settling, deferred                                                    int
 	cursorFrom, cursorTo                                                  int64
 }
 
@@ -154,6 +172,8 @@ func (s *stats) add(o stats) {
 	s.dequeued += o.dequeued
 	s.old += o.old
 	s.abandoned += o.abandoned
+	s.settling += o.settling
+	s.deferred += o.deferred
 }
 
 func (s stats) MarshalZerologObject(e *zerolog.Event) {
@@ -161,6 +181,12 @@ func (s stats) MarshalZerologObject(e *zerolog.Event) {
 		Int("already_seen", s.seen).Int("pending", s.pending).Int("dequeued", s.dequeued)
 	if s.old > 0 {
 		e.Int("before_lookback", s.old)
+	}
+	if s.settling > 0 {
+		e.Int("settling", s.settling)
+	}
+	if s.deferred > 0 {
+		e.Int("in_flight_elsewhere", s.deferred)
 	}
 	if s.abandoned > 0 {
 		e.Int("abandoned", s.abandoned)

@@ -114,7 +114,7 @@ func TestPagingFirstStartAndCursor(t *testing.T) {
 		t.Errorf("%d follow-up pages, want 2", n)
 	}
 	// Later rounds ask only for what is above the cursor.
-	newest := e.add("FAILURE", time.Minute)
+	newest := e.add("FAILURE", time.Hour) // ended 16 minutes ago: past the settle time
 	if got := e.round(e.reconciler()); len(got) != 1 || got[0].BuildsetUUID != newest.UUID {
 		t.Fatalf("submitted %v", ids(got))
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ type ServiceOptions struct {
 	Wants    func(tenant, pipeline string) bool
 	Interval time.Duration
 	Lookback time.Duration
+	Settle   time.Duration // see Options.Settle
 	// NATS and Bucket keep the Store in a JetStream key-value bucket; without JetStream
 	// the Store lives in memory.
 	NATS    *nats.Conn
@@ -42,7 +44,23 @@ type Service struct {
 	o       ServiceOptions
 	store   atomic.Pointer[Store]
 	targets atomic.Pointer[map[Target]bool]
+
+	// Reports settled over MQTT before the targets and the store were known (a restart
+	// with a backlog in the broker while zuul-web is still being asked): remembered here
+	// and recorded before the first round, so that round does not recover them again.
+	mu    sync.Mutex
+	ready bool
+	early []settledEarly
 }
+
+type settledEarly struct {
+	t  Target
+	id string
+}
+
+// maxEarly bounds the reports remembered before the store is open; beyond it the oldest
+// are forgotten (a report forgotten so may be published once more, marked recovered).
+const maxEarly = 10000
 
 // NewService returns a Service; Run starts it.
 func NewService(o ServiceOptions) *Service {
@@ -69,9 +87,18 @@ func (s *Service) Run(ctx context.Context) {
 	s.targets.Store(&set)
 	store := s.openStore(ctx)
 	s.store.Store(&store)
+	s.mu.Lock()
+	early := s.early
+	s.early, s.ready = nil, true
+	s.mu.Unlock()
+	for _, e := range early {
+		if set[e.t] {
+			s.markSeen(store, e.id)
+		}
+	}
 	s.o.Log.Info().Int("targets", len(targets)).Stringer("interval", s.o.Interval).Msg("reconciling with zuul-web")
 	New(Options{
-		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback,
+		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback, Settle: s.o.Settle,
 		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics, Ran: s.o.Ran,
 	}).Run(ctx)
 }
@@ -107,7 +134,12 @@ func (s *Service) openStore(ctx context.Context) Store {
 	}
 	s.o.Log.Warn().Err(err).Stringer("lookback", s.o.Lookback).
 		Msg("no JetStream key-value bucket: reconciliation state kept in memory; after a restart failures within the lookback window are published again")
-	return NewMemoryStore()
+	// Twice the lookback: a buildset the cursor has not passed is at most one lookback old.
+	lookback := s.o.Lookback
+	if lookback <= 0 {
+		lookback = DefaultLookback
+	}
+	return NewMemoryStoreFor(2*lookback, time.Now)
 }
 
 // Settled remembers a final MQTT report of a reconciled pipeline as applied, so that
@@ -116,13 +148,27 @@ func (s *Service) Settled(ev *zuul.Event) {
 	if ev.Source != zuul.SourceMQTT || !ev.Final() {
 		return
 	}
+	s.mu.Lock()
+	if !s.ready {
+		if len(s.early) >= maxEarly {
+			s.early = s.early[1:]
+		}
+		s.early = append(s.early, settledEarly{Target{Tenant: ev.Tenant, Pipeline: ev.Pipeline}, ev.ID})
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
 	sp, tp := s.store.Load(), s.targets.Load()
 	if sp == nil || tp == nil || !(*tp)[Target{Tenant: ev.Tenant, Pipeline: ev.Pipeline}] {
 		return
 	}
+	s.markSeen(*sp, ev.ID)
+}
+
+func (s *Service) markSeen(store Store, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := (*sp).MarkSeen(ctx, ev.ID); err != nil {
-		s.o.Log.Warn().Err(err).Str("id", ev.ID).Msg("could not remember the report as applied; zuul-web may apply it again")
+	if err := store.MarkSeen(ctx, id); err != nil {
+		s.o.Log.Warn().Err(err).Str("id", id).Msg("could not remember the report as applied; zuul-web may apply it again")
 	}
 }

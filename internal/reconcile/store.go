@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Target is one tenant and pipeline to reconcile. Pipeline may use zuul-web's `*`
@@ -27,15 +28,30 @@ type Store interface {
 }
 
 // NewMemoryStore returns a Store that lives as long as the process: without JetStream a
-// restart starts over with the Lookback window, and re-applies what it finds there.
-func NewMemoryStore() Store {
-	return &memoryStore{seen: map[string]struct{}{}, cursors: map[Target]int64{}}
+// restart starts over with the Lookback window, and re-applies what it finds there. It
+// forgets an id DefaultLookback after it was marked; NewMemoryStoreFor sets that age.
+func NewMemoryStore() Store { return NewMemoryStoreFor(DefaultLookback, time.Now) }
+
+// NewMemoryStoreFor returns a memory Store that forgets ids marked longer than keep ago
+// (the reconciler never asks about buildsets older than its lookback, so the set stays
+// bounded by the reports of one lookback window).
+func NewMemoryStoreFor(keep time.Duration, now func() time.Time) Store {
+	if keep <= 0 {
+		keep = DefaultLookback
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &memoryStore{seen: map[string]time.Time{}, cursors: map[Target]int64{}, keep: keep, now: now}
 }
 
 type memoryStore struct {
 	mu      sync.Mutex
-	seen    map[string]struct{}
+	seen    map[string]time.Time // id -> when it was marked
 	cursors map[Target]int64
+	keep    time.Duration
+	now     func() time.Time
+	pruned  time.Time // last prune
 }
 
 func (m *memoryStore) Seen(_ context.Context, id string) (bool, error) {
@@ -48,8 +64,24 @@ func (m *memoryStore) Seen(_ context.Context, id string) (bool, error) {
 func (m *memoryStore) MarkSeen(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.seen[id] = struct{}{}
+	now := m.now()
+	m.seen[id] = now
+	if now.Sub(m.pruned) >= m.keep/16 { // amortised: a prune per sixteenth of the age
+		m.pruned = now
+		for k, at := range m.seen {
+			if now.Sub(at) > m.keep {
+				delete(m.seen, k)
+			}
+		}
+	}
 	return nil
+}
+
+// size is the number of ids held (for tests).
+func (m *memoryStore) size() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.seen)
 }
 
 func (m *memoryStore) Cursor(_ context.Context, tenant, pipeline string) (int64, bool, error) {

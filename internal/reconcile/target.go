@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -26,12 +27,10 @@ func (r *Reconciler) target(ctx context.Context, t Target) (stats, error) {
 	}
 	now := r.o.Now()
 	horizon := now.Add(-r.o.Lookback)
-	entries, err := r.list(ctx, t, cursor, have, horizon)
+	pages, err := r.list(ctx, t, cursor, have, horizon)
 	if err != nil {
 		return st, err
 	}
-	st.listed = len(entries)
-	slices.SortFunc(entries, func(a, b zuulweb.Buildset) int { return cmp.Compare(a.ID, b.ID) })
 
 	next, blocked := cursor, false
 	done := func(id int64) {
@@ -48,65 +47,128 @@ func (r *Reconciler) target(ctx context.Context, t Target) (stats, error) {
 			st.cursorFrom, st.cursorTo = cursor, next
 		}
 	}()
-	for i := range entries {
-		bs := &entries[i]
-		if have && bs.ID <= cursor {
-			continue
-		}
-		at := when(bs)
-		old := !at.IsZero() && at.Before(horizon)
-		switch {
-		case bs.Result == "" && old:
-			// Zuul drops a database write after three attempts; such a row never gets a result.
-			st.abandoned++
-			r.o.Log.Warn().Str("target", t.String()).Str("buildset", bs.UUID).Time("triggered", at).
-				Msg("buildset still without result after the lookback window; no longer waiting for it")
-			done(bs.ID)
-		case bs.Result == "":
-			// Running, or MQTT was published before the database got the result: next round.
-			st.pending++
-			blocked = true
-		case !have && old:
-			st.old++
-			done(bs.ID)
-		case bs.Result == "DEQUEUED":
-			// Not a report: the item was dequeued or reset (a new buildset follows).
-			st.dequeued++
-			done(bs.ID)
-		default:
-			r.observe(t, bs)
-			if err := r.apply(ctx, t, bs, &st); err != nil {
+	settleBefore := now.Add(-r.o.Settle)
+	for pi := len(pages) - 1; pi >= 0; pi-- { // oldest page first
+		entries := pages[pi].entries
+		if entries == nil && pages[pi].dropped {
+			// Not kept in memory while listing (a long backlog): read the page again.
+			if entries, err = r.o.Client.Buildsets(ctx, t.Tenant, pages[pi].q); err != nil {
 				return st, err
 			}
-			done(bs.ID)
+		}
+		st.listed += len(entries)
+		slices.SortFunc(entries, func(a, b zuulweb.Buildset) int { return cmp.Compare(a.ID, b.ID) })
+		for i := range entries {
+			if err := r.visit(ctx, t, &entries[i], cursor, have, horizon, settleBefore, &st, done, &blocked); err != nil {
+				return st, err
+			}
 		}
 	}
 	return st, nil
 }
 
+// visit handles one listed buildset of a target pass.
+func (r *Reconciler) visit(ctx context.Context, t Target, bs *zuulweb.Buildset, cursor int64, have bool, horizon, settleBefore time.Time,
+	st *stats, done func(int64), blocked *bool) error {
+	if have && bs.ID <= cursor {
+		return nil
+	}
+	at := when(bs)
+	old := !at.IsZero() && at.Before(horizon)
+	switch {
+	case bs.Result == "" && old:
+		// Zuul drops a database write after three attempts; such a row never gets a result.
+		st.abandoned++
+		r.o.Log.Warn().Str("target", t.String()).Str("buildset", bs.UUID).Time("triggered", at).
+			Msg("buildset still without result after the lookback window; no longer waiting for it")
+		done(bs.ID)
+	case bs.Result == "":
+		// Running, or MQTT was published before the database got the result: next round.
+		st.pending++
+		*blocked = true
+	case r.o.Settle > 0 && bs.Result != "SUCCESS" && bs.Result != "DEQUEUED" && ended(bs).After(settleBefore):
+		// A failure that ended within the settle time: its MQTT report may still be on
+		// its way (a broker backlog, a queue); only after that is it recovered here.
+		st.settling++
+		*blocked = true
+	case !have && old:
+		st.old++
+		done(bs.ID)
+	case bs.Result == "DEQUEUED":
+		// Not a report: the item was dequeued or reset (a new buildset follows).
+		st.dequeued++
+		done(bs.ID)
+	default:
+		r.observe(t, bs)
+		err := r.apply(ctx, t, bs, st)
+		if errors.Is(err, ErrDeferred) {
+			// Another path holds the report; looked at again next round, when it is
+			// remembered as applied.
+			st.deferred++
+			*blocked = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done(bs.ID)
+	}
+	return nil
+}
+
+// ended is when a buildset's report was due: its last build's end, else its trigger time.
+func ended(bs *zuulweb.Buildset) time.Time {
+	if t := bs.LastBuildEndTime.Time; !t.IsZero() {
+		return t
+	}
+	return when(bs)
+}
+
+// page is one page of a listing: its query, and its entries unless they were dropped to
+// bound memory (then the page is read again when its turn comes).
+type page struct {
+	q       zuulweb.Query
+	entries []zuulweb.Buildset
+	dropped bool
+}
+
+// maxHeld bounds the buildsets a listing keeps in memory. A cursor far behind (a long
+// outage) lists many pages; beyond this only their queries are kept, and each page is
+// read again when it is processed, so a pass holds one page at a time.
+const maxHeld = 500
+
 // list reads the buildsets above the cursor, or on a first start those back to the
-// horizon, newest first with keyset paging.
-func (r *Reconciler) list(ctx context.Context, t Target, cursor int64, have bool, horizon time.Time) ([]zuulweb.Buildset, error) {
+// horizon, newest first with keyset paging. The pages come newest first.
+func (r *Reconciler) list(ctx context.Context, t Target, cursor int64, have bool, horizon time.Time) ([]page, error) {
 	q := zuulweb.Query{Pipeline: t.Pipeline, Limit: pageSize}
 	if have {
 		q.IdxMin = cursor + 1
 	}
-	var all []zuulweb.Buildset
+	var pages []page
+	held := 0
 	for {
-		page, err := r.o.Client.Buildsets(ctx, t.Tenant, q)
+		entries, err := r.o.Client.Buildsets(ctx, t.Tenant, q)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page...)
-		if len(page) < pageSize {
-			return all, nil
+		if len(entries) == 0 {
+			return pages, nil
 		}
-		last := &page[len(page)-1]
+		pages = append(pages, page{q: q, entries: entries})
+		if held += len(entries); held > maxHeld {
+			for i := range pages { // from now on only the queries are kept
+				pages[i].entries, pages[i].dropped = nil, true
+			}
+		}
+		if len(entries) < pageSize {
+			return pages, nil
+		}
+		last := &entries[len(entries)-1]
 		if at := when(last); !have && !at.IsZero() && at.Before(horizon) {
-			return all, nil // ids grow with time: the rest is older still
+			return pages, nil // ids grow with time: the rest is older still
 		}
 		if last.ID <= 1 || q.IdxMax != 0 && last.ID > q.IdxMax {
-			return all, nil // a server that ignores idx_max must not loop us forever
+			return pages, nil // a server that ignores idx_max must not loop us forever
 		}
 		q.IdxMax = last.ID - 1
 	}

@@ -161,8 +161,8 @@ func (c *Client) Pipelines(ctx context.Context, tenant string) ([]string, error)
 // which answers 200 with HTML, so it is refused here.
 func tenantPath(tenant string, parts ...string) (string, error) {
 	for _, p := range append([]string{tenant}, parts...) {
-		if p == "" || strings.ContainsAny(p, "/?#") {
-			return "", fmt.Errorf("zuulweb: invalid path segment %q", p)
+		if err := CheckPathSegment(p); err != nil {
+			return "", err
 		}
 	}
 	return "/api/tenant/" + tenant + "/" + strings.Join(parts, "/"), nil
@@ -222,6 +222,15 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, out any
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("zuulweb: GET %s: decode: %w", where, err)
+	}
+	return nil
+}
+
+// CheckPathSegment accepts a tenant name (or another value) as one URL path segment: not
+// empty, no '/', '?' or '#', and not "." or "..", which a URL resolves to another path.
+func CheckPathSegment(p string) error {
+	if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "/?#") {
+		return fmt.Errorf("zuulweb: invalid path segment %q", p)
 	}
 	return nil
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
+)
+
+// TestBacklogAndReconcileOneOwner: after a restart with a backlog in the broker, zuul-web
+// already has a failure whose MQTT report is still queued behind 200 others. The
+// reconciler leaves it to the MQTT path (it ended within the settle time), so it reaches
+// NATS once, and not marked recovered.
+func TestBacklogAndReconcileOneOwner(t *testing.T) {
+	zw := zuulwebfake.New(zuulwebfake.Options{})
+	t.Cleanup(zw.Close)
+	zw.AddTenant("scs", "periodic-daily")
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	ns := natstest.Start(t, false)
+	nc := natsConn(t, ns.ClientURL())
+	chat := collect(t, nc, "zuul.>")
+	nc.Flush()
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte(`routes:
+  - name: chat
+    match: {pipeline: periodic-daily, result: failure}
+    nats: {}
+    reconcile: true
+`), 0o600)
+	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-owner",
+		"BRIDGE_RULES_FILE": rules, "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
+		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "100ms", "BRIDGE_LOG_LEVEL": "info"}
+	startBridge(t, env).kill(t) // the session exists; what comes now queues in the broker
+
+	backlog := uniqueFailures(201)[1:] // not the sample's own buildset
+	report := sampleBytes(t, "periodic-daily_failure_mixed.json")
+	mqtttest.Publish(t, broker.URL(), capiTopic, append(backlog, report)...)
+	ended := time.Now().Add(-2 * time.Minute).UTC()
+	began := ended.Add(-40 * time.Minute)
+	zw.Add("scs", zuulwebfake.Buildset{UUID: "22799888a7ae82e51b19a6124a096841", Pipeline: "periodic-daily", Result: "FAILURE",
+		Message: "Build failed.", EventTime: began, FirstBuildStart: began, LastBuildEnd: ended,
+		Refs: []zuulwebfake.Ref{zuulwebfake.BranchRef("SovereignCloudStack/k8s-cluster-api-provider", "main")},
+		Builds: []zuulwebfake.Build{{JobName: "k8s-cluster-api-provider-e2e-conformance", Result: "FAILURE", Voting: true,
+			Start: began, End: ended}}})
+
+	p := startBridge(t, env)
+	waitFor(t, 60*time.Second, "the backlog and the report", func() bool { return chat.unique() == len(backlog)+1 })
+	rounds := zw.CountRequests("/buildsets")
+	waitFor(t, 30*time.Second, "more reconcile rounds", func() bool { return zw.CountRequests("/buildsets") >= rounds+5 })
+	chat.mu.Lock()
+	defer chat.mu.Unlock()
+	if len(chat.msgs) != len(backlog)+1 {
+		t.Fatalf("%d messages for %d reports: a report was published twice", len(chat.msgs), len(backlog)+1)
+	}
+	for _, m := range chat.msgs {
+		if m.Header.Get("Bridge-Recovered") != "" {
+			t.Fatalf("message %s marked recovered although its MQTT report arrived", m.Header.Get("Nats-Msg-Id"))
+		}
+	}
+	if v := p.metric(t, "zuul_bridge_reconcile_recovered_total"); v > 0 {
+		t.Errorf("recovered_total %v", v)
+	}
+}
