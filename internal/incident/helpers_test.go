@@ -238,7 +238,7 @@ func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspa
 // the test when it has none.
 func refOf(t *testing.T, text string) string {
 	t.Helper()
-	m := regexp.MustCompile(`automatically \(ref ([0-9a-f]{12})\)\.$`).FindStringSubmatch(text)
+	m := regexp.MustCompile(`automatically \(ref ([0-9a-f]{20})\)\.$`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatalf("no reference sentence at the end of %q", text)
 	}

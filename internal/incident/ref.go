@@ -29,11 +29,12 @@ import (
 //	closing update:     "Closed automatically (ref 3f2a9c81d0e4)."
 //
 // The first 4 hex digits name the route (matched against the configured routes), the other
-// 8 the key. Reports already applied are recognised after a restart by their time: an
+// 16 the key: 64 bits, so that keys never share a reference (the reference also names the
+// key's state in memory). Reports already applied are recognised after a restart by their time: an
 // incident begins at its opening report's time and an update is created at its report's.
 
 // refPattern finds a reference sentence; the last one in a text counts.
-var refPattern = regexp.MustCompile(`(Reported automatically|Reported and closed automatically|Closed automatically) \(ref ([0-9a-f]{12})\)\.`)
+var refPattern = regexp.MustCompile(`(Reported automatically|Reported and closed automatically|Closed automatically) \(ref ([0-9a-f]{20})\)\.`)
 
 // refKind says which sentence holds a reference.
 type refKind int
@@ -51,7 +52,7 @@ var refSentences = map[refKind]string{
 }
 
 // refRoom is what a reference sentence takes at most, with the space before it.
-const refRoom = 1 + len("Reported and closed automatically (ref 0123456789ab).")
+const refRoom = 1 + len("Reported and closed automatically (ref 0123456789abcdef0123).")
 
 func refSentence(kind refKind, ref string) string { return fmt.Sprintf(refSentences[kind], ref) }
 
@@ -106,7 +107,7 @@ func routeTag(bridgeID, route string) string {
 // name of the key's state in memory.
 func refOf(bridgeID, route, hash string) string {
 	s := sha256.Sum256([]byte(bridgeID + "\x00key\x00" + hash))
-	return routeTag(bridgeID, route) + hex.EncodeToString(s[:])[:8]
+	return routeTag(bridgeID, route) + hex.EncodeToString(s[:])[:16]
 }
 
 // keyOf returns the hash that identifies an incident key and the key's values.

@@ -34,7 +34,7 @@ func textsSink(t *testing.T) *incident.Sink {
 var (
 	// zuulCode matches a Zuul result code (FAILURE, POST_FAILURE, TIMED_OUT, ...).
 	zuulCode = regexp.MustCompile(`\b[A-Z]{4,}(_[A-Z]+)*\b`)
-	endsRef  = regexp.MustCompile(` (Reported|Closed) automatically \(ref [0-9a-f]{12}\)\.$`)
+	endsRef  = regexp.MustCompile(` (Reported|Closed) automatically \(ref [0-9a-f]{20}\)\.$`)
 )
 
 // checkPublic asserts what every public text must be: within its limit, one paragraph,
