@@ -26,6 +26,8 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
 )
 
 // Options configure New.
@@ -187,7 +189,7 @@ func (s *Source) Run(ctx context.Context) {
 		} else {
 			backoff = min(2*backoff, time.Minute)
 		}
-		if !sleep(ctx, max(wait, 50*time.Millisecond)) {
+		if !retry.Sleep(ctx, max(wait, 50*time.Millisecond)) {
 			return
 		}
 	}
@@ -266,7 +268,7 @@ func (s *Source) obtain(ctx context.Context) (idToken, error) {
 		now := s.o.Now()
 		if c.RefreshingBy != "" && c.RefreshingBy != s.o.Owner && now.Before(c.RefreshingUntil) {
 			// Another replica is spending the refresh token: wait for its result.
-			if !sleep(ctx, leaseWaitStep) {
+			if !retry.Sleep(ctx, leaseWaitStep) {
 				return idToken{}, ctx.Err()
 			}
 			continue
@@ -387,14 +389,3 @@ type redacted struct{ err error }
 
 func (r redacted) Error() string { return "(redacted)" }
 func (r redacted) Unwrap() error { return r.err }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
