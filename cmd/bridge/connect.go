@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -139,7 +138,9 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 }
 
 // openKeyStore opens the shared incident-key bucket, waiting for NATS as long as it takes:
-// with several replicas, handling reports without it could open duplicate incidents.
+// with several replicas, applying reports without it could open duplicate incidents. It
+// runs in the background; until it returns, the incident sink's store calls fail and are
+// retried.
 func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (incident.KeyStore, error) {
 	var store *kvstore.CAS
 	err := retry.Until(ctx, startupBackoff, func(ctx context.Context) (err error) {
@@ -147,29 +148,9 @@ func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.L
 		return err
 	}, nil, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
-			Msg("incident key bucket not available yet; retrying before taking reports")
+			Msg("incident key bucket not available yet; status page work waits, everything else runs")
 	})
 	return store, err
-}
-
-// startStatuspage resolves names and finds open incidents again before any report is
-// handled. An unreachable API is retried (the bridge must not die with it); a name the
-// server does not have is a configuration error.
-func startStatuspage(ctx context.Context, sp *incident.Manager, log zerolog.Logger) error {
-	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, sp.Start, func(err error) bool {
-		var apiErr *statuspage.APIError
-		return errors.Is(err, incident.ErrUnknownNames) ||
-			errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429
-	}, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable at start; retrying before taking reports")
-	})
-	switch {
-	case errors.Is(err, incident.ErrUnknownNames):
-		return configError{err}
-	case err != nil && ctx.Err() == nil:
-		return fmt.Errorf("status page: %w", err)
-	}
-	return err
 }
 
 func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit) (*reconcile.Service, error) {

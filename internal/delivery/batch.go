@@ -91,7 +91,7 @@ func (p *Dispatcher) processStarted(run []job) {
 				Str("project", j.ev.Project).Str("branch", j.ev.Branch).Str("result", j.ev.Result).Int("attempts", 1).Msg("delivered")
 		}
 		if p.o.Settled != nil {
-			p.o.Settled(j.ev)
+			p.o.Settled(j.ev, true)
 		}
 		p.ack(j.msg)
 	}

@@ -82,9 +82,10 @@ type Options struct {
 	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
 	// without deadline: an unrecorded failure is not acknowledged.
 	DeadLetter func(ctx context.Context, dl DeadLetter) error
-	// Settled, if set, is told about every report whose deliveries all settled (delivered or
-	// dead-lettered), e.g. to remember it as applied.
-	Settled func(ev *zuul.Event)
+	// Settled, if set, is told about every report whose deliveries all settled: applied is
+	// true when every sink took it, false when any delivery was dead-lettered (then it must
+	// not be remembered as applied: reconciliation may still apply it).
+	Settled func(ev *zuul.Event, applied bool)
 	Log     zerolog.Logger
 	Metrics *Metrics // nil: not counted
 	Now     func() time.Time
