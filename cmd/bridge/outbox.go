@@ -168,7 +168,12 @@ func (w *statuspageWork) run(ctx context.Context) {
 	bg.Go(func() { w.watchNames(ctx) })
 	// 4. The worker.
 	if box := w.box.Load(); box != nil {
-		box.Run(ctx, outbox.WorkerOptions{
+		routes := make([]string, 0, len(w.sinks))
+		for r := range w.sinks {
+			routes = append(routes, r)
+		}
+		sort.Strings(routes)
+		box.Run(ctx, routes, outbox.WorkerOptions{
 			Apply: func(ctx context.Context, route string, ev *zuul.Event) (bool, error) {
 				return w.sinks[route].Send(ctx, ev)
 			},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,9 +23,9 @@ type WorkerOptions struct {
 	// acknowledging).
 	Apply func(ctx context.Context, route string, ev *zuul.Event) (retry bool, err error)
 	// Ready says whether route's items can be applied now; an error (e.g. the status page
-	// lacks a name the route uses) defers the item by DeferDelay without holding back the
-	// items of other routes. nil = always ready. A route Ready does not know is the
-	// caller's to reject: return ErrUnknownRoute to dead-letter the item.
+	// lacks a name the route uses) defers the item by DeferDelay (the route's later items
+	// wait behind it; other routes go on). nil = always ready. ErrUnknownRoute
+	// dead-letters the item.
 	Ready func(route string) error
 	// DeadLetter records an item that failed for good or whose retry window passed; it is
 	// retried until recorded, then the item is removed. nil = logged only.
@@ -73,32 +74,43 @@ func (w *WorkerOptions) defaults() {
 	}
 }
 
-// consumer binds the durable consumer every replica shares. MaxAckPending 1 keeps one item
-// in flight for the whole deployment, so the items of one key (indeed all items) are
-// applied in the order they were stored; status page work is low volume.
-func (o *Outbox) consumer(ctx context.Context) (jetstream.Consumer, error) {
+// consumer binds the durable consumer of route that every replica shares. MaxAckPending
+// 1 keeps one item of the route in flight for the whole deployment, so the items of one
+// incident key (indeed of the route) are applied in the order they were stored; status
+// page work is low volume. One consumer per route (work-queue consumers must not
+// overlap) keeps a route that cannot be applied from holding back the others.
+func (o *Outbox) consumer(ctx context.Context, route string) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
 	return o.js.CreateOrUpdateConsumer(ctx, o.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       o.cfg.Consumer,
-		Description:   "zuul-bridge: applies the outbox to the status page",
+		Durable:       o.cfg.Consumer + "-" + route,
+		Description:   "zuul-bridge: applies route " + route + " of the outbox to the status page",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.cfg.AckWait,
 		MaxAckPending: 1,
 		MaxDeliver:    -1,
-		FilterSubject: o.cfg.Subject + ".>",
+		FilterSubject: o.Subject(route),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 }
 
-// Run applies the outbox until ctx is done. Errors of the NATS server (down, no consumer
-// yet) are retried; Run returns only with ctx.
-func (o *Outbox) Run(ctx context.Context, w WorkerOptions) {
+// Run applies the outbox items of routes until ctx is done, one worker per route. Errors
+// of the NATS server (down, no consumer yet) are retried; Run returns only with ctx.
+func (o *Outbox) Run(ctx context.Context, routes []string, w WorkerOptions) {
 	w.defaults()
 	log := w.Log.With().Str("component", "outbox").Logger()
+	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Dur("retry_window", w.RetryWindow).Msg("outbox worker started")
+	var wg sync.WaitGroup
+	for _, route := range routes {
+		wg.Go(func() { o.runRoute(ctx, route, &w, log.With().Str("route", route).Logger()) })
+	}
+	wg.Wait()
+}
+
+func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) {
 	var cons jetstream.Consumer
 	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) (err error) {
-		cons, err = o.consumer(ctx)
+		cons, err = o.consumer(ctx, route)
 		return err
 	}, nil, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox consumer not available yet")
@@ -106,13 +118,12 @@ func (o *Outbox) Run(ctx context.Context, w WorkerOptions) {
 	if err != nil {
 		return
 	}
-	log.Info().Str("stream", o.cfg.Stream).Str("consumer", o.cfg.Consumer).Dur("retry_window", w.RetryWindow).Msg("outbox worker started")
 	for attempt := 0; ctx.Err() == nil; {
 		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err == nil {
 			for msg := range batch.Messages() {
-				o.handle(ctx, &w, log, msg)
+				o.handle(ctx, w, log, msg)
 			}
 			err = batch.Error()
 		}
@@ -136,7 +147,7 @@ func (o *Outbox) handle(ctx context.Context, w *WorkerOptions, log zerolog.Logge
 	if md, err := msg.Metadata(); err == nil {
 		stored = md.Timestamp
 	}
-	log = log.With().Str("route", route).Str("id", msg.Headers().Get(HeaderID)).Logger()
+	log = log.With().Str("id", msg.Headers().Get(HeaderID)).Logger()
 	dead := func(reason string) {
 		dl := delivery.DeadLetter{Topic: msg.Subject(), Payload: msg.Data(), ID: msg.Headers().Get(HeaderID),
 			Route: route, Sink: "statuspage", Reason: reason}
