@@ -75,7 +75,7 @@ func TestOutboxStatusPageDownFromStart(t *testing.T) {
 	chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-down")
 	env["BRIDGE_MQTT_RECEIVE_MAXIMUM"] = "4" // a held report would stop the intake at once
-	p := startBridge(t, env)                  // waits for /readyz 200: nothing waited for the status page
+	p := startBridge(t, env)                 // waits for /readyz 200: nothing waited for the status page
 	if code, _ := p.get(t, "/healthz"); code != 200 {
 		t.Fatalf("/healthz %d while the status page is down", code)
 	}
