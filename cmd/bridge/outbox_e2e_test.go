@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -291,5 +292,42 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
 	case <-p.exited:
 		t.Fatal("the bridge exited")
 	default:
+	}
+}
+
+// TestCheckOnline: `bridge check -online` reads the status page's catalogue and fails a
+// route naming a component the server lacks before anything is deployed; the payload
+// output says what would be queued in the outbox.
+func TestCheckOnline(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	dir := t.TempDir()
+	payload := filepath.Join(dir, "failure.json")
+	os.WriteFile(payload, sampleBytes(t, "periodic-daily_failure_mixed.json"), 0o600)
+	for _, tc := range []struct {
+		component string
+		code      int
+		want      []string
+	}{
+		{"Zuul", 0, []string{"route nightly: every name exists", "outbox: queued in stream ZUUL_BRIDGE_OUTBOX, subject zuul-bridge.outbox.nightly"}},
+		{"Zuull", 2, []string{"route nightly: UNKNOWN NAMES", `no component named "Zuull"`}},
+	} {
+		rules := filepath.Join(dir, "rules-"+tc.component+".yaml")
+		os.WriteFile(rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: "+tc.component+"}\n"), 0o600)
+		cmd := exec.Command(bridgeBin, "check", "-online", "-rules", rules, payload)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=" + fake.URL()}
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code {
+			t.Errorf("component %s: exit %d, want %d:\n%s", tc.component, code, tc.code, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("component %s: output lacks %q:\n%s", tc.component, w, out)
+			}
+		}
+	}
+	cmd := exec.Command(bridgeBin, "check", "-online", "-rules", filepath.Join(dir, "rules-Zuul.yaml"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
+	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 3 {
+		t.Errorf("unreachable status page: exit %d, want 3:\n%s", cmd.ProcessState.ExitCode(), out)
 	}
 }
