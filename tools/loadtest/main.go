@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
 type options struct {
@@ -42,6 +44,7 @@ type options struct {
 	logLevel   string
 	keep       bool
 	sample     time.Duration
+	statuspage int // percent of reports also bound for the status page (via the outbox)
 }
 
 func main() {
@@ -65,6 +68,8 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL (info is the production default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with broker and bridge logs")
 	flag.DurationVar(&o.sample, "sample", 10*time.Second, "RSS sampling interval")
+	flag.IntVar(&o.statuspage, "statuspage", 0, "percent of reports (a failing project of their own) that a second route also sends to the status page fake; "+
+		"the NATS server then runs JetStream, so that this work goes through the bridge's outbox")
 	flag.Parse()
 	if *forwarder {
 		fwd.recvMax = o.recvMax
@@ -88,6 +93,8 @@ type systemResult struct {
 	name   string
 	phases []phaseResult
 	acked  float64
+	// statuspage is what the status page fake saw (-statuspage runs of the bridge).
+	statuspage string
 }
 
 func run(ctx context.Context, o options) (int, error) {
@@ -122,6 +129,21 @@ func run(ctx context.Context, o options) (int, error) {
 	perSystem := o.warmup + rateN + o.n
 	tr := newTracker(tag, perSystem*len(systems))
 	plan := mx.plan(perSystem*len(systems), 1)
+	if o.statuspage < 0 || o.statuspage > 100 {
+		return 0, fmt.Errorf("-statuspage: a percentage, got %d", o.statuspage)
+	}
+	if o.statuspage > 0 {
+		spT, err := statuspageTemplate(tag)
+		if err != nil {
+			return 0, err
+		}
+		rng := rand.New(rand.NewPCG(2, 0x5eed))
+		for i := range plan {
+			if rng.IntN(100) < o.statuspage {
+				plan[i] = spT
+			}
+		}
+	}
 
 	var results []systemResult
 	var natsKind string
@@ -149,15 +171,26 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		return res, "", err
 	}
 	defer mq.stop(5 * time.Second)
-	ns, err := startNATS(ctx, dir)
+	ns, err := startNATS(ctx, dir, o.statuspage > 0)
 	if err != nil {
 		return res, "", err
 	}
 	defer ns.stop()
 
 	var c *consumer
+	var fake *statuspagefake.Fake
+	if system == "bridge" && o.statuspage > 0 {
+		if fake, err = statuspagefake.Start(statuspagefake.Options{}); err != nil {
+			return res, "", err
+		}
+		defer fake.Close()
+	}
 	if system == "bridge" {
-		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel)
+		spURL := ""
+		if fake != nil {
+			spURL = fake.URL()
+		}
+		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, spURL)
 	} else {
 		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax)
 	}
@@ -200,6 +233,14 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		}
 	}
 	res.acked = c.acked()
+	if fake != nil {
+		writes := 0
+		for _, inc := range fake.Incidents() {
+			writes += 1 + len(inc.Updates)
+		}
+		res.statuspage = fmt.Sprintf("%d of the status page reports applied by the end of the run (%d incidents, %d updates; the rest waits in the outbox, outbox depth %.0f), %d spec violations",
+			writes, len(fake.Incidents()), writes-len(fake.Incidents()), c.metric("zuul_bridge_outbox_depth"), len(fake.Violations()))
+	}
 	return res, ns.kind, nil
 }
 
