@@ -53,6 +53,8 @@ func loadTemplate(label string) (*template, error) {
 // page route; no other sample has it.
 const statuspageProject = "zbench/statuspage"
 
+const statuspageLabel = "3.5k-statuspage"
+
 // statuspageTemplate is the 3.5k failing sample of the project statuspageProject.
 func statuspageTemplate(tag uint32) (*template, error) {
 	t, err := loadTemplate("3.5k")
@@ -60,7 +62,7 @@ func statuspageTemplate(tag uint32) (*template, error) {
 		return nil, err
 	}
 	raw := bytes.ReplaceAll(t.payload, []byte("SovereignCloudStack/k8s-cluster-api-provider"), []byte(statuspageProject))
-	if t, err = newTemplate(t.name, "3.5k-statuspage", raw); err != nil {
+	if t, err = newTemplate(t.name, statuspageLabel, raw); err != nil {
 		return nil, err
 	}
 	return t, t.check(tag)
