@@ -93,6 +93,23 @@ func (t *statuspageTarget) Send(ctx context.Context, ev *zuul.Event) (bool, erro
 	return true, errUndecided
 }
 
+// Start lets a run of reports be stored in the outbox with one wait (delivery.Starter);
+// without the outbox the report takes the full path through Send.
+func (t *statuspageTarget) Start(ctx context.Context, ev *zuul.Event) (func(context.Context) (bool, error), bool, error) {
+	if ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess {
+		return func(context.Context) (bool, error) { return false, nil }, false, nil
+	}
+	if t.w.mode.Load() == modeOutbox {
+		return t.w.box.Load().Sink(t.route).Start(ctx, ev)
+	}
+	return nil, true, errNotStartable
+}
+
+var errNotStartable = errors.New("status page work without the outbox is applied one report at a time")
+
+// CanStart: only the outbox stores reports in batches (delivery.MaybeStarter).
+func (t *statuspageTarget) CanStart() bool { return t.w.mode.Load() == modeOutbox }
+
 func (w *statuspageWork) unknownReason(route string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()

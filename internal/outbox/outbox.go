@@ -174,12 +174,11 @@ func decode(b []byte) (*zuul.Event, error) {
 	return &ev, nil
 }
 
-// Append stores the report for route and returns once the stream confirmed it. The same
-// report and route appended again within Config.Duplicates is stored once.
-func (o *Outbox) Append(ctx context.Context, route string, ev *zuul.Event) error {
+// message is the item of ev for route.
+func (o *Outbox) message(route string, ev *zuul.Event) (*nats.Msg, error) {
 	data, err := encode(ev)
 	if err != nil {
-		return permanent{fmt.Errorf("outbox: encode: %w", err)}
+		return nil, permanent{fmt.Errorf("outbox: encode: %w", err)}
 	}
 	msg := nats.NewMsg(o.Subject(route))
 	msg.Data = data
@@ -188,15 +187,48 @@ func (o *Outbox) Append(ctx context.Context, route string, ev *zuul.Event) error
 		msg.Header.Set(HeaderID, ev.ID)
 		msg.Header.Set(jetstream.MsgIDHeader, "outbox/"+ev.ID+"/"+route)
 	}
+	return msg, nil
+}
+
+// Append stores the report for route and returns once the stream confirmed it. The same
+// report and route appended again within Config.Duplicates is stored once.
+func (o *Outbox) Append(ctx context.Context, route string, ev *zuul.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
-	if _, err := o.js.PublishMsg(ctx, msg); err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) {
-			return permanent{fmt.Errorf("outbox: %w", err)}
-		}
-		return fmt.Errorf("outbox: store: %w", err)
+	confirm, err := o.start(route, ev)
+	if err != nil {
+		return err
 	}
-	return nil
+	return confirm(ctx)
+}
+
+// start publishes the item without waiting; confirm waits for the stream's acknowledgement.
+func (o *Outbox) start(route string, ev *zuul.Event) (confirm func(context.Context) error, err error) {
+	msg, err := o.message(route, ev)
+	if err != nil {
+		return nil, err
+	}
+	fut, err := o.js.PublishMsgAsync(msg, jetstream.WithExpectStream(o.cfg.Stream))
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return func(ctx context.Context) error {
+		select {
+		case <-fut.Ok():
+			return nil
+		case err := <-fut.Err():
+			return storeError(err)
+		case <-ctx.Done():
+			return fmt.Errorf("outbox: store: no acknowledgement: %w", ctx.Err())
+		}
+	}, nil
+}
+
+func storeError(err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return permanent{fmt.Errorf("outbox: %w", err)}
+	}
+	return fmt.Errorf("outbox: store: %w", err)
 }
 
 type permanent struct{ error }
@@ -216,8 +248,25 @@ func (o *Outbox) Sink(route string) *Sink { return &Sink{o: o, route: route} }
 // Send stores ev; an error is retryable unless the item can never be stored (too large).
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	err = s.o.Append(ctx, s.route, ev)
+	return retryable(err), err
+}
+
+// Start publishes ev and returns at once; confirm waits for the stream's acknowledgement,
+// so that the delivery can store a batch of reports with one wait (delivery.Starter).
+func (s *Sink) Start(_ context.Context, ev *zuul.Event) (confirm func(context.Context) (bool, error), retry bool, err error) {
+	c, err := s.o.start(s.route, ev)
+	if err != nil {
+		return nil, retryable(err), err
+	}
+	return func(ctx context.Context) (bool, error) {
+		err := c(ctx)
+		return retryable(err), err
+	}, false, nil
+}
+
+func retryable(err error) bool {
 	var p permanent
-	return err != nil && !errors.As(err, &p), err
+	return err != nil && !errors.As(err, &p)
 }
 
 // Stats are the items not yet applied and the time the oldest was stored (zero when none).
