@@ -26,8 +26,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
 type options struct {
@@ -51,6 +49,7 @@ func main() {
 	var o options
 	var fwd forwarderOpts
 	forwarder := flag.Bool("forwarder", false, "internal: run as the minimal forwarder")
+	fakeDir := flag.String("statuspage-fake", "", "internal: run as the status page fake, files in this directory")
 	flag.StringVar(&fwd.mqttURL, "fwd-mqtt", "", "internal: forwarder MQTT URL")
 	flag.StringVar(&fwd.natsURL, "fwd-nats", "", "internal: forwarder NATS URL")
 	flag.StringVar(&fwd.topic, "fwd-topic", "zuul/#", "internal: forwarder MQTT topic filter")
@@ -71,6 +70,13 @@ func main() {
 	flag.IntVar(&o.statuspage, "statuspage", 0, "percent of reports (a failing project of their own) that a second route also sends to the status page fake; "+
 		"the NATS server then runs JetStream, so that this work goes through the bridge's outbox")
 	flag.Parse()
+	if *fakeDir != "" {
+		if err := runStatuspageFake(*fakeDir); err != nil {
+			fmt.Fprintln(os.Stderr, "statuspage fake:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *forwarder {
 		fwd.recvMax = o.recvMax
 		if err := runForwarder(fwd); err != nil {
@@ -178,17 +184,17 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 	defer ns.stop()
 
 	var c *consumer
-	var fake *statuspagefake.Fake
+	var fake *statuspageProc
 	if system == "bridge" && o.statuspage > 0 {
-		if fake, err = statuspagefake.Start(statuspagefake.Options{}); err != nil {
+		if fake, err = startStatuspageFake(ctx, dir); err != nil {
 			return res, "", err
 		}
-		defer fake.Close()
+		defer fake.proc.stop(5 * time.Second)
 	}
 	if system == "bridge" {
 		spURL := ""
 		if fake != nil {
-			spURL = fake.URL()
+			spURL = fake.url
 		}
 		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, spURL)
 	} else {
@@ -241,20 +247,15 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 				want++
 			}
 		}
-		writes := func() int {
-			n := 0
-			for _, inc := range fake.Incidents() {
-				n += 1 + len(inc.Updates)
-			}
-			return n
-		}
+		writes := func() int { n, _ := fake.stats(); return n }
 		atEnd, start := writes(), time.Now()
 		for writes() < want && time.Since(start) < 5*time.Minute && ctx.Err() == nil {
 			time.Sleep(100 * time.Millisecond)
 		}
-		res.statuspage = fmt.Sprintf("%d reports for the status page; %d applied when the last report arrived on NATS, all %d after %s more "+
+		n, violations := fake.stats()
+		res.statuspage = fmt.Sprintf("%d reports for the status page; %d applied when the last report arrived on NATS, %d after %s more "+
 			"(one incident, one item at a time through the outbox); %d spec violations",
-			want, atEnd, writes(), time.Since(start).Round(100*time.Millisecond), len(fake.Violations()))
+			want, atEnd, n, time.Since(start).Round(100*time.Millisecond), violations)
 	}
 	return res, ns.kind, nil
 }

@@ -23,7 +23,7 @@ func report(w io.Writer, o options, mx *mix, natsKind string, results []systemRe
 	fmt.Fprintf(w, "Machine: %s. Brokers: %s, %s, loopback. Mix: %s. Receive Maximum %d, bridge log level %s.\n\n",
 		machine(), mosquittoVersion(), natsKind, mx, o.recvMax, o.logLevel)
 	if o.statuspage > 0 {
-		fmt.Fprintf(w, "%d%% of the reports (the 3.5k failing sample of project %s) also go to a status page route (the fake), through the outbox on JetStream.\n\n",
+		fmt.Fprintf(w, "%d%% of the reports (the 3.5k failing sample of project %s) also go to a status page route (the fake, in its own process at nice 19), through the outbox on JetStream.\n\n",
 			o.statuspage, statuspageProject)
 	}
 	fmt.Fprintln(w, "| system | load | reports | sent/s | delivered/s | latency p50 | p99 | max | CPU s / 1000 reports | peak RSS | missing |")
