@@ -108,6 +108,19 @@ func (o *Outbox) Run(ctx context.Context, routes []string, w WorkerOptions) {
 }
 
 func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) {
+	for ctx.Err() == nil {
+		err := o.pull(ctx, route, w, log)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn().Err(err).Msg("outbox consumer lost; binding it again")
+		retry.Sleep(ctx, time.Second)
+	}
+}
+
+// pull binds the route's consumer and applies its items until ctx is done (nil) or the
+// pull fails (the consumer was deleted, the server lost it).
+func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) error {
 	var cons jetstream.Consumer
 	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) (err error) {
 		cons, err = o.consumer(ctx, route)
@@ -116,26 +129,26 @@ func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, l
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox consumer not available yet")
 	})
 	if err != nil {
-		return
+		return nil
 	}
-	for attempt := 0; ctx.Err() == nil; {
-		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				o.handle(ctx, w, log, msg)
-			}
-			err = batch.Error()
+	// One long pull: the server hands over the next item as soon as the previous one is
+	// acknowledged, without a request per item.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(30*time.Second))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if ctx.Err() != nil {
+			return nil
 		}
-		cancel()
-		if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			attempt = 0
-			continue
+		if err != nil {
+			return err
 		}
-		wait := retry.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}.Delay(attempt)
-		attempt++
-		log.Debug().Err(err).Dur("retry_in", wait).Msg("outbox fetch failed")
-		retry.Sleep(ctx, wait)
+		o.handle(ctx, w, log, msg)
 	}
 }
 
