@@ -12,6 +12,7 @@
 //
 //	go run ./tools/loadtest                      # about 1-2 minutes
 //	go run ./tools/loadtest -n 0 -duration 5m -systems bridge   # memory flatness
+//	go run ./tools/loadtest -statuspage 10       # 10% also to the status page (fake), via the outbox
 package main
 
 import (
