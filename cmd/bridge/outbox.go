@@ -122,6 +122,9 @@ func (w *statuspageWork) unknownReason(route string) string {
 // run sets up the status page side in the background, retrying whatever is not there yet,
 // and then runs the manager's loops and the outbox worker until ctx is done.
 func (w *statuspageWork) run(ctx context.Context) {
+	if len(w.sinks) == 0 {
+		return // BRIDGE_STATUSPAGE_URL without a statuspage: route: nothing to set up
+	}
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	// 1. The outbox stream, or no JetStream at all.
@@ -267,6 +270,9 @@ func (w *statuspageWork) watchNames(ctx context.Context) {
 // notes are the lines /readyz adds about the status page side; they do not change its
 // status, which is about MQTT and NATS only.
 func (w *statuspageWork) notes() []string {
+	if len(w.sinks) == 0 {
+		return nil
+	}
 	var out []string
 	switch w.mode.Load() {
 	case modeUndecided:
