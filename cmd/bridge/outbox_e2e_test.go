@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
@@ -329,5 +331,54 @@ func TestCheckOnline(t *testing.T) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
 	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 3 {
 		t.Errorf("unreachable status page: exit %d, want 3:\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// TestStartsWithKVBucketWhileNATSIsDown: with the incident key bucket configured and NATS
+// unreachable at start, /healthz answers at once and the bridge does not exit; once NATS
+// (with JetStream) is up, the bucket and the outbox are opened in the background and a
+// failing report opens its incident.
+func TestStartsWithKVBucketWhileNATSIsDown(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	natsPort := freePortNumber(t)
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	env := statuspageEnv(t, broker, natsURL, fake.URL(), "outbox-cold")
+	env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
+	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
+	p.cmd = exec.Command(bridgeBin)
+	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http)
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
+		}
+	})
+	waitFor(t, 30*time.Second, "/healthz while NATS is down", func() bool {
+		code, _ := p.get(t, "/healthz")
+		return code == 200
+	})
+	code, body := p.get(t, "/readyz")
+	if code != 503 || !strings.Contains(body, "NATS not connected") || !strings.Contains(body, "waiting for NATS to open the outbox") {
+		t.Fatalf("/readyz %d while NATS is down:\n%s", code, body)
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: natsPort, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()}
+	natstest.StartWith(t, opts)
+	waitFor(t, 60*time.Second, "ready once NATS is up", func() bool { return p.ready() == 200 })
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, "o/a")...)
+	waitFor(t, 60*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
+	select {
+	case <-p.exited:
+		t.Fatal("the bridge exited")
+	default:
 	}
 }
