@@ -7,7 +7,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,69 +62,83 @@ func writesFail(fake *statuspagefake.Fake, fault statuspagefake.Fault, attempts 
 	})
 }
 
-// TestOutboxStatusPageDownFromStart: the status page answers 503 to everything from before
-// the bridge starts. The bridge is healthy and ready at once, the NATS route delivers
-// every report and every report is acknowledged meanwhile; once the status page is back,
-// every key has exactly one incident with all its runs.
+// TestOutboxStatusPageDownFromStart: the status page answers 503 to everything, or refuses
+// connections, from before the bridge starts. The bridge is healthy and ready at once, the
+// NATS route delivers every report and every report is acknowledged meanwhile; once the
+// status page is back, every key has exactly one incident with all its runs.
 func TestOutboxStatusPageDownFromStart(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	down := make(chan struct{}, 1000)
-	fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
-		select {
-		case down <- struct{}{}:
-		default:
-		}
-		return statuspagefake.Fault{Status: 503, Message: "unavailable"}, true
-	})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-down")
-	env["BRIDGE_MQTT_RECEIVE_MAXIMUM"] = "4" // a held report would stop the intake at once
-	p := startBridge(t, env)                 // waits for /readyz 200: nothing waited for the status page
-	if code, _ := p.get(t, "/healthz"); code != 200 {
-		t.Fatalf("/healthz %d while the status page is down", code)
-	}
-	projects := []string{"o/a", "o/b", "o/c"}
-	reports := runsOfProjects(t, 10, projects...)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports...)
-	waitFor(t, 60*time.Second, "every report on NATS and acknowledged while the status page is down", func() bool {
-		return chat.unique() == len(reports) && p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(reports))
-	})
-	select {
-	case <-down:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the bridge never tried the status page")
-	}
-	if n := len(fake.Incidents()); n != 0 {
-		t.Fatalf("%d incidents while the status page answered 503", n)
-	}
-	_, body := p.get(t, "/readyz")
-	if !strings.Contains(body, "catalogue not read yet") {
-		t.Errorf("/readyz body does not say the status page is not read yet:\n%s", body)
-	}
-	waitFor(t, 30*time.Second, "the outbox depth metric", func() bool {
-		return p.metric(t, "zuul_bridge_outbox_depth") == float64(len(reports))
-	})
-	fake.SetFault(nil)
-	waitFor(t, 90*time.Second, "one incident per key with every run", func() bool {
-		incs := fake.Incidents()
-		if len(incs) != len(projects) {
-			return len(incs) > len(projects)
-		}
-		for _, inc := range incs {
-			if len(inc.Updates) != 9 {
-				return false
+	for _, mode := range []string{"503", "refused"} {
+		t.Run(mode, func(t *testing.T) {
+			fake := statuspagefake.New(t, statuspagefake.Options{})
+			url, up := fake.URL(), func() { fake.SetFault(nil) }
+			if mode == "503" {
+				fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
+					return statuspagefake.Fault{Status: 503, Message: "unavailable"}, true
+				})
+			} else { // nothing listens until up: a proxy to the fake then takes the port
+				addr := freeLocalAddr(t)
+				url = "http://" + addr
+				up = func() {
+					ln, err := net.Listen("tcp", addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					target, _ := neturl.Parse(fake.URL())
+					srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}
+					go srv.Serve(ln)
+					t.Cleanup(func() { srv.Close() })
+				}
 			}
-		}
-		return true
-	})
-	if n := len(fake.Incidents()); n != len(projects) {
-		t.Fatalf("%d incidents for %d keys", n, len(projects))
+			broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+			ns := natstest.Start(t, true)
+			chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
+			env := statuspageEnv(t, broker, ns.ClientURL(), url, "outbox-down")
+			env["BRIDGE_MQTT_RECEIVE_MAXIMUM"] = "4" // a held report would stop the intake at once
+			p := startBridge(t, env)                 // waits for /readyz 200: nothing waited for the status page
+			if code, _ := p.get(t, "/healthz"); code != 200 {
+				t.Fatalf("/healthz %d while the status page is down", code)
+			}
+			projects := []string{"o/a", "o/b", "o/c"}
+			reports := runsOfProjects(t, 10, projects...)
+			mqtttest.Publish(t, broker.URL(), capiTopic, reports...)
+			waitFor(t, 60*time.Second, "every report on NATS and acknowledged while the status page is down", func() bool {
+				return chat.unique() == len(reports) && p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(reports))
+			})
+			waitFor(t, 30*time.Second, "the bridge saying the status page is not reachable", func() bool {
+				return strings.Contains(p.out.String(), "status page not reachable")
+			})
+			if n := len(fake.Incidents()); n != 0 {
+				t.Fatalf("%d incidents while the status page was down", n)
+			}
+			_, body := p.get(t, "/readyz")
+			if !strings.Contains(body, "catalogue not read yet") {
+				t.Errorf("/readyz body does not say the status page is not read yet:\n%s", body)
+			}
+			waitFor(t, 30*time.Second, "the outbox depth metric", func() bool {
+				return p.metric(t, "zuul_bridge_outbox_depth") == float64(len(reports))
+			})
+			up()
+			waitFor(t, 120*time.Second, "one incident per key with every run", func() bool {
+				incs := fake.Incidents()
+				if len(incs) != len(projects) {
+					return len(incs) > len(projects)
+				}
+				for _, inc := range incs {
+					if len(inc.Updates) != 9 {
+						return false
+					}
+				}
+				return true
+			})
+			if n := len(fake.Incidents()); n != len(projects) {
+				t.Fatalf("%d incidents for %d keys", n, len(projects))
+			}
+			waitFor(t, 30*time.Second, "the outbox empty", func() bool {
+				return p.metric(t, "zuul_bridge_outbox_depth") == 0 &&
+					p.metric(t, `zuul_bridge_outbox_items_total{outcome="applied",route="nightly"}`) == float64(len(reports))
+			})
+		})
 	}
-	waitFor(t, 30*time.Second, "the outbox empty", func() bool {
-		return p.metric(t, "zuul_bridge_outbox_depth") == 0 && p.metric(t, `zuul_bridge_outbox_items_total{outcome="applied",route="nightly"}`) == float64(len(reports))
-	})
 }
 
 // TestOutboxRetryWindowDeadLetters: the status page refuses writes for longer than the
