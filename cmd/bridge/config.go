@@ -256,6 +256,9 @@ func loadConfig() (*Config, error) {
 	if o := c.Statuspage.Outbox; o.Stream == "" || strings.ContainsAny(o.Stream, " \t.*>") {
 		bad("STATUSPAGE_OUTBOX_STREAM", "%q: a stream name without spaces, dots or wildcards", o.Stream)
 	}
+	if o := c.Statuspage.Outbox; o.Consumer == "" || strings.ContainsAny(o.Consumer, " \t.*>") {
+		bad("STATUSPAGE_OUTBOX_CONSUMER", "%q: a consumer name without spaces, dots or wildcards", o.Consumer)
+	}
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, fmt.Errorf("configuration:\n  %w", joinLines(errs))
