@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
@@ -19,12 +22,16 @@ import (
 )
 
 // check validates the rules file and shows, for each payload file, which routes keep it
-// and exactly what they would send. It connects to nothing.
-// Exit codes: 0 all fine, 1 a payload is not a Zuul report, 2 the rules are invalid.
+// and exactly what they would send. It connects to nothing, unless -online: then it also
+// checks the names of the `statuspage:` routes against the status page at
+// BRIDGE_STATUSPAGE_URL (read-only: the catalogue).
+// Exit codes: 0 all fine, 1 a payload is not a Zuul report, 2 the rules are invalid (or,
+// with -online, name something the status page lacks), 3 the status page could not be read.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rulesFile := fs.String("rules", os.Getenv("BRIDGE_RULES_FILE"), "rules file (default $BRIDGE_RULES_FILE, else the built-in rules)")
+	online := fs.Bool("online", false, "also check the status page routes' names against the server at $BRIDGE_STATUSPAGE_URL")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +64,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %-28s line %-4d -> %s\n", r.Name, r.Line, strings.Join(sinks, ", "))
 	}
 	code := 0
+	if *online && len(spSinks) > 0 {
+		if c := checkOnline(routes, stdout, stderr); c != 0 {
+			return c
+		}
+	}
+	outboxCfg := OutboxConfig{Stream: envOr("BRIDGE_STATUSPAGE_OUTBOX_STREAM", "ZUUL_BRIDGE_OUTBOX"),
+		Subject: envOr("BRIDGE_STATUSPAGE_OUTBOX_SUBJECT", "zuul-bridge.outbox")}
 	for _, path := range fs.Args() {
 		fmt.Fprintf(stdout, "\n%s\n", path)
 		b, err := os.ReadFile(path)
@@ -103,6 +117,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "    nats body:\n      %s\n", pretty.String())
 			}
 			if s := spSinks[r.Name]; s != nil {
+				if ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess {
+					fmt.Fprintf(stdout, "    status page: nothing queued (%s report: neither opens nor resolves)\n", ev.Outcome)
+					continue
+				}
+				fmt.Fprintf(stdout, "    outbox: queued in stream %s, subject %s.%s (without JetStream: applied directly)\n",
+					outboxCfg.Stream, outboxCfg.Subject, r.Name)
 				plan := s.Plan(ev)
 				if len(plan) == 0 {
 					fmt.Fprintf(stdout, "    status page: no change\n")
@@ -151,3 +171,61 @@ func printTexts(w io.Writer, s *incident.Sink, ev *zuul.Event) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// checkOnline reads the status page's catalogue and resolves every route's names.
+func checkOnline(routes []rules.Route, stdout, stderr io.Writer) int {
+	var sc StatuspageConfig
+	if err := envconfig.Process("BRIDGE_STATUSPAGE", &sc); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 3
+	}
+	if sc.URL == "" {
+		fmt.Fprintln(stderr, "check -online: BRIDGE_STATUSPAGE_URL is not set")
+		return 3
+	}
+	if err := sc.Timeout.error(); err != nil {
+		fmt.Fprintf(stderr, "BRIDGE_STATUSPAGE_TIMEOUT: %v\n", err)
+		return 3
+	}
+	sp, err := newStatuspage(&Config{Statuspage: sc}, zerolog.Nop(), nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 3
+	}
+	for _, r := range routes {
+		if r.StatusPage != nil {
+			if _, err := sp.AddRoute(r.Name, *r.StatusPage); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 2
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*sc.Timeout.v+5*time.Second)
+	defer cancel()
+	unknown, err := sp.CheckNames(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "status page %s: %v\n", sc.URL, err)
+		return 3
+	}
+	fmt.Fprintf(stdout, "status page %s:\n", sc.URL)
+	code := 0
+	for _, r := range routes {
+		if r.StatusPage == nil {
+			continue
+		}
+		if err, bad := unknown[r.Name]; bad {
+			fmt.Fprintf(stdout, "  route %s: UNKNOWN NAMES: %s\n", r.Name, strings.ReplaceAll(err.Error(), "\n", "; "))
+			code = 2
+			continue
+		}
+		fmt.Fprintf(stdout, "  route %s: every name exists\n", r.Name)
+	}
+	return code
+}

@@ -115,6 +115,21 @@ type StatuspageConfig struct {
 
 	// OIDC: BRIDGE_STATUSPAGE_OIDC_*, see auth.go.
 	OIDC StatuspageOIDCConfig
+	// RetryWindow is how long an item of the outbox is retried, counted from when it was
+	// stored; then it is dead-lettered.
+	RetryWindow duration `split_words:"true" default:"24h"`
+	Outbox      OutboxConfig
+}
+
+// OutboxConfig: BRIDGE_STATUSPAGE_OUTBOX_*, the JetStream stream of status page work.
+type OutboxConfig struct {
+	Stream   string   `default:"ZUUL_BRIDGE_OUTBOX"`
+	Subject  string   `default:"zuul-bridge.outbox"`
+	Consumer string   `default:"zuul-bridge-outbox"`
+	MaxAge   duration `split_words:"true" default:"168h"`
+	MaxBytes integer  `split_words:"true" default:"1073741824"`
+	Replicas integer  `default:"1"`
+	AckWait  duration `split_words:"true" default:"30s"`
 }
 
 // loadConfig reads the environment and checks every value, reporting all problems at
@@ -134,7 +149,9 @@ func loadConfig() (*Config, error) {
 		"SHUTDOWN_GRACE": c.Shutdown.Grace, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes,
 		"MQTT_SESSION_EXPIRY": c.MQTT.SessionExpiry, "MQTT_RECEIVE_MAXIMUM": c.MQTT.ReceiveMaximum,
 		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval,
-		"ZUUL_LOOKBACK": c.Zuul.Lookback,
+		"ZUUL_LOOKBACK": c.Zuul.Lookback, "STATUSPAGE_RETRY_WINDOW": c.Statuspage.RetryWindow,
+		"STATUSPAGE_OUTBOX_MAX_AGE": c.Statuspage.Outbox.MaxAge, "STATUSPAGE_OUTBOX_MAX_BYTES": c.Statuspage.Outbox.MaxBytes,
+		"STATUSPAGE_OUTBOX_REPLICAS": c.Statuspage.Outbox.Replicas, "STATUSPAGE_OUTBOX_ACK_WAIT": c.Statuspage.Outbox.AckWait,
 	} {
 		if err := v.error(); err != nil {
 			bad(name, "%v", err)
@@ -196,14 +213,16 @@ func loadConfig() (*Config, error) {
 	if d := c.MQTT.SessionExpiry.v; c.MQTT.SessionExpiry.err == nil && (d < time.Minute || d > 136*365*24*time.Hour) {
 		bad("MQTT_SESSION_EXPIRY", "must be at least 1m (the broker keeps reports for this long while the bridge is down), got %s", d)
 	}
-	for name, v := range map[string]integer{"DELIVERY_WORKERS": c.Delivery.Workers, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes} {
+	for name, v := range map[string]integer{"DELIVERY_WORKERS": c.Delivery.Workers, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes,
+		"STATUSPAGE_OUTBOX_MAX_BYTES": c.Statuspage.Outbox.MaxBytes, "STATUSPAGE_OUTBOX_REPLICAS": c.Statuspage.Outbox.Replicas} {
 		if v.err == nil && v.v < 1 {
 			bad(name, "must be positive, got %d", v.v)
 		}
 	}
 	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace,
 		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval, "ZUUL_LOOKBACK": c.Zuul.Lookback,
-		"ZUUL_SETTLE": c.Zuul.Settle} {
+		"ZUUL_SETTLE": c.Zuul.Settle, "STATUSPAGE_RETRY_WINDOW": c.Statuspage.RetryWindow, "STATUSPAGE_OUTBOX_MAX_AGE": c.Statuspage.Outbox.MaxAge,
+		"STATUSPAGE_OUTBOX_ACK_WAIT": c.Statuspage.Outbox.AckWait} {
 		if v.err == nil && v.v <= 0 {
 			bad(name, "must be positive, got %s", v.v)
 		}
@@ -251,6 +270,15 @@ func loadConfig() (*Config, error) {
 		if (pair[0] == "") != (pair[1] == "") {
 			bad(p+"_CERT_FILE", "a client certificate needs both BRIDGE_%s_CERT_FILE and BRIDGE_%s_KEY_FILE", p, p)
 		}
+	}
+	if o := c.Statuspage.Outbox; o.Subject == "" || strings.ContainsAny(o.Subject, " \t*>") || strings.HasSuffix(o.Subject, ".") {
+		bad("STATUSPAGE_OUTBOX_SUBJECT", "%q: a subject prefix without wildcards (e.g. zuul-bridge.outbox)", o.Subject)
+	}
+	if o := c.Statuspage.Outbox; o.Stream == "" || strings.ContainsAny(o.Stream, " \t.*>") {
+		bad("STATUSPAGE_OUTBOX_STREAM", "%q: a stream name without spaces, dots or wildcards", o.Stream)
+	}
+	if o := c.Statuspage.Outbox; o.Consumer == "" || strings.ContainsAny(o.Consumer, " \t.*>") {
+		bad("STATUSPAGE_OUTBOX_CONSUMER", "%q: a consumer name without spaces, dots or wildcards", o.Consumer)
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)

@@ -133,7 +133,7 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 	return nc, nil
 }
 
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, keys incident.KeyStore, auth *statuspageAuth) (*incident.Manager, error) {
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, auth *statuspageAuth) (*incident.Manager, error) {
 	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
 	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
 		tc, err := secret.TLSConfig(c.CAFile, c.CertFile, c.KeyFile)
@@ -159,23 +159,26 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, k
 		Log:        log,
 		Registerer: reg,
 		BridgeID:   cfg.Statuspage.Instance,
-		KeyStore:   keys,
 		ReplicaID:  cfg.MQTT.ClientID,
 	}), nil
 }
 
 // openKeyStore opens the incident-key bucket, waiting for NATS as long as it takes: the
-// store is how the bridge knows its incidents, and with several replicas handling reports
+// store is how the bridge knows its incidents, and with several replicas applying reports
 // without it could open duplicate incidents. A NATS server without JetStream gives no
-// store (nil): the bridge then marks its texts with a reference sentence instead.
+// store (nil): the bridge then marks its texts with a reference sentence instead. It runs
+// in the background, before the incident manager starts.
 func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (incident.KeyStore, error) {
+	if cfg.Statuspage.KVBucket == "" {
+		return nil, nil
+	}
 	var store *kvstore.CAS
 	err := retry.Until(ctx, startupBackoff, func(ctx context.Context) (err error) {
 		store, err = kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: cfg.Statuspage.KVBucket})
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
-			Msg("incident key bucket not available yet; retrying before taking reports")
+			Msg("incident key bucket not available yet; status page work waits, everything else runs")
 	})
 	if errors.Is(err, kvstore.ErrNoJetStream) {
 		log.Warn().Str("bucket", cfg.Statuspage.KVBucket).Msg("NATS has no JetStream: incidents are recognised by a " +
@@ -186,26 +189,6 @@ func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.L
 		return nil, err
 	}
 	return store, nil
-}
-
-// startStatuspage resolves names and finds open incidents again before any report is
-// handled. An unreachable API is retried (the bridge must not die with it); a name the
-// server does not have is a configuration error.
-func startStatuspage(ctx context.Context, sp *incident.Manager, log zerolog.Logger) error {
-	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, sp.Start, func(err error) bool {
-		var apiErr *statuspage.APIError
-		return errors.Is(err, incident.ErrUnknownNames) ||
-			errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != 429
-	}, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable at start; retrying before taking reports")
-	})
-	switch {
-	case errors.Is(err, incident.ErrUnknownNames):
-		return configError{err}
-	case err != nil && ctx.Err() == nil:
-		return fmt.Errorf("status page: %w", err)
-	}
-	return err
 }
 
 func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -97,6 +98,13 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	defer nc.Close()
 	nc.Subscribe(">", func(m *nats.Msg) {
 		if len(m.Subject) > 0 && m.Subject[0] == '$' || m.Subject[:min(5, len(m.Subject))] == "_INBO" {
+			return
+		}
+		if route, ok := strings.CutPrefix(m.Subject, cfg.Statuspage.Outbox.Subject+"."); ok {
+			// The outbox: shown once, when stored (its delivery to the worker passes ">" too).
+			if !strings.HasPrefix(m.Reply, "$JS.ACK.") {
+				fmt.Fprintf(stdout, "OUTBOX %s: status page work of report %s stored\n", route, m.Header.Get("Bridge-Id"))
+			}
 			return
 		}
 		var b natspub.Body

@@ -14,6 +14,9 @@ type health struct {
 	reg       *prometheus.Registry
 	mqttReady func() bool
 	natsReady func() bool
+	// notes, when set, adds lines to the /readyz body (the status page side) without
+	// changing its status.
+	notes     func() []string
 	mqttGauge prometheus.Gauge
 	natsGauge prometheus.Gauge
 	// dead is set when a connection closed for good (nothing reconnects it): /healthz
@@ -64,8 +67,14 @@ func (h *health) mux() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		mq, nt := h.mqttReady != nil && h.mqttReady(), h.natsReady != nil && h.natsReady()
+		var notes string
+		if h.notes != nil {
+			for _, n := range h.notes() {
+				notes += n + "\n"
+			}
+		}
 		if mq && nt {
-			w.Write([]byte("ready\n"))
+			w.Write([]byte("ready\n" + notes))
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -76,7 +85,7 @@ func (h *health) mux() http.Handler {
 		if !nt {
 			msg += " NATS not connected"
 		}
-		w.Write([]byte(msg + "\n"))
+		w.Write([]byte(msg + "\n" + notes))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg}))
 	return mux

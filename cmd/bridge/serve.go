@@ -83,34 +83,30 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		return err
 	}
 
+	// The status page side needs servers (JetStream, the key bucket, the status page); it
+	// is set up in the background (outbox.go), so that nothing here waits for them.
+	// The key store is given to the manager once its bucket is open (or known not to
+	// exist), before the manager starts.
 	var sp *incident.Manager
 	if dryRun {
 		sp = incident.NewManager(incident.ManagerOptions{Log: log, DryRun: h.statuspagePlan})
 	} else if cfg.Statuspage.URL != "" {
-		var keys incident.KeyStore
-		if cfg.Statuspage.KVBucket != "" {
-			if keys, err = openKeyStore(ctx, cfg, nc, log); err != nil {
-				return err
-			}
-		}
 		auth, err := newStatuspageAuth(ctx, cfg, log, reg, nc)
 		if err != nil {
 			return configError{err}
 		}
-		sp, err = newStatuspage(cfg, log, reg, keys, auth)
-		if err != nil {
+		if sp, err = newStatuspage(cfg, log, reg, auth); err != nil {
 			return configError{err}
 		}
 	}
-	prs, err := deliveryRoutes(routes, pub, sp)
+	var spw *statuspageWork
+	if sp != nil {
+		spw = newStatuspageWork(cfg, log, nc, reg, sp, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
+		health.notes = spw.notes
+	}
+	prs, err := deliveryRoutes(routes, pub, sp, spw)
 	if err != nil {
 		return configError{err}
-	}
-	if sp != nil {
-		// Names to IDs, and the open incidents found again, before the first report.
-		if err := startStatuspage(ctx, sp, log); err != nil {
-			return err
-		}
 	}
 
 	// When each pipeline last ran, from MQTT reports and zuul-web alike.
@@ -145,8 +141,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		Log:        log.With().Str("component", "delivery").Logger(),
 		Metrics:    delivery.NewMetrics(reg),
 		Observe:    ran.ObserveEvent,
-		Settled: func(ev *zuul.Event) {
-			if rec != nil {
+		Settled: func(ev *zuul.Event, applied bool) {
+			if rec != nil && applied { // a dead-lettered report is left to reconciliation
 				rec.Settled(ev)
 			}
 		},
@@ -166,8 +162,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if rec != nil {
 		background.Go(func() { rec.Run(ctx) })
 	}
-	if sp != nil {
-		background.Go(func() { _ = sp.Run(ctx) })
+	if spw != nil {
+		background.Go(func() { spw.run(ctx) })
 	}
 	log.Info().Str("version", version).Str("mqtt", cfg.MQTT.URL).Str("topic", cfg.MQTT.Topic).
 		Str("client_id", cfg.MQTT.ClientID).Int("routes", len(routes)).Str("http", ln.Addr().String()).Msg("zuul-bridge started")
@@ -206,7 +202,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 }
 
 // deliveryRoutes gives each route of the rules file its sinks.
-func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.Manager) ([]delivery.Route, error) {
+func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.Manager, spw *statuspageWork) ([]delivery.Route, error) {
 	var out []delivery.Route
 	for _, r := range routes {
 		dr := delivery.Route{Name: r.Name, Match: r.Match.Match}
@@ -222,7 +218,7 @@ func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.M
 			if err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Name, err)
 			}
-			dr.Targets = append(dr.Targets, delivery.Target{Kind: "statuspage", Sink: s})
+			dr.Targets = append(dr.Targets, delivery.Target{Kind: "statuspage", Sink: spw.target(r.Name, s)})
 		}
 		out = append(out, dr)
 	}

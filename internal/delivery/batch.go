@@ -33,12 +33,23 @@ func startable(j *job) bool {
 	}
 	for _, r := range j.routes {
 		for _, t := range r.Targets {
-			if _, ok := t.Sink.(Starter); !ok {
+			s, ok := t.Sink.(Starter)
+			if !ok {
+				return false
+			}
+			if m, ok := s.(MaybeStarter); ok && !m.CanStart() {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// MaybeStarter is a Starter that can start reports only at times (a sink whose backend is
+// chosen at run time); while CanStart is false its reports take the full path.
+type MaybeStarter interface {
+	Starter
+	CanStart() bool
 }
 
 // processStarted is the fast path for a run of startable jobs: start all, then confirm
@@ -96,7 +107,7 @@ func (p *Dispatcher) processStarted(run []job) {
 				Str("project", j.ev.Project).Str("branch", j.ev.Branch).Str("result", j.ev.Result).Int("attempts", 1).Msg("delivered")
 		}
 		if p.o.Settled != nil {
-			p.o.Settled(j.ev)
+			p.o.Settled(j.ev, true)
 		}
 		p.ack(j.msg)
 	}

@@ -56,7 +56,7 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 		}
 	}
 	if p.o.Settled != nil {
-		p.o.Settled(ev)
+		p.o.Settled(ev, len(failed) == 0)
 	}
 	return true
 }

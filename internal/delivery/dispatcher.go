@@ -82,9 +82,10 @@ type Options struct {
 	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
 	// without deadline: an unrecorded failure is not acknowledged.
 	DeadLetter func(ctx context.Context, dl DeadLetter) error
-	// Settled, if set, is told about every report whose deliveries all settled (delivered or
-	// dead-lettered), e.g. to remember it as applied.
-	Settled func(ev *zuul.Event)
+	// Settled, if set, is told about every report whose deliveries all settled: applied is
+	// true when every sink took it, false when any delivery was dead-lettered (then it must
+	// not be remembered as applied: reconciliation may still apply it).
+	Settled func(ev *zuul.Event, applied bool)
 	// Observe, if set, sees every decoded report (Handle) and every submitted event (Submit)
 	// before it is routed, whether a route wants it or not, e.g. to note that its pipeline ran.
 	Observe func(ev *zuul.Event)
@@ -305,7 +306,7 @@ func (p *Dispatcher) process(j job) {
 	if j.dup || j.ev != nil && p.flights.awaitSubmit(p.abortCtx, j.ev.ID) {
 		p.o.Log.Debug().Str("topic", j.msg.Topic).Str("id", j.ev.ID).Msg("delivered by the reconciler meanwhile; acknowledged")
 		if p.o.Settled != nil {
-			p.o.Settled(j.ev)
+			p.o.Settled(j.ev, true)
 		}
 		p.ack(j.msg)
 		return

@@ -131,6 +131,15 @@ func NewManager(o ManagerOptions) *Manager {
 	return m
 }
 
+// SetKeyStore gives the manager its KeyStore when it is known only after construction (the
+// bucket is opened in the background); nil means none. Call it before Start.
+func (m *Manager) SetKeyStore(ks KeyStore) {
+	if m.started.Load() {
+		panic("incident: SetKeyStore after Start")
+	}
+	m.kv = ks
+}
+
 // AddRoute validates cfg and registers the route; call it before Start.
 func (m *Manager) AddRoute(name string, cfg RouteConfig) (*Sink, error) {
 	if name == "" {

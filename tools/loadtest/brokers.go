@@ -163,14 +163,19 @@ type natsServer struct {
 	kind     string
 }
 
-func startNATS(ctx context.Context, dir string) (*natsServer, error) {
+// startNATS starts a NATS server, with JetStream (stored in dir) when js is set.
+func startNATS(ctx context.Context, dir string, js bool) (*natsServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if bin, err := exec.LookPath("nats-server"); err == nil {
-		p, err := startProc("nats-server", filepath.Join(dir, "nats.log"), nil, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+		args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+		if js {
+			args = append(args, "-js", "-sd", filepath.Join(dir, "jetstream"))
+		}
+		p, err := startProc("nats-server", filepath.Join(dir, "nats.log"), nil, bin, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +185,8 @@ func startNATS(ctx context.Context, dir string) (*natsServer, error) {
 		}
 		return &natsServer{proc: p, url: "nats://" + addr, kind: natsVersion(bin)}, nil
 	}
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		JetStream: js, StoreDir: filepath.Join(dir, "jetstream")})
 	if err != nil {
 		return nil, err
 	}

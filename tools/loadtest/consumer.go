@@ -54,9 +54,19 @@ func buildBridge(dir string) (string, error) {
 	return bin, nil
 }
 
-func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string) (*consumer, error) {
+// statuspageRulesYAML adds a status page route for the -statuspage share of reports.
+const statuspageRulesYAML = `  - name: incidents
+    match: {project: "` + statuspageProject + `"}
+    statuspage: {component: Zuul}
+`
+
+func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel, statuspageURL string) (*consumer, error) {
 	rules := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rules, []byte(rulesYAML), 0o600); err != nil {
+	ry := rulesYAML
+	if statuspageURL != "" {
+		ry += statuspageRulesYAML
+	}
+	if err := os.WriteFile(rules, []byte(ry), 0o600); err != nil {
 		return nil, err
 	}
 	port, err := freePort()
@@ -73,6 +83,9 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 		"BRIDGE_MQTT_RECEIVE_MAXIMUM=" + strconv.Itoa(recvMax),
 		"BRIDGE_HTTP_ADDR=" + httpAddr,
 		"BRIDGE_LOG_LEVEL=" + logLevel,
+	}
+	if statuspageURL != "" {
+		env = append(env, "BRIDGE_STATUSPAGE_URL="+statuspageURL)
 	}
 	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
 	if err != nil {
@@ -104,7 +117,10 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 }
 
 // acked reads zuul_bridge_reports_acked_total from the bridge's /metrics (-1 if unknown).
-func (c *consumer) acked() float64 {
+func (c *consumer) acked() float64 { return c.metric("zuul_bridge_reports_acked_total") }
+
+// metric reads an unlabelled metric from the bridge's /metrics (-1 if unknown).
+func (c *consumer) metric(name string) float64 {
 	if c.httpURL == "" {
 		return -1
 	}
@@ -115,7 +131,7 @@ func (c *consumer) acked() float64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "zuul_bridge_reports_acked_total "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err == nil {
 				return f

@@ -12,6 +12,7 @@
 //
 //	go run ./tools/loadtest                      # about 1-2 minutes
 //	go run ./tools/loadtest -n 0 -duration 5m -systems bridge   # memory flatness
+//	go run ./tools/loadtest -statuspage 10       # 10% also to the status page (fake), via the outbox
 package main
 
 import (
@@ -42,12 +43,14 @@ type options struct {
 	logLevel   string
 	keep       bool
 	sample     time.Duration
+	statuspage int // percent of reports also bound for the status page (via the outbox)
 }
 
 func main() {
 	var o options
 	var fwd forwarderOpts
 	forwarder := flag.Bool("forwarder", false, "internal: run as the minimal forwarder")
+	fakeDir := flag.String("statuspage-fake", "", "internal: run as the status page fake, files in this directory")
 	flag.StringVar(&fwd.mqttURL, "fwd-mqtt", "", "internal: forwarder MQTT URL")
 	flag.StringVar(&fwd.natsURL, "fwd-nats", "", "internal: forwarder NATS URL")
 	flag.StringVar(&fwd.topic, "fwd-topic", "zuul/#", "internal: forwarder MQTT topic filter")
@@ -65,7 +68,16 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL (info is the production default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with broker and bridge logs")
 	flag.DurationVar(&o.sample, "sample", 10*time.Second, "RSS sampling interval")
+	flag.IntVar(&o.statuspage, "statuspage", 0, "percent of reports (a failing project of their own) that a second route also sends to the status page fake; "+
+		"the NATS server then runs JetStream, so that this work goes through the bridge's outbox")
 	flag.Parse()
+	if *fakeDir != "" {
+		if err := runStatuspageFake(*fakeDir); err != nil {
+			fmt.Fprintln(os.Stderr, "statuspage fake:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *forwarder {
 		fwd.recvMax = o.recvMax
 		if err := runForwarder(fwd); err != nil {
@@ -88,6 +100,8 @@ type systemResult struct {
 	name   string
 	phases []phaseResult
 	acked  float64
+	// statuspage is what the status page fake saw (-statuspage runs of the bridge).
+	statuspage string
 }
 
 func run(ctx context.Context, o options) (int, error) {
@@ -122,6 +136,21 @@ func run(ctx context.Context, o options) (int, error) {
 	perSystem := o.warmup + rateN + o.n
 	tr := newTracker(tag, perSystem*len(systems))
 	plan := mx.plan(perSystem*len(systems), 1)
+	if o.statuspage < 0 || o.statuspage > 100 {
+		return 0, fmt.Errorf("-statuspage: a percentage, got %d", o.statuspage)
+	}
+	if o.statuspage > 0 {
+		spT, err := statuspageTemplate(tag)
+		if err != nil {
+			return 0, err
+		}
+		rng := rand.New(rand.NewPCG(2, 0x5eed))
+		for i := range plan {
+			if rng.IntN(100) < o.statuspage {
+				plan[i] = spT
+			}
+		}
+	}
 
 	var results []systemResult
 	var natsKind string
@@ -149,15 +178,26 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		return res, "", err
 	}
 	defer mq.stop(5 * time.Second)
-	ns, err := startNATS(ctx, dir)
+	ns, err := startNATS(ctx, dir, o.statuspage > 0)
 	if err != nil {
 		return res, "", err
 	}
 	defer ns.stop()
 
 	var c *consumer
+	var fake *statuspageProc
+	if system == "bridge" && o.statuspage > 0 {
+		if fake, err = startStatuspageFake(ctx, dir); err != nil {
+			return res, "", err
+		}
+		defer fake.proc.stop(5 * time.Second)
+	}
 	if system == "bridge" {
-		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel)
+		spURL := ""
+		if fake != nil {
+			spURL = fake.url
+		}
+		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, spURL)
 	} else {
 		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax)
 	}
@@ -200,6 +240,24 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		}
 	}
 	res.acked = c.acked()
+	if fake != nil {
+		// The status page work of this run: wait (bounded) until the outbox applied it.
+		want := 0
+		for _, t := range plan[base : base+o.warmup+rateN+o.n] {
+			if t.label == statuspageLabel {
+				want++
+			}
+		}
+		writes := func() int { n, _ := fake.stats(); return n }
+		atEnd, start := writes(), time.Now()
+		for writes() < want && time.Since(start) < 5*time.Minute && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+		n, violations := fake.stats()
+		res.statuspage = fmt.Sprintf("%d reports for the status page; %d applied when the last report arrived on NATS, %d after %s more "+
+			"(one incident, one item at a time through the outbox); %d spec violations",
+			want, atEnd, n, time.Since(start).Round(100*time.Millisecond), violations)
+	}
 	return res, ns.kind, nil
 }
 

@@ -46,6 +46,29 @@ func loadTemplate(label string) (*template, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("sample %s not found", file)
 	}
+	return newTemplate(file, label, raw)
+}
+
+// statuspageProject is the project of the reports a -statuspage run sends to the status
+// page route; no other sample has it.
+const statuspageProject = "zbench/statuspage"
+
+const statuspageLabel = "3.5k-statuspage"
+
+// statuspageTemplate is the 3.5k failing sample of the project statuspageProject.
+func statuspageTemplate(tag uint32) (*template, error) {
+	t, err := loadTemplate("3.5k")
+	if err != nil {
+		return nil, err
+	}
+	raw := bytes.ReplaceAll(t.payload, []byte("SovereignCloudStack/k8s-cluster-api-provider"), []byte(statuspageProject))
+	if t, err = newTemplate(t.name, statuspageLabel, raw); err != nil {
+		return nil, err
+	}
+	return t, t.check(tag)
+}
+
+func newTemplate(file, label string, raw []byte) (*template, error) {
 	var head struct {
 		UUID     string `json:"uuid"`
 		Buildset struct {

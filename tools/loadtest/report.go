@@ -22,6 +22,10 @@ func report(w io.Writer, o options, mx *mix, natsKind string, results []systemRe
 	code := 0
 	fmt.Fprintf(w, "Machine: %s. Brokers: %s, %s, loopback. Mix: %s. Receive Maximum %d, bridge log level %s.\n\n",
 		machine(), mosquittoVersion(), natsKind, mx, o.recvMax, o.logLevel)
+	if o.statuspage > 0 {
+		fmt.Fprintf(w, "%d%% of the reports (the 3.5k failing sample of project %s) also go to a status page route (the fake, in its own process at nice 19), through the outbox on JetStream.\n\n",
+			o.statuspage, statuspageProject)
+	}
 	fmt.Fprintln(w, "| system | load | reports | sent/s | delivered/s | latency p50 | p99 | max | CPU s / 1000 reports | peak RSS | missing |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range results {
@@ -51,6 +55,9 @@ func report(w io.Writer, o options, mx *mix, natsKind string, results []systemRe
 		if s.acked >= 0 {
 			fmt.Fprintf(w, "\n%s acknowledged %.0f reports in all (zuul_bridge_reports_acked_total).\n", s.name, s.acked)
 		}
+		if s.statuspage != "" {
+			fmt.Fprintf(w, "%s status page: %s.\n", s.name, s.statuspage)
+		}
 	}
 
 	b, f := find(results, "zuul-bridge"), find(results, "forwarder")
@@ -79,6 +86,10 @@ func report(w io.Writer, o options, mx *mix, natsKind string, results []systemRe
 			r := bp.delivPerS / fp.delivPerS
 			fmt.Fprintf(w, "- throughput >= 0.9 x forwarder: %.2f x (%.0f vs %.0f reports/s, %d of %d routed): %s\n",
 				r, bp.delivPerS, fp.delivPerS, bp.received, bp.n, verdict(r >= 0.9 && bp.missing == 0))
+			if o.statuspage > 0 {
+				fmt.Fprintf(w, "- with %d%% bound for the status page, throughput >= 0.8 x forwarder: %.2f x: %s\n",
+					o.statuspage, r, verdict(r >= 0.8 && bp.missing == 0))
+			}
 		} else {
 			d := bp.p99 - fp.p99
 			fmt.Fprintf(w, "- p99 at %.0f/s within 2 ms of the forwarder's: %s vs %s (%+.2f ms): %s\n",
