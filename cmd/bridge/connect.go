@@ -144,13 +144,11 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, a
 		tr.TLSClientConfig = tc
 		httpClient.Transport = tr
 	}
-	client, err := statuspage.NewClient(statuspage.ClientOptions{
-		BaseURL:      cfg.Statuspage.URL,
-		Auth:         auth.source,
-		AuthObserver: auth.state,
-		HTTPClient:   httpClient,
-		UserAgent:    "zuul-bridge/" + version,
-	})
+	opts := statuspage.ClientOptions{BaseURL: cfg.Statuspage.URL, HTTPClient: httpClient, UserAgent: "zuul-bridge/" + version}
+	if auth != nil { // nil: reads only (bridge check -online), which are anonymous
+		opts.Auth, opts.AuthObserver = auth.source, auth.state
+	}
+	client, err := statuspage.NewClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("BRIDGE_STATUSPAGE_URL: %w", err)
 	}
