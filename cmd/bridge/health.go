@@ -15,6 +15,7 @@ type health struct {
 	natsReady func() bool
 	mqttGauge prometheus.Gauge
 	natsGauge prometheus.Gauge
+	pprof     bool // BRIDGE_HTTP_PPROF: also serve /debug/pprof/
 }
 
 func newHealth(reg *prometheus.Registry) *health {
@@ -61,5 +62,8 @@ func (h *health) mux() http.Handler {
 		w.Write([]byte(msg + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg}))
+	if h.pprof {
+		handlePprof(mux)
+	}
 	return mux
 }

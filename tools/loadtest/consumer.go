@@ -54,7 +54,7 @@ func buildBridge(dir string) (string, error) {
 	return bin, nil
 }
 
-func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string) (*consumer, error) {
+func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string, pprof bool) (*consumer, error) {
 	rules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rules, []byte(rulesYAML), 0o600); err != nil {
 		return nil, err
@@ -73,6 +73,9 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 		"BRIDGE_MQTT_RECEIVE_MAXIMUM=" + strconv.Itoa(recvMax),
 		"BRIDGE_HTTP_ADDR=" + httpAddr,
 		"BRIDGE_LOG_LEVEL=" + logLevel,
+	}
+	if pprof {
+		env = append(env, "BRIDGE_HTTP_PPROF=true")
 	}
 	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
 	if err != nil {

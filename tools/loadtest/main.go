@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ type options struct {
 	logLevel   string
 	keep       bool
 	sample     time.Duration
+	loads      string
+	rounds     int
+	pprofDir   string
 }
 
 func main() {
@@ -65,6 +69,9 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "BRIDGE_LOG_LEVEL (info is the production default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with broker and bridge logs")
 	flag.DurationVar(&o.sample, "sample", 10*time.Second, "RSS sampling interval")
+	flag.StringVar(&o.loads, "loads", "mix,3.5k", "loads to measure, comma-separated: mix (the -sizes mix) or one size alone (1k, 3.5k, 110k)")
+	flag.IntVar(&o.rounds, "rounds", 5, "paired rounds per load: each round runs every system once, alternating which goes first; the report gives medians")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and allocation profiles of the bridge's first round per load and phase into this directory (sets BRIDGE_HTTP_PPROF)")
 	flag.Parse()
 	if *forwarder {
 		fwd.recvMax = o.recvMax
@@ -90,11 +97,40 @@ type systemResult struct {
 	acked  float64
 }
 
+// load is one payload mix measured on every system: "mix" is -sizes, a size label alone
+// (1k, 3.5k, 110k) is that sample only.
+type load struct {
+	name string
+	mix  *mix
+	// runs[system] holds one result per round, in round order.
+	runs map[string][]systemResult
+}
+
+func parseLoads(o options, tag uint32) ([]*load, error) {
+	var out []*load
+	for _, name := range strings.Split(o.loads, ",") {
+		name = strings.TrimSpace(name)
+		spec := name + ":1"
+		if name == "mix" {
+			spec = o.sizes
+		}
+		mx, err := parseMix(spec, tag)
+		if err != nil {
+			return nil, fmt.Errorf("-loads %s: %w", name, err)
+		}
+		out = append(out, &load{name: name, mix: mx, runs: map[string][]systemResult{}})
+	}
+	return out, nil
+}
+
 func run(ctx context.Context, o options) (int, error) {
 	tag := rand.Uint32()
-	mx, err := parseMix(o.sizes, tag)
+	loads, err := parseLoads(o, tag)
 	if err != nil {
 		return 0, err
+	}
+	if o.rounds < 1 {
+		return 0, fmt.Errorf("-rounds must be at least 1")
 	}
 	systems := strings.Split(o.systems, ",")
 	for _, s := range systems {
@@ -120,26 +156,70 @@ func run(ctx context.Context, o options) (int, error) {
 	}
 	rateN := int(o.rate * o.duration.Seconds())
 	perSystem := o.warmup + rateN + o.n
-	tr := newTracker(tag, perSystem*len(systems))
-	plan := mx.plan(perSystem*len(systems), 1)
+	runsTotal := len(loads) * o.rounds * len(systems)
+	tr := newTracker(tag, perSystem*runsTotal)
 
-	var results []systemResult
+	env := environment{loadBefore: loadAvg()}
 	var natsKind string
-	for i, s := range systems {
-		base := i * perSystem
-		fmt.Fprintf(os.Stderr, "%s: warm-up %d, %.0f/s for %s, then %d as fast as possible\n", s, o.warmup, o.rate, o.duration, o.n)
-		r, kind, err := runSystem(ctx, o, s, bin, filepath.Join(dir, s), tr, plan, base, rateN)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", s, err)
+	base := 0
+	for _, ld := range loads {
+		// Every run of a load gets the same sequence of sizes: plan[base+i] = first[i].
+		first := ld.mix.plan(perSystem, 1)
+		plan := make([]*template, perSystem*runsTotal)
+		for off := 0; off < len(plan); off += perSystem {
+			copy(plan[off:], first)
 		}
-		natsKind = kind
-		results = append(results, r)
+		for round := range o.rounds {
+			// Paired rounds, alternating which system goes first, so that a drift in the
+			// machine's load (other processes) falls on both alike.
+			order := slices.Clone(systems)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				fmt.Fprintf(os.Stderr, "[%s] round %d/%d %s: warm-up %d, %.0f/s for %s, then %d as fast as possible (load average %s)\n",
+					ld.name, round+1, o.rounds, s, o.warmup, o.rate, o.duration, o.n, loadAvg())
+				profile := ""
+				if o.pprofDir != "" && s == "bridge" && round == 0 {
+					profile = filepath.Join(o.pprofDir, ld.name)
+				}
+				r, kind, err := runSystem(ctx, o, s, bin, filepath.Join(dir, fmt.Sprintf("%s-%d-%s", ld.name, round, s)), tr, plan, base, rateN, profile)
+				if err != nil {
+					return 0, fmt.Errorf("%s %s round %d: %w", ld.name, s, round+1, err)
+				}
+				natsKind = kind
+				ld.runs[s] = append(ld.runs[s], r)
+				base += perSystem
+			}
+		}
 	}
-	return report(os.Stdout, o, mx, natsKind, results), nil
+	env.loadAfter = loadAvg()
+	return report(os.Stdout, o, loads, natsKind, env), nil
+}
+
+// environment is what the report says about the machine's state during the run.
+type environment struct {
+	loadBefore, loadAfter string
+}
+
+// loadAvg is the first three fields of /proc/loadavg: on a shared machine, how much else
+// ran during the measurement.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // runSystem measures one consumer on its own fresh brokers.
-func runSystem(ctx context.Context, o options, system, bin, dir string, tr *tracker, plan []*template, base, rateN int) (systemResult, string, error) {
+// With profile set (bridge only), each phase's CPU profile and the allocations during it
+// are written to profile-<phase>.cpu.pprof and .allocs.pprof.
+func runSystem(ctx context.Context, o options, system, bin, dir string, tr *tracker, plan []*template, base, rateN int, profile string) (systemResult, string, error) {
 	res := systemResult{name: system, acked: -1}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, "", err
@@ -157,7 +237,7 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 
 	var c *consumer
 	if system == "bridge" {
-		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel)
+		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, o.pprofDir != "")
 	} else {
 		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax)
 	}
@@ -190,7 +270,16 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 			continue
 		}
 		ph.workers, ph.plan, ph.pid, ph.sample = o.pubWorkers, plan, c.proc.pid(), o.sample
+		var prof *profiler
+		if profile != "" && ph.name != "warm-up" {
+			prof = startProfile(c.httpURL, profile+"-"+phaseFile(ph))
+		}
 		r, err := runPhase(ctx, pub, tr, ph, c.proc.exited)
+		if prof != nil {
+			if perr := prof.finish(); perr != nil {
+				fmt.Fprintln(os.Stderr, "  profile:", perr)
+			}
+		}
 		if err != nil {
 			return res, "", fmt.Errorf("%s: %w\n%s", ph.name, err, c.proc.tail(15))
 		}
