@@ -211,7 +211,7 @@ func (p *Dispatcher) route(msg Message) job {
 		r := &p.o.Routes[i]
 		if r.Match(ev) {
 			j.routes = append(j.routes, r)
-			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+			p.o.Metrics.matchedFor(r.Name).Inc()
 		}
 	}
 	return j
@@ -302,7 +302,7 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	for i := range p.o.Routes {
 		if r := &p.o.Routes[i]; r.Match(ev) {
 			routes = append(routes, r)
-			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+			p.o.Metrics.matchedFor(r.Name).Inc()
 		}
 	}
 	if len(routes) == 0 {
