@@ -54,7 +54,7 @@ func buildBridge(dir string) (string, error) {
 	return bin, nil
 }
 
-func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string, pprof bool) (*consumer, error) {
+func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel string, pprof bool, extraEnv string) (*consumer, error) {
 	rules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rules, []byte(rulesYAML), 0o600); err != nil {
 		return nil, err
@@ -76,6 +76,9 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 	}
 	if pprof {
 		env = append(env, "BRIDGE_HTTP_PPROF=true")
+	}
+	if extraEnv != "" {
+		env = append(env, strings.Split(extraEnv, ",")...)
 	}
 	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
 	if err != nil {
@@ -129,13 +132,17 @@ func (c *consumer) acked() float64 {
 }
 
 // startForwarder re-executes this program in forwarder mode and waits for its "ready".
-func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax int) (*consumer, error) {
+func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax int, extraEnv string) (*consumer, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	logFile := filepath.Join(dir, "forwarder.log")
-	p, err := startProc("forwarder", logFile, nil, self, "-forwarder",
+	var env []string
+	if extraEnv != "" {
+		env = strings.Split(extraEnv, ",")
+	}
+	p, err := startProc("forwarder", logFile, env, self, "-forwarder",
 		"-fwd-mqtt", mqttURL, "-fwd-nats", natsURL, "-fwd-topic", "zuul/#",
 		"-fwd-subject", natsPrefix+".raw", "-recvmax", strconv.Itoa(recvMax))
 	if err != nil {

@@ -46,6 +46,8 @@ type options struct {
 	loads      string
 	rounds     int
 	pprofDir   string
+	bridgeEnv  string
+	fwdEnv     string
 }
 
 func main() {
@@ -71,6 +73,8 @@ func main() {
 	flag.DurationVar(&o.sample, "sample", 10*time.Second, "RSS sampling interval")
 	flag.StringVar(&o.loads, "loads", "mix,3.5k", "loads to measure, comma-separated: mix (the -sizes mix) or one size alone (1k, 3.5k, 110k)")
 	flag.IntVar(&o.rounds, "rounds", 5, "paired rounds per load: each round runs every system once, alternating which goes first; the report gives medians")
+	flag.StringVar(&o.bridgeEnv, "bridge-env", "", "extra environment of the bridge, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
+	flag.StringVar(&o.fwdEnv, "forwarder-env", "", "extra environment of the forwarder, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and allocation profiles of the bridge's first round per load and phase into this directory (sets BRIDGE_HTTP_PPROF)")
 	flag.Parse()
 	if *forwarder {
@@ -237,9 +241,9 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 
 	var c *consumer
 	if system == "bridge" {
-		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, o.pprofDir != "")
+		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, o.pprofDir != "", o.bridgeEnv)
 	} else {
-		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax)
+		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax, o.fwdEnv)
 	}
 	if err != nil {
 		return res, "", err

@@ -69,6 +69,9 @@ func report(w io.Writer, o options, loads []*load, natsKind string, env environm
 	code := 0
 	fmt.Fprintf(w, "Machine: %s. Brokers: %s, %s, loopback. Receive Maximum %d, bridge log level %s.\n",
 		machine(), mosquittoVersion(), natsKind, o.recvMax, o.logLevel)
+	if o.bridgeEnv != "" || o.fwdEnv != "" {
+		fmt.Fprintf(w, "Extra environment: bridge %q, forwarder %q.\n", o.bridgeEnv, o.fwdEnv)
+	}
 	fmt.Fprintf(w, "Load average (/proc/loadavg, 1/5/15 min) before: %s, after: %s. %d paired rounds per load; figures are medians over the rounds.\n",
 		env.loadBefore, env.loadAfter, o.rounds)
 	var targets []string
