@@ -43,7 +43,11 @@ func (s *Subscriber) dial(ctx context.Context, cfg autopaho.ClientConfig, u *url
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
+	r := bufio.NewReaderSize(conn, readBufferSize)
+	if tc, ok := conn.(*net.TCPConn); ok {
+		return &bufferedTCPConn{TCPConn: tc, r: r}, nil
+	}
+	return &bufferedConn{Conn: conn, r: r}, nil
 }
 
 // bufferedConn reads through a buffer. Its mutex makes paho write each packet whole
@@ -56,3 +60,15 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// bufferedTCPConn is bufferedConn for plain TCP. It embeds the *net.TCPConn itself, not
+// a net.Conn, so that the packet's buffers still go out in one writev system call (the
+// net package looks for the connection's own vectored write, which embedding keeps):
+// through an interface they would be written one by one, a PUBACK as two TCP segments.
+type bufferedTCPConn struct {
+	*net.TCPConn
+	sync.Mutex
+	r *bufio.Reader
+}
+
+func (c *bufferedTCPConn) Read(p []byte) (int, error) { return c.r.Read(p) }
