@@ -119,8 +119,8 @@ func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool)
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(subject.Render(ev))
-	msg.Data = data
+	// Sized for the headers set below, so the map is not grown while they are.
+	msg := &nats.Msg{Subject: subject.Render(ev), Data: data, Header: make(nats.Header, 12)}
 	h := msg.Header
 	// One id per report and route: the same report redelivered gets the same id (JetStream
 	// drops the copy), and two routes publishing into one stream do not drop each other.
