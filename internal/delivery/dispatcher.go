@@ -119,8 +119,10 @@ type rejection struct {
 }
 
 // queueLen is each worker's queue. Together with the MQTT receive maximum it bounds the
-// reports held in memory; it only needs to be long enough to fill a batch.
-const queueLen = 16
+// reports held in memory. A worker's batch is what is queued when it looks, so the queue
+// is as long as a batch may be: a burst is then confirmed with a NATS round trip per up to
+// maxBatch reports, not per 16.
+const queueLen = maxBatch
 
 // New checks the options and starts the workers.
 func New(o Options) *Dispatcher {
