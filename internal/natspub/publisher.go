@@ -6,7 +6,6 @@ package natspub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -115,7 +114,7 @@ func (s *Sink) Message(ev *zuul.Event) (*nats.Msg, error) {
 // NewMessage builds the message for a report: subject, headers and body. The check
 // subcommand prints exactly this.
 func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool) (*nats.Msg, error) {
-	data, err := json.Marshal(NewBody(ev, route, includeRaw))
+	data, err := marshalBody(NewBody(ev, route, includeRaw))
 	if err != nil {
 		return nil, err
 	}
