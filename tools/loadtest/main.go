@@ -2,16 +2,22 @@
 //
 // It starts a real mosquitto (from PATH) and a real nats-server (the one in PATH, else an
 // embedded one) on free loopback ports, then the built bridge with a rules file routing
-// every report to core NATS. A QoS 1 publisher sends sample Zuul reports (a mix of sizes,
-// each with a unique buildset and item uuid and the send time in Zuul's `timestamp`), at a
-// fixed rate and then as fast as it can; a NATS subscriber counts unique reports and
-// measures timestamp-to-arrival latency. The same load then goes through a minimal
-// forwarder (this program re-executed with -forwarder) on fresh brokers. It prints a
-// markdown table, the bridge/forwarder ratios and the issue-5 targets, and exits 1 when a
-// report is missing.
+// every report to core NATS. A QoS 1 publisher sends sample Zuul reports (each with a
+// unique buildset and item uuid and the send time in Zuul's `timestamp`), at a fixed rate
+// and then as fast as it can; a NATS subscriber counts unique reports and measures
+// timestamp-to-arrival latency. The same load then goes through a minimal forwarder (this
+// program re-executed with -forwarder: paho.golang, auto-ack, json.Valid, core NATS
+// publish of the unchanged bytes) on fresh brokers.
 //
-//	go run ./tools/loadtest                      # about 1-2 minutes
-//	go run ./tools/loadtest -n 0 -duration 5m -systems bridge   # memory flatness
+// Each load (-loads: the -sizes mix, and 3.5 KB reports alone) is measured in paired
+// rounds (-rounds): every round runs the bridge and the forwarder once, alternating which
+// goes first, so that other work on the machine falls on both alike. It prints per load
+// the medians over the rounds, the paired bridge/forwarder ratios, the load average of the
+// machine, and the targets; it exits 1 when a report is missing.
+//
+//	go run ./tools/loadtest                      # about 5 minutes
+//	go run ./tools/loadtest -loads 3.5k -rounds 1 -pprof /tmp/prof   # with bridge profiles
+//	go run ./tools/loadtest -loads mix -rounds 1 -n 0 -duration 5m -systems bridge   # memory flatness
 package main
 
 import (
