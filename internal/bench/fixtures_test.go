@@ -29,13 +29,11 @@ func payload(b *testing.B, file string) []byte {
 	return nil
 }
 
-// rules50 is a rules file of 50 routes the way operators write them: exact names, globs
+// rulesN(50) is a rules file of 50 routes the way operators write them: exact names, globs
 // and lists, excludes, routes that reject on the first field and routes that must walk
 // every build. Against each sample exactly one matches (the catch-all of periodic-daily), so
 // the hot path builds one message; the other 49 reject it at some field.
-func rules50() []byte { return rulesN(50) }
-
-// rulesN is rules50 with n routes: the catch-all and n-1 of the others, in the same
+// rulesN is that rules file with n routes: the catch-all and n-1 of the others, in the same
 // rotation (n = 1 is the catch-all alone).
 func rulesN(n int) []byte {
 	routes := []string{`  - name: catch-all

@@ -8,8 +8,6 @@ import (
 	"time"
 )
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-
 func mib(kib int64) string {
 	if kib <= 0 {
 		return "n/a"
