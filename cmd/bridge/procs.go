@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"runtime"
-	"runtime/debug"
 )
 
 // defaultProcs is the bridge's GOMAXPROCS unless the GOMAXPROCS variable sets one. The
@@ -12,22 +11,13 @@ import (
 // wakes an idle thread that spins for work, which costs more CPU than the parallelism
 // gains. With one P a 3.5 KB report took about a fifth less CPU at 1000 reports/s and the
 // flat-out throughput rose (docs/performance.md). One core carries far more than a Zuul
-// produces: over 10000 reports/s.
+// produces: over 10000 reports/s. (Go's own default, the CPUs or the container's CPU
+// limit, is right for parallel work, which this is not.)
 const defaultProcs = 1
 
-// defaultGCPercent is the bridge's GOGC unless the GOGC variable sets one. The live heap
-// is small (a few MiB: the rules, the intake queue, the metrics), so Go's default of 100
-// collects every few MiB of reports; 200 halves the collections for a few MiB more.
-const defaultGCPercent = 200
-
-// limitProcs applies defaultProcs and defaultGCPercent where the environment does not
-// choose. Go's own default of GOMAXPROCS (the CPUs, or the container's CPU limit) is right
-// for parallel work, which this is not.
+// limitProcs applies defaultProcs when the environment does not choose.
 func limitProcs() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(defaultProcs)
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
 	}
 }
