@@ -15,8 +15,16 @@ func marshalBody(b *Body) ([]byte, error) {
 	if len(b.Raw) > 0 || (b.Timestamp != nil && (b.Timestamp.Year() < 0 || b.Timestamp.Year() > 9999)) {
 		return json.Marshal(b)
 	}
-	size := 400 + len(b.Summary) + len(b.Message) + 160*len(b.FailedJobs)
-	d := make([]byte, 0, size)
+	// Sized for the whole body, so that it is allocated once: keys and punctuation, the
+	// values, and an eighth more for escapes.
+	n := 320 + len(b.Schema) + len(b.ID) + len(b.Route) + len(b.Source) + len(b.Summary) +
+		len(b.Tenant) + len(b.Pipeline) + len(b.Project) + len(b.Branch) + len(b.Ref) +
+		len(b.Change) + len(b.Patchset) + len(b.ChangeURL) + len(b.Action) + len(b.Result) +
+		len(b.Outcome) + len(b.ItemUUID) + len(b.BuildsetUUID) + len(b.BuildsetURL) + len(b.Message)
+	for _, j := range b.FailedJobs {
+		n += 64 + len(j.Name) + len(j.Result) + len(j.LogURL) + len(j.BuildURL)
+	}
+	d := make([]byte, 0, n+n/8)
 	d = append(d, `{"schema":`...)
 	d = appendString(d, b.Schema)
 	d = appendField(d, "id", b.ID)
