@@ -27,7 +27,8 @@ type Config struct {
 	Statuspage StatuspageConfig
 	Zuul       ZuulConfig
 	HTTP       struct {
-		Addr string `default:":8080"`
+		Addr  string `default:":8080"`
+		Pprof bool   // serve /debug/pprof/ (profiling; off by default)
 	}
 	Log struct {
 		Level  string `default:"info"`

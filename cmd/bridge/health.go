@@ -21,7 +21,8 @@ type health struct {
 	natsGauge prometheus.Gauge
 	// dead is set when a connection closed for good (nothing reconnects it): /healthz
 	// then fails so that the orchestrator restarts the process.
-	dead atomic.Pointer[string]
+	dead  atomic.Pointer[string]
+	pprof bool // BRIDGE_HTTP_PPROF: also serve /debug/pprof/
 }
 
 // natsClosed records that the NATS connection closed for good, with its last error.
@@ -88,5 +89,8 @@ func (h *health) mux() http.Handler {
 		w.Write([]byte(msg + "\n" + notes))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg}))
+	if h.pprof {
+		handlePprof(mux)
+	}
 	return mux
 }

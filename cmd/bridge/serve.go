@@ -68,6 +68,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	health := newHealth(reg)
+	health.pprof = cfg.HTTP.Pprof
 	mcfg.OnConnectionChange = health.mqttUp
 
 	nc, err := connectNATS(cfg, log, health)

@@ -29,17 +29,19 @@ func payload(b *testing.B, file string) []byte {
 	return nil
 }
 
-// rules50 is a rules file of 50 routes the way operators write them: exact names, globs
+// rulesN(50) is a rules file of 50 routes the way operators write them: exact names, globs
 // and lists, excludes, routes that reject on the first field and routes that must walk
 // every build. Against each sample exactly one matches (the catch-all of periodic-daily), so
 // the hot path builds one message; the other 49 reject it at some field.
-func rules50() []byte {
+// rulesN is that rules file with n routes: the catch-all and n-1 of the others, in the same
+// rotation (n = 1 is the catch-all alone).
+func rulesN(n int) []byte {
 	routes := []string{`  - name: catch-all
     match:
       pipeline: periodic-daily
     nats: {subject: "zuul.{tenant}.{pipeline}.{project}.{result}"}
 `}
-	for i := 0; len(routes) < 50; i++ {
+	for i := 0; len(routes) < n; i++ {
 		for _, tmpl := range []string{`  - name: periodic-project-%[1]d
     match:
       pipeline: [periodic-daily, periodic-hourly, periodic-weekly]
@@ -75,7 +77,7 @@ func rules50() []byte {
       job: noisy-job-%[1]d
     nats: {subject: "zuul.final.{tenant}.{project}"}
 `} {
-			if len(routes) < 50 {
+			if len(routes) < n {
 				routes = append(routes, fmt.Sprintf(tmpl, i))
 			}
 		}
@@ -89,14 +91,16 @@ type route struct {
 	subject *natspub.Subject
 }
 
-func loadRoutes(b *testing.B) []route {
+func loadRoutes(b *testing.B) []route { return loadRoutesN(b, 50) }
+
+func loadRoutesN(b *testing.B, n int) []route {
 	b.Helper()
-	rs, err := rules.Parse("bench-50-routes.yaml", rules50())
+	rs, err := rules.Parse(fmt.Sprintf("bench-%d-routes.yaml", n), rulesN(n))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(rs) != 50 {
-		b.Fatalf("%d routes, want 50", len(rs))
+	if len(rs) != n {
+		b.Fatalf("%d routes, want %d", len(rs), n)
 	}
 	out := make([]route, len(rs))
 	for i, r := range rs {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
@@ -101,5 +102,40 @@ func BenchmarkHotPath(b *testing.B) {
 			}
 			b.ReportMetric(float64(sent), "messages/op")
 		})
+	}
+}
+
+// BenchmarkHotPathRoutes is BenchmarkHotPath with 1, 50 and 500 routes: how the cost per
+// report grows with the rules file. One route keeps each sample in every case, so the
+// difference is the matching.
+func BenchmarkHotPathRoutes(b *testing.B) {
+	for _, n := range []int{1, 50, 500} {
+		routes := loadRoutesN(b, n)
+		for _, s := range sizes {
+			p := payload(b, s.file)
+			b.Run(fmt.Sprintf("routes=%d/%s", n, s.label), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(p)))
+				sent := 0
+				for b.Loop() {
+					ev, err := zuul.Decode(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					sent = 0
+					for i := range routes {
+						r := &routes[i]
+						if !r.Match.Match(ev) {
+							continue
+						}
+						if _, err := natspub.NewMessage(ev, r.Name, r.subject, r.NATS.IncludeRaw); err != nil {
+							b.Fatal(err)
+						}
+						sent++
+					}
+				}
+				b.ReportMetric(float64(sent), "messages/op")
+			})
+		}
 	}
 }

@@ -101,10 +101,10 @@ func (p *Dispatcher) processStarted(run []job) {
 		}
 		m := p.o.Metrics
 		for _, s := range started[k] {
-			m.deliveries.WithLabelValues(s.route.Name, s.t.Kind, "delivered").Inc()
-			m.latency.WithLabelValues(s.t.Kind).Observe(p.o.Now().Sub(start).Seconds())
-			p.o.Log.Info().Str("route", s.route.Name).Str("sink", s.t.Kind).Str("id", j.ev.ID).Str("pipeline", j.ev.Pipeline).
-				Str("project", j.ev.Project).Str("branch", j.ev.Branch).Str("result", j.ev.Result).Int("attempts", 1).Msg("delivered")
+			dm := m.deliveredFor(s.route.Name, s.t.Kind)
+			dm.delivered.Inc()
+			dm.latency.Observe(p.o.Now().Sub(start).Seconds())
+			logDelivered(p.o.Log, j.ev, s.route.Name, s.t.Kind, 1)
 		}
 		if p.o.Settled != nil {
 			p.o.Settled(j.ev, true)

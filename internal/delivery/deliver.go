@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rs/zerolog"
+
 	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -22,16 +24,21 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 		n += len(r.Targets)
 	}
 	results := make(chan result, n)
+	run := func(r *Route, t Target) {
+		defer func() { // a sink's bug must not take the process down
+			if v := recover(); v != nil {
+				results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
+			}
+		}()
+		results <- result{r, t, p.deliver(ev, r, t)}
+	}
 	for _, r := range routes {
 		for _, t := range r.Targets {
-			go func() {
-				defer func() { // a sink's bug must not take the process down
-					if v := recover(); v != nil {
-						results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
-					}
-				}()
-				results <- result{r, t, p.deliver(ev, r, t)}
-			}()
+			if n == 1 { // one target: no goroutine to start and wait for
+				run(r, t)
+			} else {
+				go run(r, t)
+			}
 		}
 	}
 	var failed []result
@@ -70,7 +77,11 @@ func (e permanent) Unwrap() error { return e.error }
 // deliver sends to one target until it succeeds, fails for good, or the deadline passes.
 func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 	m := p.o.Metrics
-	log := p.o.Log.With().Str("route", r.Name).Str("sink", t.Kind).Str("id", ev.ID).Logger()
+	// Built only when something goes wrong: a delivery that succeeds logs nothing above debug.
+	log := func() *zerolog.Logger {
+		l := p.o.Log.With().Str("route", r.Name).Str("sink", t.Kind).Str("id", ev.ID).Logger()
+		return &l
+	}
 	start := p.o.Now()
 	deadline := start.Add(p.o.Deadline)
 	for attempt := 0; ; attempt++ {
@@ -82,10 +93,10 @@ func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 		again, err := t.Sink.Send(ctx, ev)
 		cancel()
 		if err == nil {
-			m.deliveries.WithLabelValues(r.Name, t.Kind, "delivered").Inc()
-			m.latency.WithLabelValues(t.Kind).Observe(p.o.Now().Sub(start).Seconds())
-			log.Info().Str("pipeline", ev.Pipeline).Str("project", ev.Project).Str("branch", ev.Branch).
-				Str("result", ev.Result).Int("attempts", attempt+1).Msg("delivered")
+			dm := m.deliveredFor(r.Name, t.Kind)
+			dm.delivered.Inc()
+			dm.latency.Observe(p.o.Now().Sub(start).Seconds())
+			logDelivered(p.o.Log, ev, r.Name, t.Kind, attempt+1)
 			return nil
 		}
 		if p.abortCtx.Err() != nil {
@@ -94,17 +105,17 @@ func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 		}
 		if !again {
 			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
-			log.Error().Err(err).Msg("delivery failed for good")
+			log().Error().Err(err).Msg("delivery failed for good")
 			return permanent{err}
 		}
 		wait := p.backoff.Delay(attempt)
 		if !p.o.Now().Add(wait).Before(deadline) {
 			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
-			log.Error().Err(err).Int("attempts", attempt+1).Dur("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
+			log().Error().Err(err).Int("attempts", attempt+1).Dur("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
 			return fmt.Errorf("deadline of %s reached after %d attempts: %w", p.o.Deadline, attempt+1, err)
 		}
 		m.retries.WithLabelValues(r.Name, t.Kind).Inc()
-		log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Msg("delivery failed, retrying")
+		log().Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Msg("delivery failed, retrying")
 		if !retry.Sleep(p.abortCtx, wait) {
 			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
 			return errAbandoned

@@ -125,8 +125,10 @@ type rejection struct {
 }
 
 // queueLen is each worker's queue. Together with the MQTT receive maximum it bounds the
-// reports held in memory; it only needs to be long enough to fill a batch.
-const queueLen = 16
+// reports held in memory. A worker's batch is what is queued when it looks, so the queue
+// is as long as a batch may be: a burst is then confirmed with a NATS round trip per up to
+// maxBatch reports, not per 16.
+const queueLen = maxBatch
 
 // New checks the options and starts the workers.
 func New(o Options) *Dispatcher {
@@ -231,7 +233,7 @@ func (p *Dispatcher) route(msg Message) job {
 		r := &p.o.Routes[i]
 		if r.Match(ev) {
 			j.routes = append(j.routes, r)
-			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+			p.o.Metrics.matchedFor(r.Name).Inc()
 		}
 	}
 	return j
@@ -338,7 +340,7 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	for i := range p.o.Routes {
 		if r := &p.o.Routes[i]; r.Match(ev) {
 			routes = append(routes, r)
-			p.o.Metrics.matched.WithLabelValues(r.Name).Inc()
+			p.o.Metrics.matchedFor(r.Name).Inc()
 		}
 	}
 	if len(routes) == 0 {

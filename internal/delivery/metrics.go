@@ -29,7 +29,9 @@ type Metrics struct {
 	lastUnix atomic.Int64 // ns; the start time until the first report
 
 	mu    sync.Mutex
-	pipes map[[2]string]bool // label pairs of lastPerPipe, bounded by maxPipelines
+	pipes map[[2]string]prometheus.Gauge // children of lastPerPipe, bounded by maxPipelines
+
+	cache metricCache
 }
 
 // maxPipelines bounds the tenant/pipeline series: the values come from payloads, and a
@@ -40,14 +42,14 @@ const maxPipelines = 500
 func (m *Metrics) observeReport(tenant, pipeline string, unix float64) {
 	key := [2]string{tenant, pipeline}
 	m.mu.Lock()
-	known := m.pipes[key]
+	g, known := m.pipes[key]
 	if !known && len(m.pipes) < maxPipelines {
-		m.pipes[key] = true
-		known = true
+		g = m.lastPerPipe.WithLabelValues(tenant, pipeline)
+		m.pipes[key] = g
 	}
 	m.mu.Unlock()
-	if known {
-		m.lastPerPipe.WithLabelValues(tenant, pipeline).Set(unix)
+	if g != nil {
+		g.Set(unix)
 	}
 }
 
@@ -81,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastPerPipe: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_pipeline_last_report_timestamp_seconds",
 			Help: "Unix time at which the bridge received the last MQTT report per tenant and pipeline. Deprecated: MQTT only; " +
 				"alert on zuul_bridge_pipeline_last_buildset_end_timestamp_seconds, which zuul-web reconciliation updates too."}, []string{"tenant", "pipeline"}),
-		pipes: map[[2]string]bool{},
+		pipes: map[[2]string]prometheus.Gauge{},
 	}
 	m.lastUnix.Store(time.Now().UnixNano())
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zuul_bridge_seconds_since_last_report",

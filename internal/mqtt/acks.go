@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -9,21 +11,29 @@ import (
 	"github.com/eclipse/paho.golang/paho/session"
 )
 
-// ackMirror follows paho's ack queue so that Close can tell when every ack
-// that was given has been written to the broker. paho keeps the received
-// QoS>0 packets in receive order and, on a ticker, writes the acknowledged
-// prefix (SendAcksInterval); a DISCONNECT right after Ack would otherwise
-// lose the ack (paho issue #327). The mirror records the same order on
-// receipt and learns of each written ack through the session's Ack call.
+// ackMirror keeps the received QoS>0 packets of the current connection in receive order
+// and writes each PUBACK as soon as that packet and every packet before it have been
+// acknowledged by the application: MQTT wants PUBACKs in receive order, and the broker
+// counts every unacknowledged packet against its in-flight window (Receive Maximum).
+//
+// paho's manual acknowledgement would keep the same order but write the acknowledged
+// prefix on a ticker (SendAcksInterval): every ack then waits up to one tick while it
+// holds a window slot, and the ticker wakes the process even when no message comes. Here
+// the PUBACK is written at once by the goroutine that acknowledges, through the session
+// (which owns the connection), and paho's own automatic acknowledgement, which it makes
+// when the receive handler returns, is withheld (mirrorSession.Ack).
 type ackMirror struct {
 	mu      sync.Mutex
 	gen     uint64
+	down    bool // between the session's ConnectionLost and the next ConAckReceived
 	order   []mirrored
-	written chan struct{} // pulsed when an ack was written or the connection dropped
+	session session.SessionManager // writes the PUBACK on the current connection
+	written chan struct{}          // pulsed when an ack was written or the connection dropped
 }
 
 type mirrored struct {
 	id    uint16
+	qos   byte
 	acked bool
 }
 
@@ -37,42 +47,48 @@ func (a *ackMirror) pulse() {
 }
 
 // received records a QoS>0 packet of connection gen, in receive order.
-func (a *ackMirror) received(gen uint64, id uint16) {
+func (a *ackMirror) received(gen uint64, id uint16, qos byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if gen == a.gen {
-		a.order = append(a.order, mirrored{id: id})
+		a.order = append(a.order, mirrored{id: id, qos: qos})
 	}
 }
 
-// markAcked records that the handler acknowledged packet id.
-func (a *ackMirror) markAcked(gen uint64, id uint16) {
+// ack records that the application acknowledged packet id of connection gen and writes
+// every PUBACK that is now due. It returns ErrStaleAck when the connection is gone (the
+// broker redelivers), and a write error when the connection broke while writing.
+// Writing under the lock keeps the order, and a PUBACK of an old connection never reaches
+// a new one: connectionLost takes the same lock before the next connection is made.
+func (a *ackMirror) ack(gen uint64, id uint16) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if gen != a.gen {
-		return
+	if gen != a.gen || a.down {
+		return ErrStaleAck
 	}
+	found := false
 	for i := range a.order {
-		if a.order[i].id == id {
-			a.order[i].acked = true
-			return
-		}
-	}
-}
-
-// writtenAck drops packet id: its PUBACK went out. It may come before
-// markAcked has run (paho's ticker can be quicker); then markAcked finds
-// nothing, which is right.
-func (a *ackMirror) writtenAck(id uint16) {
-	a.mu.Lock()
-	for i := range a.order {
-		if a.order[i].id == id {
-			a.order = append(a.order[:i], a.order[i+1:]...)
+		if a.order[i].id == id && !a.order[i].acked {
+			a.order[i].acked, found = true, true
 			break
 		}
 	}
-	a.mu.Unlock()
-	a.pulse()
+	if !found {
+		return ErrStaleAck
+	}
+	var err error
+	n := 0
+	for ; n < len(a.order) && a.order[n].acked; n++ {
+		p := &packets.Publish{QoS: a.order[n].qos, PacketID: a.order[n].id}
+		if werr := a.session.Ack(p); werr != nil && err == nil {
+			err = fmt.Errorf("mqtt: PUBACK of packet %d: %w", p.PacketID, werr)
+		}
+	}
+	if n > 0 {
+		a.order = a.order[n:]
+		a.pulse()
+	}
+	return err
 }
 
 // connectionLost starts a new generation: acks of the old one can no longer be sent.
@@ -84,9 +100,25 @@ func (a *ackMirror) connectionLost(newGen uint64) {
 	a.pulse()
 }
 
-// pending reports whether some given ack is still waiting to be written, i.e.
-// whether the head of the queue is acknowledged. An acked message behind an
-// unacked one is not pending: paho will not send it before the earlier one.
+// sessionDown and sessionUp follow paho's session: once a connection is lost (or closed
+// by Close) no ack of it is written, even before onConnectionDown starts a new generation.
+func (a *ackMirror) sessionDown() {
+	a.mu.Lock()
+	a.down = true
+	a.order = nil
+	a.mu.Unlock()
+	a.pulse()
+}
+
+func (a *ackMirror) sessionUp() {
+	a.mu.Lock()
+	a.down = false
+	a.mu.Unlock()
+}
+
+// pending reports whether some given ack is still waiting to be written, i.e. whether the
+// head of the queue is acknowledged. With acks written at once this is only ever true
+// for the moment a write takes.
 func (a *ackMirror) pending() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -94,7 +126,7 @@ func (a *ackMirror) pending() bool {
 }
 
 // flush waits until no given ack is pending, the connection dropped, ctx
-// ends or limit passes (a safety net should paho stop flushing).
+// ends or limit passes.
 func (a *ackMirror) flush(ctx context.Context, limit time.Duration) {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
@@ -109,14 +141,30 @@ func (a *ackMirror) flush(ctx context.Context, limit time.Duration) {
 	}
 }
 
-// mirrorSession wraps paho's session state to see each PUBACK as it is written.
+// mirrorSession wraps paho's session state. paho calls Ack when the receive handler has
+// returned; for a QoS>0 message that is too early (it is only queued), so the PUBACK is
+// left to ackMirror.ack, which calls the wrapped session's Ack once the message is settled.
 type mirrorSession struct {
 	session.SessionManager
 	acks *ackMirror
 }
 
 func (s mirrorSession) Ack(pb *packets.Publish) error {
-	err := s.SessionManager.Ack(pb)
-	s.acks.writtenAck(pb.PacketID)
+	if pb.QoS == 0 {
+		return s.SessionManager.Ack(pb)
+	}
+	return nil
+}
+
+func (s mirrorSession) ConAckReceived(w io.Writer, cp *packets.Connect, ca *packets.Connack) error {
+	err := s.SessionManager.ConAckReceived(w, cp, ca)
+	if err == nil {
+		s.acks.sessionUp()
+	}
 	return err
+}
+
+func (s mirrorSession) ConnectionLost(dp *packets.Disconnect) error {
+	s.acks.sessionDown()
+	return s.SessionManager.ConnectionLost(dp)
 }

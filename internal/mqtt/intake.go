@@ -25,12 +25,11 @@ func (s *Subscriber) onPublish(pr paho.PublishReceived) (bool, error) {
 		Payload:   pr.Packet.Payload,
 		Duplicate: pr.Packet.Duplicate(),
 		sub:       s,
-		client:    pr.Client,
 		pkt:       pr.Packet,
 		gen:       s.gen,
 	}
 	if pr.Packet.QoS > 0 {
-		s.acks.received(s.gen, pr.Packet.PacketID)
+		s.acks.received(s.gen, pr.Packet.PacketID, pr.Packet.QoS)
 	}
 	s.queue = append(s.queue, m)
 	s.mu.Unlock()

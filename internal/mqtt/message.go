@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -13,28 +12,22 @@ import (
 // new connection, where it must be handled (and acknowledged) once more.
 var ErrStaleAck = errors.New("mqtt: ack for a message of a lost connection; the broker redelivers it")
 
-// acker is the part of *paho.Client a Message needs.
-type acker interface {
-	Ack(*paho.Publish) error
-}
-
 // Message is one PUBLISH handed to the Handler.
 type Message struct {
 	Topic     string
 	Payload   []byte
 	Duplicate bool // the broker may have sent it before (redelivery)
 
-	sub    *Subscriber
-	client acker         // the connection it arrived on
-	pkt    *paho.Publish // needed by paho to find the ack slot
-	gen    uint64        // connection generation it arrived on
-	acked  atomic.Bool
+	sub   *Subscriber
+	pkt   *paho.Publish // its packet id and QoS
+	gen   uint64        // connection generation it arrived on
+	acked atomic.Bool
 }
 
 // Ack acknowledges the message to the broker (PUBACK). It is safe from any
-// goroutine and a second call is a no-op. paho sends acks in receive order on
-// a short ticker, so an ack waits for all earlier messages to be acked too.
-// After a reconnect it returns ErrStaleAck and does nothing.
+// goroutine and a second call is a no-op. Acks go out in receive order: the PUBACK is
+// written at once if every earlier message is acknowledged too, else with the last of
+// them. After a reconnect it returns ErrStaleAck and does nothing.
 func (m *Message) Ack() error {
 	if m.acked.Swap(true) {
 		return nil
@@ -43,16 +36,6 @@ func (m *Message) Ack() error {
 		return nil // a QoS 0 message has nothing to acknowledge
 	}
 	// Never hand an old packet to the new connection (paho issue #160): the
-	// packet id may already name another message there.
-	if !m.sub.sameGeneration(m.gen) {
-		return ErrStaleAck
-	}
-	if err := m.client.Ack(m.pkt); err != nil {
-		if errors.Is(err, paho.ErrPacketNotFound) {
-			return ErrStaleAck
-		}
-		return fmt.Errorf("mqtt: ack of packet %d on %q: %w", m.pkt.PacketID, m.Topic, err)
-	}
-	m.sub.acks.markAcked(m.gen, m.pkt.PacketID)
-	return nil
+	// packet id may already name another message there. ack checks the generation.
+	return m.sub.acks.ack(m.gen, m.pkt.PacketID)
 }

@@ -23,8 +23,8 @@ import (
 // ReceiveMaximum messages are unacknowledged the broker stops sending.
 type Handler func(m *Message)
 
-// sendAcksInterval is how often paho writes the acknowledged prefix. Short,
-// because an ack waiting here holds the broker's in-flight slot.
+// sendAcksInterval bounds, times 100, how long Close waits for acks being written. Acks
+// are written as soon as they are due (ackMirror), so the wait is normally nil.
 const sendAcksInterval = 5 * time.Millisecond
 
 // Subscriber is one persistent MQTT v5 subscription.
@@ -35,6 +35,7 @@ type Subscriber struct {
 	url     *url.URL
 	tls     *tls.Config
 	acks    *ackMirror
+	session mirrorSession // paho's session state, shared by every connection
 
 	mu         sync.Mutex
 	started    bool
@@ -91,6 +92,8 @@ func New(cfg Config, h Handler, log zerolog.Logger) (*Subscriber, error) {
 	}
 	s.room = sync.NewCond(&s.mu)
 	s.closing, s.endClosing = context.WithCancel(context.Background())
+	inner := state.NewInMemory()
+	s.acks.session, s.session = inner, mirrorSession{inner, s.acks}
 	if tlsSchemes[u.Scheme] {
 		tc, err := secret.TLSConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -144,6 +147,7 @@ func (s *Subscriber) clientConfig() autopaho.ClientConfig {
 		SessionExpiryInterval:         expiry,
 		ReconnectBackoff:              s.reconnectDelay,
 		ConnectTimeout:                s.cfg.ConnectTimeout,
+		AttemptConnection:             s.dialer(s.url),
 		ConnectUsername:               s.cfg.Username,
 		ConnectPassword:               s.cfg.Password,
 		ConnectPacketBuilder:          s.buildConnect,
@@ -157,14 +161,13 @@ func (s *Subscriber) clientConfig() autopaho.ClientConfig {
 		ClientConfig: paho.ClientConfig{
 			ClientID: s.cfg.ClientID,
 			// Inbound QoS 1 needs no client-side store (the broker's session
-			// carries the guarantee); the wrapper only watches acks go out.
-			Session: mirrorSession{SessionManager: state.NewInMemory(), acks: s.acks},
+			// carries the guarantee); the wrapper withholds paho's automatic ack,
+			// ackMirror writes the PUBACK once the message is settled.
+			Session: s.session,
 			// Set here, not with AddOnPublishReceived, which a reconnect forgets
 			// (paho issue #326); messages of a resumed session can arrive before
 			// OnConnectionUp runs.
-			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){s.onPublish},
-			EnableManualAcknowledgment: true,
-			SendAcksInterval:           sendAcksInterval,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){s.onPublish},
 			OnClientError: func(err error) {
 				s.log.Warn().Err(err).Msg("mqtt connection error")
 			},

@@ -2,7 +2,7 @@ package natspub
 
 import (
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,11 +130,17 @@ func Summary(ev *zuul.Event) string {
 	failed := ev.FailedBuilds()
 	switch {
 	case len(failed) > 0:
-		fmt.Fprintf(&b, ": %d of %d jobs failed (", len(failed), len(ev.Builds))
+		b.WriteString(": ")
+		b.WriteString(strconv.Itoa(len(failed)))
+		b.WriteString(" of ")
+		b.WriteString(strconv.Itoa(len(ev.Builds)))
+		b.WriteString(" jobs failed (")
 		const show = 3
 		for i, fb := range failed {
 			if i == show {
-				fmt.Fprintf(&b, ", +%d more", len(failed)-show)
+				b.WriteString(", +")
+				b.WriteString(strconv.Itoa(len(failed) - show))
+				b.WriteString(" more")
 				break
 			}
 			if i > 0 {

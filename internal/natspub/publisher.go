@@ -6,7 +6,6 @@ package natspub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -129,12 +128,12 @@ func (s *Sink) Message(ev *zuul.Event) (*nats.Msg, error) {
 // NewMessage builds the message for a report: subject, headers and body. The check
 // subcommand prints exactly this.
 func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool) (*nats.Msg, error) {
-	data, err := json.Marshal(NewBody(ev, route, includeRaw))
+	data, err := marshalBody(NewBody(ev, route, includeRaw))
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(subject.Render(ev))
-	msg.Data = data
+	// Sized for the headers set below, so the map is not grown while they are.
+	msg := &nats.Msg{Subject: subject.Render(ev), Data: data, Header: make(nats.Header, 12)}
 	h := msg.Header
 	// One id per report and route: the same report redelivered gets the same id (JetStream
 	// drops the copy), and two routes publishing into one stream do not drop each other.

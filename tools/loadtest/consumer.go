@@ -60,7 +60,7 @@ const statuspageRulesYAML = `  - name: incidents
     statuspage: {component: Zuul}
 `
 
-func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel, statuspageURL string) (*consumer, error) {
+func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax int, logLevel, statuspageURL string, pprof bool, extraEnv string) (*consumer, error) {
 	rules := filepath.Join(dir, "rules.yaml")
 	ry := rulesYAML
 	if statuspageURL != "" {
@@ -86,6 +86,12 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 	}
 	if statuspageURL != "" {
 		env = append(env, "BRIDGE_STATUSPAGE_URL="+statuspageURL)
+	}
+	if pprof {
+		env = append(env, "BRIDGE_HTTP_PPROF=true")
+	}
+	if extraEnv != "" {
+		env = append(env, strings.Split(extraEnv, ",")...)
 	}
 	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
 	if err != nil {
@@ -142,13 +148,17 @@ func (c *consumer) metric(name string) float64 {
 }
 
 // startForwarder re-executes this program in forwarder mode and waits for its "ready".
-func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax int) (*consumer, error) {
+func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax int, extraEnv string) (*consumer, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	logFile := filepath.Join(dir, "forwarder.log")
-	p, err := startProc("forwarder", logFile, nil, self, "-forwarder",
+	var env []string
+	if extraEnv != "" {
+		env = strings.Split(extraEnv, ",")
+	}
+	p, err := startProc("forwarder", logFile, env, self, "-forwarder",
 		"-fwd-mqtt", mqttURL, "-fwd-nats", natsURL, "-fwd-topic", "zuul/#",
 		"-fwd-subject", natsPrefix+".raw", "-recvmax", strconv.Itoa(recvMax))
 	if err != nil {

@@ -2,17 +2,23 @@
 //
 // It starts a real mosquitto (from PATH) and a real nats-server (the one in PATH, else an
 // embedded one) on free loopback ports, then the built bridge with a rules file routing
-// every report to core NATS. A QoS 1 publisher sends sample Zuul reports (a mix of sizes,
-// each with a unique buildset and item uuid and the send time in Zuul's `timestamp`), at a
-// fixed rate and then as fast as it can; a NATS subscriber counts unique reports and
-// measures timestamp-to-arrival latency. The same load then goes through a minimal
-// forwarder (this program re-executed with -forwarder) on fresh brokers. It prints a
-// markdown table, the bridge/forwarder ratios and the issue-5 targets, and exits 1 when a
-// report is missing.
+// every report to core NATS. A QoS 1 publisher sends sample Zuul reports (each with a
+// unique buildset and item uuid and the send time in Zuul's `timestamp`), at a fixed rate
+// and then as fast as it can; a NATS subscriber counts unique reports and measures
+// timestamp-to-arrival latency. The same load then goes through a minimal forwarder (this
+// program re-executed with -forwarder: paho.golang, auto-ack, json.Valid, core NATS
+// publish of the unchanged bytes) on fresh brokers.
 //
-//	go run ./tools/loadtest                      # about 1-2 minutes
-//	go run ./tools/loadtest -n 0 -duration 5m -systems bridge   # memory flatness
-//	go run ./tools/loadtest -statuspage 10       # 10% also to the status page (fake), via the outbox
+// Each load (-loads: the -sizes mix, and 3.5 KB reports alone) is measured in paired
+// rounds (-rounds): every round runs the bridge and the forwarder once, alternating which
+// goes first, so that other work on the machine falls on both alike. It prints per load
+// the medians over the rounds, the paired bridge/forwarder ratios, the load average of the
+// machine, and the targets; it exits 1 when a report is missing.
+//
+//	go run ./tools/loadtest                      # about 5 minutes
+//	go run ./tools/loadtest -loads 3.5k -rounds 1 -pprof /tmp/prof   # with bridge profiles
+//	go run ./tools/loadtest -loads mix -rounds 1 -n 0 -duration 5m -systems bridge   # memory flatness
+//	go run ./tools/loadtest -loads 3.5k -statuspage 10   # 10% also to the status page (fake), via the outbox
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +51,11 @@ type options struct {
 	keep       bool
 	sample     time.Duration
 	statuspage int // percent of reports also bound for the status page (via the outbox)
+	loads      string
+	rounds     int
+	pprofDir   string
+	bridgeEnv  string
+	fwdEnv     string
 }
 
 func main() {
@@ -70,6 +82,11 @@ func main() {
 	flag.DurationVar(&o.sample, "sample", 10*time.Second, "RSS sampling interval")
 	flag.IntVar(&o.statuspage, "statuspage", 0, "percent of reports (a failing project of their own) that a second route also sends to the status page fake; "+
 		"the NATS server then runs JetStream, so that this work goes through the bridge's outbox")
+	flag.StringVar(&o.loads, "loads", "mix,3.5k", "loads to measure, comma-separated: mix (the -sizes mix) or one size alone (1k, 3.5k, 110k)")
+	flag.IntVar(&o.rounds, "rounds", 5, "paired rounds per load: each round runs every system once, alternating which goes first; the report gives medians")
+	flag.StringVar(&o.bridgeEnv, "bridge-env", "", "extra environment of the bridge, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
+	flag.StringVar(&o.fwdEnv, "forwarder-env", "", "extra environment of the forwarder, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and allocation profiles of the bridge's first round per load and phase into this directory (sets BRIDGE_HTTP_PPROF)")
 	flag.Parse()
 	if *fakeDir != "" {
 		if err := runStatuspageFake(*fakeDir); err != nil {
@@ -104,11 +121,40 @@ type systemResult struct {
 	statuspage string
 }
 
+// load is one payload mix measured on every system: "mix" is -sizes, a size label alone
+// (1k, 3.5k, 110k) is that sample only.
+type load struct {
+	name string
+	mix  *mix
+	// runs[system] holds one result per round, in round order.
+	runs map[string][]systemResult
+}
+
+func parseLoads(o options, tag uint32) ([]*load, error) {
+	var out []*load
+	for _, name := range strings.Split(o.loads, ",") {
+		name = strings.TrimSpace(name)
+		spec := name + ":1"
+		if name == "mix" {
+			spec = o.sizes
+		}
+		mx, err := parseMix(spec, tag)
+		if err != nil {
+			return nil, fmt.Errorf("-loads %s: %w", name, err)
+		}
+		out = append(out, &load{name: name, mix: mx, runs: map[string][]systemResult{}})
+	}
+	return out, nil
+}
+
 func run(ctx context.Context, o options) (int, error) {
 	tag := rand.Uint32()
-	mx, err := parseMix(o.sizes, tag)
+	loads, err := parseLoads(o, tag)
 	if err != nil {
 		return 0, err
+	}
+	if o.rounds < 1 {
+		return 0, fmt.Errorf("-rounds must be at least 1")
 	}
 	systems := strings.Split(o.systems, ",")
 	for _, s := range systems {
@@ -134,41 +180,88 @@ func run(ctx context.Context, o options) (int, error) {
 	}
 	rateN := int(o.rate * o.duration.Seconds())
 	perSystem := o.warmup + rateN + o.n
-	tr := newTracker(tag, perSystem*len(systems))
-	plan := mx.plan(perSystem*len(systems), 1)
+	runsTotal := len(loads) * o.rounds * len(systems)
+	tr := newTracker(tag, perSystem*runsTotal)
 	if o.statuspage < 0 || o.statuspage > 100 {
 		return 0, fmt.Errorf("-statuspage: a percentage, got %d", o.statuspage)
 	}
+	var spT *template
 	if o.statuspage > 0 {
-		spT, err := statuspageTemplate(tag)
-		if err != nil {
+		if spT, err = statuspageTemplate(tag); err != nil {
 			return 0, err
 		}
-		rng := rand.New(rand.NewPCG(2, 0x5eed))
-		for i := range plan {
-			if rng.IntN(100) < o.statuspage {
-				plan[i] = spT
+	}
+
+	env := environment{loadBefore: loadAvg()}
+	var natsKind string
+	base := 0
+	for _, ld := range loads {
+		// Every run of a load gets the same sequence of sizes: plan[base+i] = first[i].
+		first := ld.mix.plan(perSystem, 1)
+		plan := make([]*template, perSystem*runsTotal)
+		if spT != nil {
+			// The same reports of every run also go to the status page route.
+			rng := rand.New(rand.NewPCG(2, 0x5eed))
+			for i := range first {
+				if rng.IntN(100) < o.statuspage {
+					first[i] = spT
+				}
+			}
+		}
+		for off := 0; off < len(plan); off += perSystem {
+			copy(plan[off:], first)
+		}
+		for round := range o.rounds {
+			// Paired rounds, alternating which system goes first, so that a drift in the
+			// machine's load (other processes) falls on both alike.
+			order := slices.Clone(systems)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				fmt.Fprintf(os.Stderr, "[%s] round %d/%d %s: warm-up %d, %.0f/s for %s, then %d as fast as possible (load average %s)\n",
+					ld.name, round+1, o.rounds, s, o.warmup, o.rate, o.duration, o.n, loadAvg())
+				profile := ""
+				if o.pprofDir != "" && s == "bridge" && round == 0 {
+					profile = filepath.Join(o.pprofDir, ld.name)
+				}
+				r, kind, err := runSystem(ctx, o, s, bin, filepath.Join(dir, fmt.Sprintf("%s-%d-%s", ld.name, round, s)), tr, plan, base, rateN, profile)
+				if err != nil {
+					return 0, fmt.Errorf("%s %s round %d: %w", ld.name, s, round+1, err)
+				}
+				natsKind = kind
+				ld.runs[s] = append(ld.runs[s], r)
+				base += perSystem
 			}
 		}
 	}
+	env.loadAfter = loadAvg()
+	return report(os.Stdout, o, loads, natsKind, env), nil
+}
 
-	var results []systemResult
-	var natsKind string
-	for i, s := range systems {
-		base := i * perSystem
-		fmt.Fprintf(os.Stderr, "%s: warm-up %d, %.0f/s for %s, then %d as fast as possible\n", s, o.warmup, o.rate, o.duration, o.n)
-		r, kind, err := runSystem(ctx, o, s, bin, filepath.Join(dir, s), tr, plan, base, rateN)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", s, err)
-		}
-		natsKind = kind
-		results = append(results, r)
+// environment is what the report says about the machine's state during the run.
+type environment struct {
+	loadBefore, loadAfter string
+}
+
+// loadAvg is the first three fields of /proc/loadavg: on a shared machine, how much else
+// ran during the measurement.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
 	}
-	return report(os.Stdout, o, mx, natsKind, results), nil
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // runSystem measures one consumer on its own fresh brokers.
-func runSystem(ctx context.Context, o options, system, bin, dir string, tr *tracker, plan []*template, base, rateN int) (systemResult, string, error) {
+// With profile set (bridge only), each phase's CPU profile and the allocations during it
+// are written to profile-<phase>.cpu.pprof and .allocs.pprof.
+func runSystem(ctx context.Context, o options, system, bin, dir string, tr *tracker, plan []*template, base, rateN int, profile string) (systemResult, string, error) {
 	res := systemResult{name: system, acked: -1}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, "", err
@@ -197,9 +290,9 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		if fake != nil {
 			spURL = fake.url
 		}
-		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, spURL)
+		c, err = startBridge(ctx, bin, dir, mqttURL, ns.url, o.recvMax, o.logLevel, spURL, o.pprofDir != "", o.bridgeEnv)
 	} else {
-		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax)
+		c, err = startForwarder(ctx, dir, mqttURL, ns.url, o.recvMax, o.fwdEnv)
 	}
 	if err != nil {
 		return res, "", err
@@ -230,7 +323,16 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 			continue
 		}
 		ph.workers, ph.plan, ph.pid, ph.sample = o.pubWorkers, plan, c.proc.pid(), o.sample
+		var prof *profiler
+		if profile != "" && ph.name != "warm-up" {
+			prof = startProfile(c.httpURL, profile+"-"+phaseFile(ph))
+		}
 		r, err := runPhase(ctx, pub, tr, ph, c.proc.exited)
+		if prof != nil {
+			if perr := prof.finish(); perr != nil {
+				fmt.Fprintln(os.Stderr, "  profile:", perr)
+			}
+		}
 		if err != nil {
 			return res, "", fmt.Errorf("%s: %w\n%s", ph.name, err, c.proc.tail(15))
 		}
