@@ -42,6 +42,7 @@ type ServiceOptions struct {
 // not on the critical path: an unreachable zuul-web never stops the bridge.
 type Service struct {
 	o       ServiceOptions
+	rawLog  zerolog.Logger // the caller's; Reconciler adds the component itself
 	store   atomic.Pointer[Store]
 	targets atomic.Pointer[map[Target]bool]
 
@@ -64,8 +65,9 @@ const maxEarly = 10000
 
 // NewService returns a Service; Run starts it.
 func NewService(o ServiceOptions) *Service {
-	o.Log = o.Log.With().Str("component", "reconcile").Logger()
-	return &Service{o: o}
+	s := &Service{o: o, rawLog: o.Log}
+	s.o.Log = o.Log.With().Str("component", "reconcile").Logger()
+	return s
 }
 
 // Run reconciles until ctx is done.
@@ -99,7 +101,7 @@ func (s *Service) Run(ctx context.Context) {
 	s.o.Log.Info().Int("targets", len(targets)).Stringer("interval", s.o.Interval).Msg("reconciling with zuul-web")
 	New(Options{
 		Client: s.o.Client, Targets: targets, Interval: s.o.Interval, Lookback: s.o.Lookback, Settle: s.o.Settle,
-		Store: store, Submit: s.o.Submit, Log: s.o.Log, Metrics: s.o.Metrics, Ran: s.o.Ran,
+		Store: store, Submit: s.o.Submit, Log: s.rawLog, Metrics: s.o.Metrics, Ran: s.o.Ran,
 	}).Run(ctx)
 }
 
