@@ -16,18 +16,18 @@ import (
 func TestCheckShowsPublicTexts(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: capi-nightly-internal
     match:
       pipeline: periodic-daily
       project: SovereignCloudStack/k8s-cluster-api-provider
     statuspage:
       component: Zuul
-`), 0o600)
+`))
 	var files []string
 	for _, name := range []string{"periodic-daily_failure_mixed.json", "periodic-daily_success.json"} {
 		f := filepath.Join(dir, name)
-		os.WriteFile(f, samples.Get(name), 0o600)
+		writeFile(t, f, samples.Get(name))
 		files = append(files, f)
 	}
 	cmd := exec.Command(bridgeBin, append([]string{"check", "-rules", rules}, files...)...)

@@ -31,12 +31,7 @@ const capiTopic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provi
 
 func natsConn(t *testing.T, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return natstest.Connect(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 }
 
 func (p *bridgeProc) ready() int {

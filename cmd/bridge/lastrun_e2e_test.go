@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,12 +73,12 @@ func TestPipelineRanGaugeFromZuulWeb(t *testing.T) {
 	broker := anyBroker(t)
 	ns := natstest.Start(t, true) // JetStream: the reconciler's cursor survives the restart
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: nightly
     match: {pipeline: "periodic-*", result: failure}
     nats: {}
     reconcile: true
-`), 0o600)
+`))
 	env := map[string]string{"BRIDGE_MQTT_URL": broker, "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-lastrun",
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
 		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms", "BRIDGE_ZUUL_LOOKBACK": "24h"}

@@ -277,7 +277,7 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
 	ns := natstest.Start(t, true)
 	chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: typo
     match: {pipeline: periodic-daily, project: o/a}
     statuspage: {component: Zuull}
@@ -287,7 +287,7 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
   - name: chat
     match: {pipeline: periodic-daily}
     nats: {}
-`), 0o600)
+`))
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-typo")
 	env["BRIDGE_RULES_FILE"] = rules
 	p := startBridge(t, env)
@@ -321,7 +321,7 @@ func TestCheckOnline(t *testing.T) {
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	dir := t.TempDir()
 	payload := filepath.Join(dir, "failure.json")
-	os.WriteFile(payload, sampleBytes(t, "periodic-daily_failure_mixed.json"), 0o600)
+	writeFile(t, payload, sampleBytes(t, "periodic-daily_failure_mixed.json"))
 	for _, tc := range []struct {
 		component string
 		code      int
@@ -331,7 +331,7 @@ func TestCheckOnline(t *testing.T) {
 		{"Zuull", 2, []string{"route nightly: UNKNOWN NAMES", `no component named "Zuull"`}},
 	} {
 		rules := filepath.Join(dir, "rules-"+tc.component+".yaml")
-		os.WriteFile(rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: "+tc.component+"}\n"), 0o600)
+		writeFile(t, rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: "+tc.component+"}\n"))
 		cmd := exec.Command(bridgeBin, "check", "-online", "-rules", rules, payload)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=" + fake.URL()}
 		out, _ := cmd.CombinedOutput()

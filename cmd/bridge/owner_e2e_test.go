@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,12 +24,12 @@ func TestBacklogAndReconcileOneOwner(t *testing.T) {
 	chat := collect(t, nc, "zuul.>")
 	nc.Flush()
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(`routes:
+	writeFile(t, rules, []byte(`routes:
   - name: chat
     match: {pipeline: periodic-daily, result: failure}
     nats: {}
     reconcile: true
-`), 0o600)
+`))
 	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-owner",
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
 		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "100ms", "BRIDGE_LOG_LEVEL": "info"}

@@ -128,16 +128,12 @@ func TestPublishDeniedByPermissionsIsDeadLettered(t *testing.T) {
 				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"zuul.*.*.denied/x.>"}}}},
 			{Username: "reader", Password: "reader-pw"},
 		}})
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
 	pwFile := filepath.Join(t.TempDir(), "pw")
-	os.WriteFile(pwFile, []byte("bridge-pw\n"), 0o600)
+	writeFile(t, pwFile, []byte("bridge-pw\n"))
 	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
 		"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": pwFile,
 		"BRIDGE_MQTT_CLIENT_ID": "poison-perm", "BRIDGE_LOG_LEVEL": "info"})
@@ -177,7 +173,7 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 	o := opts("old-pw")
 	ns := natstest.StartWith(t, o)
 	pwFile := filepath.Join(t.TempDir(), "pw")
-	os.WriteFile(pwFile, []byte("old-pw\n"), 0o600)
+	writeFile(t, pwFile, []byte("old-pw\n"))
 	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
 		"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": pwFile,
 		"BRIDGE_MQTT_CLIENT_ID": "poison-rotate", "BRIDGE_LOG_LEVEL": "info"})
@@ -194,13 +190,9 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 	if p.healthz() != 200 {
 		t.Fatal("/healthz fails while the link only waits for a credential")
 	}
-	os.WriteFile(pwFile, []byte("new-pw\n"), 0o600)
+	writeFile(t, pwFile, []byte("new-pw\n"))
 	waitFor(t, 30*time.Second, "/readyz 200 with the new password", func() bool { return p.ready() == 200 })
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
 	mqtttest.Publish(t, brokerURL, capiTopic, uniqueFailures(1)...)
@@ -241,7 +233,7 @@ func TestRotatedNkeyFailsHealthz(t *testing.T) {
 	oldPub, _ := oldKey.PublicKey()
 	newPub, _ := newKey.PublicKey()
 	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
-	os.WriteFile(seedFile, oldSeed, 0o600)
+	writeFile(t, seedFile, oldSeed)
 	o := &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, Nkeys: []*server.NkeyUser{{Nkey: oldPub}}}
 	ns := natstest.StartWith(t, o)
 	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
@@ -251,6 +243,6 @@ func TestRotatedNkeyFailsHealthz(t *testing.T) {
 	if err := ns.ReloadOptions(&o2); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(seedFile, newSeed, 0o600)
+	writeFile(t, seedFile, newSeed)
 	waitFor(t, 30*time.Second, "/healthz 503 after the nkey rotation", func() bool { return p.healthz() == 503 })
 }

@@ -26,12 +26,7 @@ func sample(t testing.TB, name string) *zuul.Event {
 
 func connect(t *testing.T, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.ReconnectBufSize(-1), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return natstest.Connect(t, url, nats.ReconnectBufSize(-1), nats.MaxReconnects(-1))
 }
 
 func TestCorePublish(t *testing.T) {

@@ -40,10 +40,10 @@ func StartWith(t testing.TB, opts *server.Options) *server.Server {
 	return s
 }
 
-// Connect connects to url and closes the connection at the end of the test.
-func Connect(t testing.TB, url string) *nats.Conn {
+// Connect connects to url with opts and closes the connection at the end of the test.
+func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
