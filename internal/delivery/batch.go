@@ -1,30 +1,150 @@
 package delivery
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
-// processBatch handles queued jobs in order. Runs of jobs whose every target is a Starter
-// are started together and confirmed in order; anything else, and any job whose fast
-// attempt failed, takes the full path (retries, dead letter) in its turn, so acks keep
-// the receive order.
-func (p *Dispatcher) processBatch(batch []job) {
-	for k := range batch { // a report a Submit is delivering: wait for it (inflight.go)
-		if ev := batch[k].ev; ev != nil && p.flights.awaitSubmit(p.abortCtx, ev.ID) {
-			batch[k].dup = true
+// A worker puts each report on the wire as soon as it takes it, but confirms them in runs:
+// the reports it started within Linger of the run's first (or up to maxBatch of them) are
+// confirmed together, with one NATS round trip, and then acknowledged. At a steady
+// trickle of reports that turns a round trip and a PUBACK write per report into one per
+// run, and the report's subscribers see it no later: only its acknowledgement waits.
+// A report that cannot be started (a sink that is not a Starter, a rejected payload) or
+// whose fast attempt failed takes the full path (retries, dead letter) in its turn, after
+// the run before it is confirmed, so acknowledgements keep the receive order.
+
+// run is a worker's started, not yet confirmed reports, in receive order.
+type run struct {
+	jobs   []started
+	ctx    context.Context // bounds the run's starts and confirms: Options.AttemptTimeout
+	cancel context.CancelFunc
+	linger *time.Timer // fires Linger after the run's first start
+}
+
+// started is one job of a run and the confirmations its targets owe.
+type started struct {
+	job      job
+	at       time.Time
+	confirms []confirmation
+	failed   bool // a start failed: the job takes the full path when the run is confirmed
+}
+
+type confirmation struct {
+	route   *Route
+	t       Target
+	confirm func(context.Context) (bool, error)
+}
+
+func newRun() *run {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &run{jobs: make([]started, 0, maxBatch), linger: t}
+}
+
+// lingering is the timer channel while the run holds reports, nil otherwise.
+func (r *run) lingering() <-chan time.Time {
+	if len(r.jobs) == 0 {
+		return nil
+	}
+	return r.linger.C
+}
+
+// take handles one job from the worker's queue: starts it as part of the run, or confirms
+// the run and then processes the job on the full path.
+func (p *Dispatcher) take(r *run, j job) {
+	if ev := j.ev; ev != nil && p.flights.awaitSubmit(p.abortCtx, ev.ID) { // inflight.go
+		j.dup = true
+	}
+	if !startable(&j) {
+		p.confirmRun(r)
+		p.process(j)
+		p.leave(j)
+		return
+	}
+	if len(r.jobs) == 0 {
+		r.ctx, r.cancel = context.WithTimeout(p.abortCtx, p.o.AttemptTimeout)
+		r.linger.Reset(p.o.Linger)
+	}
+	s := started{job: j, at: p.o.Now()}
+	for _, rt := range j.routes {
+		for _, t := range rt.Targets {
+			confirm, _, err := t.Sink.(Starter).Start(r.ctx, j.ev)
+			if err != nil {
+				s.failed = true
+				break
+			}
+			s.confirms = append(s.confirms, confirmation{rt, t, confirm})
+		}
+		if s.failed {
+			break
 		}
 	}
-	for i := 0; i < len(batch); {
-		n := 0
-		for i+n < len(batch) && startable(&batch[i+n]) {
-			n++
+	r.jobs = append(r.jobs, s)
+	if len(r.jobs) >= maxBatch {
+		p.confirmRun(r)
+	}
+}
+
+// confirmRun confirms the run's jobs in order and acknowledges each one that every target
+// confirmed; a job with any failure takes the full path (it may then be sent twice, which
+// its stable message id makes harmless). Acknowledgements are given last to first within
+// each stretch of confirmed jobs: an intake that writes them in receive order (MQTT) then
+// writes the whole stretch at once.
+func (p *Dispatcher) confirmRun(r *run) {
+	if len(r.jobs) == 0 {
+		return
+	}
+	r.linger.Stop()
+	defer func() {
+		r.cancel()
+		for i := range r.jobs {
+			p.leave(r.jobs[i].job)
 		}
-		if n < 2 {
-			p.process(batch[i])
-			i++
+		clear(r.jobs)
+		r.jobs = r.jobs[:0]
+	}()
+	confirmed := 0 // r.jobs[confirmed-n:confirmed] are confirmed and not yet acknowledged
+	n := 0
+	ackStretch := func() {
+		for i := confirmed - 1; i >= confirmed-n; i-- {
+			p.ack(r.jobs[i].job.msg)
+		}
+		n = 0
+	}
+	for k := range r.jobs {
+		s := &r.jobs[k]
+		if p.abortCtx.Err() != nil {
+			ackStretch()
+			return // the rest is abandoned: the broker redelivers it
+		}
+		for _, c := range s.confirms {
+			if s.failed {
+				break
+			}
+			if _, err := c.confirm(r.ctx); err != nil {
+				s.failed = true
+			}
+		}
+		if s.failed {
+			ackStretch()
+			confirmed = k + 1
+			p.process(s.job) // retries with backoff, dead letter, ack
 			continue
 		}
-		p.processStarted(batch[i : i+n])
-		i += n
+		m := p.o.Metrics
+		for _, c := range s.confirms {
+			dm := m.deliveredFor(c.route.Name, c.t.Kind)
+			dm.delivered.Inc()
+			dm.latency.Observe(p.o.Now().Sub(s.at).Seconds())
+			logDelivered(p.o.Log, s.job.ev, c.route.Name, c.t.Kind, 1)
+		}
+		if p.o.Settled != nil {
+			p.o.Settled(s.job.ev, true)
+		}
+		confirmed, n = k+1, n+1
 	}
+	ackStretch()
 }
 
 func startable(j *job) bool {
@@ -50,65 +170,4 @@ func startable(j *job) bool {
 type MaybeStarter interface {
 	Starter
 	CanStart() bool
-}
-
-// processStarted is the fast path for a run of startable jobs: start all, then confirm
-// each in order and acknowledge it; a job with any failure goes the full path instead
-// (a report may then be sent twice, which its stable message id makes harmless).
-func (p *Dispatcher) processStarted(run []job) {
-	if p.abortCtx.Err() != nil {
-		return
-	}
-	start := p.o.Now()
-	ctx, cancel := context.WithTimeout(p.abortCtx, p.o.AttemptTimeout)
-	defer cancel()
-	type pending struct {
-		route   *Route
-		t       Target
-		confirm func(context.Context) (bool, error)
-	}
-	started := make([][]pending, len(run))
-	ok := make([]bool, len(run))
-	for k := range run {
-		ok[k] = true
-		for _, r := range run[k].routes {
-			for _, t := range r.Targets {
-				confirm, _, err := t.Sink.(Starter).Start(ctx, run[k].ev)
-				if err != nil {
-					ok[k] = false
-					break
-				}
-				started[k] = append(started[k], pending{r, t, confirm})
-			}
-			if !ok[k] {
-				break
-			}
-		}
-	}
-	for k := range run {
-		j := &run[k]
-		for _, s := range started[k] {
-			if !ok[k] {
-				break
-			}
-			if _, err := s.confirm(ctx); err != nil {
-				ok[k] = false
-			}
-		}
-		if !ok[k] {
-			p.process(*j) // retries with backoff, dead letter, ack
-			continue
-		}
-		m := p.o.Metrics
-		for _, s := range started[k] {
-			dm := m.deliveredFor(s.route.Name, s.t.Kind)
-			dm.delivered.Inc()
-			dm.latency.Observe(p.o.Now().Sub(start).Seconds())
-			logDelivered(p.o.Log, j.ev, s.route.Name, s.t.Kind, 1)
-		}
-		if p.o.Settled != nil {
-			p.o.Settled(j.ev, true)
-		}
-		p.ack(j.msg)
-	}
 }

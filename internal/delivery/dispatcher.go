@@ -76,7 +76,10 @@ type Options struct {
 	MaxPayload int           // bytes; larger payloads are rejected; default 4 MiB
 	Deadline   time.Duration // per delivery, all retries included; default 2m
 	// AttemptTimeout bounds one Send; default 15s.
-	AttemptTimeout         time.Duration
+	AttemptTimeout time.Duration
+	// Linger is how long a worker keeps confirming of started reports open for more
+	// (batch.go); default 5ms.
+	Linger                 time.Duration
 	BackoffMin, BackoffMax time.Duration // retry backoff, capped exponential; defaults 250ms, 15s
 	Workers                int           // parallel keys; default 4
 	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
@@ -140,6 +143,9 @@ func New(o Options) *Dispatcher {
 	}
 	if o.AttemptTimeout <= 0 {
 		o.AttemptTimeout = 15 * time.Second
+	}
+	if o.Linger <= 0 {
+		o.Linger = 5 * time.Millisecond
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 250 * time.Millisecond
@@ -251,32 +257,20 @@ func (p *Dispatcher) shard(ev *zuul.Event) uint64 {
 
 func (p *Dispatcher) worker(q chan job) {
 	defer p.wg.Done()
-	batch := make([]job, 0, maxBatch)
+	r := newRun()
 	for {
 		select {
 		case j := <-q:
-			batch = append(batch[:0], j)
-		fill: // whatever else is queued already: start it before waiting for the first
-			for len(batch) < maxBatch {
-				select {
-				case j := <-q:
-					batch = append(batch, j)
-				default:
-					break fill
-				}
-			}
-			p.processBatch(batch)
-			for _, j := range batch {
-				p.leave(j)
-			}
-			clear(batch)
+			p.take(r, j)
+		case <-r.lingering():
+			p.confirmRun(r)
 		case <-p.stopping:
 			for { // finish what was queued before the stop
 				select {
 				case j := <-q:
-					p.process(j)
-					p.leave(j)
+					p.take(r, j)
 				default:
+					p.confirmRun(r)
 					return
 				}
 			}

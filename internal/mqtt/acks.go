@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,15 +20,17 @@ import (
 // paho's manual acknowledgement would keep the same order but write the acknowledged
 // prefix on a ticker (SendAcksInterval): every ack then waits up to one tick while it
 // holds a window slot, and the ticker wakes the process even when no message comes. Here
-// the PUBACK is written at once by the goroutine that acknowledges, through the session
-// (which owns the connection), and paho's own automatic acknowledgement, which it makes
-// when the receive handler returns, is withheld (mirrorSession.Ack).
+// the PUBACK is written at once by the goroutine that acknowledges, and paho's own
+// automatic acknowledgement, which it makes when the receive handler returns, is withheld
+// (mirrorSession.Ack). PUBACKs that fall due together are written in one system call.
 type ackMirror struct {
 	mu      sync.Mutex
 	gen     uint64
 	down    bool // between the session's ConnectionLost and the next ConAckReceived
 	order   []mirrored
-	session session.SessionManager // writes the PUBACK on the current connection
+	session session.SessionManager // writes a QoS 2 acknowledgement (PUBREC), which it records
+	conn    io.Writer              // the current connection, as paho gave it to the session
+	buf     bytes.Buffer           // the PUBACKs due, written to conn at once
 	written chan struct{}          // pulsed when an ack was written or the connection dropped
 }
 
@@ -76,18 +79,52 @@ func (a *ackMirror) ack(gen uint64, id uint16) error {
 	if !found {
 		return ErrStaleAck
 	}
-	var err error
 	n := 0
-	for ; n < len(a.order) && a.order[n].acked; n++ {
-		p := &packets.Publish{QoS: a.order[n].qos, PacketID: a.order[n].id}
+	for n < len(a.order) && a.order[n].acked {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	err := a.write(a.order[:n])
+	a.order = a.order[n:]
+	a.pulse()
+	return err
+}
+
+// write sends the acknowledgements of due, in order: the PUBACKs of QoS 1 packets
+// together in one write, a QoS 2 packet's PUBREC through paho's session, which records it.
+// The connection is locked while writing when it is a sync.Locker, as paho locks it.
+func (a *ackMirror) write(due []mirrored) error {
+	var err error
+	flush := func() {
+		if a.buf.Len() == 0 {
+			return
+		}
+		if l, ok := a.conn.(sync.Locker); ok {
+			l.Lock()
+			defer l.Unlock()
+		}
+		if _, werr := a.conn.Write(a.buf.Bytes()); werr != nil && err == nil {
+			err = fmt.Errorf("mqtt: PUBACK: %w", werr)
+		}
+		a.buf.Reset()
+	}
+	for _, m := range due {
+		if m.qos == 1 && a.conn != nil {
+			pa := packets.Puback{PacketID: m.id, Properties: &packets.Properties{}}
+			if _, werr := pa.WriteTo(&a.buf); werr != nil && err == nil {
+				err = werr
+			}
+			continue
+		}
+		flush()
+		p := &packets.Publish{QoS: m.qos, PacketID: m.id}
 		if werr := a.session.Ack(p); werr != nil && err == nil {
-			err = fmt.Errorf("mqtt: PUBACK of packet %d: %w", p.PacketID, werr)
+			err = fmt.Errorf("mqtt: acknowledgement of packet %d: %w", p.PacketID, werr)
 		}
 	}
-	if n > 0 {
-		a.order = a.order[n:]
-		a.pulse()
-	}
+	flush()
 	return err
 }
 
@@ -105,14 +142,16 @@ func (a *ackMirror) connectionLost(newGen uint64) {
 func (a *ackMirror) sessionDown() {
 	a.mu.Lock()
 	a.down = true
+	a.conn = nil
 	a.order = nil
 	a.mu.Unlock()
 	a.pulse()
 }
 
-func (a *ackMirror) sessionUp() {
+func (a *ackMirror) sessionUp(conn io.Writer) {
 	a.mu.Lock()
 	a.down = false
+	a.conn = conn
 	a.mu.Unlock()
 }
 
@@ -159,7 +198,7 @@ func (s mirrorSession) Ack(pb *packets.Publish) error {
 func (s mirrorSession) ConAckReceived(w io.Writer, cp *packets.Connect, ca *packets.Connack) error {
 	err := s.SessionManager.ConAckReceived(w, cp, ca)
 	if err == nil {
-		s.acks.sessionUp()
+		s.acks.sessionUp(w)
 	}
 	return err
 }

@@ -28,8 +28,20 @@ func pubacks(t *testing.T, buf *bytes.Buffer) []uint16 {
 	return ids
 }
 
+// countingWriter is a connection that counts its writes.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
 // Each PUBACK is written by the Ack that makes it due, without waiting for a tick, and
-// always in receive order: an ack behind an unacknowledged message waits for it.
+// always in receive order: an ack behind an unacknowledged message waits for it, and the
+// PUBACKs that fall due together go out in one write.
 // paho's own acknowledgement when the handler returns writes nothing. Once the session
 // lost its connection nothing more is written and Ack reports the message stale.
 func TestAcksWrittenAtOnceInReceiveOrder(t *testing.T) {
@@ -37,8 +49,9 @@ func TestAcksWrittenAtOnceInReceiveOrder(t *testing.T) {
 	a := newAckMirror()
 	a.session = inner
 	sess := mirrorSession{inner, a}
-	var wire bytes.Buffer
-	if err := sess.ConAckReceived(&wire, &packets.Connect{}, &packets.Connack{}); err != nil {
+	var conn countingWriter
+	wire := &conn.Buffer
+	if err := sess.ConAckReceived(&conn, &packets.Connect{}, &packets.Connack{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []uint16{7, 8, 9} {
@@ -48,20 +61,23 @@ func TestAcksWrittenAtOnceInReceiveOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := pubacks(t, &wire); len(got) != 0 {
+	if got := pubacks(t, wire); len(got) != 0 {
 		t.Fatalf("PUBACKs %v written before the application acknowledged", got)
 	}
 	if err := a.ack(0, 8); err != nil {
 		t.Fatal(err)
 	}
-	if got := pubacks(t, &wire); len(got) != 0 {
+	if got := pubacks(t, wire); len(got) != 0 {
 		t.Fatalf("PUBACK %v written before the earlier message 7 was acknowledged", got)
 	}
 	if err := a.ack(0, 7); err != nil {
 		t.Fatal(err)
 	}
-	if got := pubacks(t, &wire); !slices.Equal(got, []uint16{7, 8}) {
+	if got := pubacks(t, wire); !slices.Equal(got, []uint16{7, 8}) {
 		t.Fatalf("PUBACKs %v, want 7 then 8 at once", got)
+	}
+	if conn.writes != 1 {
+		t.Errorf("PUBACKs 7 and 8 took %d writes, want 1", conn.writes)
 	}
 	if a.pending() {
 		t.Error("an ack still pending after it was written")
@@ -76,7 +92,7 @@ func TestAcksWrittenAtOnceInReceiveOrder(t *testing.T) {
 	if err := a.ack(0, 9); !errors.Is(err, ErrStaleAck) {
 		t.Errorf("ack after the connection was lost: %v, want ErrStaleAck", err)
 	}
-	if got := pubacks(t, &wire); len(got) != 0 {
+	if got := pubacks(t, wire); len(got) != 0 {
 		t.Errorf("PUBACKs %v written after the connection was lost", got)
 	}
 }

@@ -89,6 +89,15 @@ func appendField(d []byte, key, value string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// safeASCII marks the ASCII bytes a JSON string holds as they are: one lookup per byte on
+// the common path instead of six comparisons.
+var safeASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string the way encoding/json does with its default
 // HTML escaping: <, > and & as \u003c, \u003e, \u0026, control characters escaped,
 // invalid UTF-8 as \ufffd, and U+2028 and U+2029 escaped.
@@ -97,7 +106,7 @@ func appendString(d []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if safeASCII[c] {
 				i++
 				continue
 			}

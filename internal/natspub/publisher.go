@@ -132,26 +132,37 @@ func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool)
 	if err != nil {
 		return nil, err
 	}
-	// Sized for the headers set below, so the map is not grown while they are.
-	msg := &nats.Msg{Subject: subject.Render(ev), Data: data, Header: make(nats.Header, 12)}
-	h := msg.Header
-	// One id per report and route: the same report redelivered gets the same id (JetStream
-	// drops the copy), and two routes publishing into one stream do not drop each other.
-	h.Set(jetstream.MsgIDHeader, ev.ID+"/"+route)
-	h.Set("Bridge-Schema", Schema)
-	h.Set("Bridge-Route", route)
 	result, _ := ev.Field("result")
-	if ev.Recovered {
-		h.Set("Bridge-Recovered", "true")
+	// The header values share one array: a header is a one-value slice of it, as
+	// nats.Header.Set would make, without an allocation each. Sized for every header, so
+	// the map is not grown either.
+	vals := [...]string{
+		// One id per report and route: the same report redelivered gets the same id
+		// (JetStream drops the copy), and two routes publishing into one stream do not
+		// drop each other.
+		ev.ID + "/" + route, Schema, route,
+		headerValue(ev.Tenant), headerValue(ev.Pipeline), headerValue(ev.Project), headerValue(ev.Branch),
+		headerValue(ev.Action), headerValue(result), headerValue(string(ev.Outcome)), headerValue(ev.BuildsetUUID),
+		"true",
 	}
-	for _, kv := range [][2]string{
-		{"Zuul-Tenant", ev.Tenant}, {"Zuul-Pipeline", ev.Pipeline}, {"Zuul-Project", ev.Project},
-		{"Zuul-Branch", ev.Branch}, {"Zuul-Action", ev.Action}, {"Zuul-Result", result},
-		{"Zuul-Outcome", string(ev.Outcome)}, {"Zuul-Buildset", ev.BuildsetUUID},
-	} {
-		h.Set(kv[0], headerValue(kv[1]))
+	n := len(headerKeys)
+	if !ev.Recovered {
+		n-- // Bridge-Recovered is only there when true
 	}
-	return msg, nil
+	all := vals[:]
+	h := make(nats.Header, len(headerKeys))
+	for i := range n {
+		h[headerKeys[i]] = all[i : i+1 : i+1]
+	}
+	return &nats.Msg{Subject: subject.Render(ev), Data: data, Header: h}, nil
+}
+
+// headerKeys names NewMessage's header values, in their order.
+var headerKeys = [...]string{
+	jetstream.MsgIDHeader, "Bridge-Schema", "Bridge-Route",
+	"Zuul-Tenant", "Zuul-Pipeline", "Zuul-Project", "Zuul-Branch",
+	"Zuul-Action", "Zuul-Result", "Zuul-Outcome", "Zuul-Buildset",
+	"Bridge-Recovered",
 }
 
 // headerValue keeps a value from breaking the header block.

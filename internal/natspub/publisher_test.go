@@ -3,6 +3,8 @@ package natspub
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,8 +57,14 @@ func TestCorePublish(t *testing.T) {
 	if want := "zuul.scs.periodic-daily.SovereignCloudStack/k8s-cluster-api-provider.FAILURE"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
-	if got := m.Header.Get("Nats-Msg-Id"); got != ev.ID+"/r1" {
-		t.Errorf("Nats-Msg-Id %q", got)
+	wantHeader := nats.Header{
+		"Nats-Msg-Id": {ev.ID + "/r1"}, "Bridge-Schema": {Schema}, "Bridge-Route": {"r1"},
+		"Zuul-Tenant": {"scs"}, "Zuul-Pipeline": {"periodic-daily"}, "Zuul-Project": {"SovereignCloudStack/k8s-cluster-api-provider"},
+		"Zuul-Branch": {"main"}, "Zuul-Action": {"failure"}, "Zuul-Result": {"FAILURE"}, "Zuul-Outcome": {"failure"},
+		"Zuul-Buildset": {"22799888a7ae82e51b19a6124a096841"},
+	}
+	if !maps.EqualFunc(m.Header, wantHeader, slices.Equal) {
+		t.Errorf("headers\n%v\nwant\n%v", m.Header, wantHeader)
 	}
 	var body Body
 	if err := json.Unmarshal(m.Data, &body); err != nil {
@@ -68,6 +76,33 @@ func TestCorePublish(t *testing.T) {
 	wantSummary := "FAILURE periodic-daily SovereignCloudStack/k8s-cluster-api-provider@main [scs]: 2 of 3 jobs failed (k8s-cluster-api-provider-e2e-conformance: FAILURE, k8s-cluster-api-provider-scs-compliance-1.27: FAILURE non-voting) https://zuul.sovereignit.cloud/t/scs/buildset/22799888a7ae82e51b19a6124a096841"
 	if body.Summary != wantSummary {
 		t.Errorf("summary\n%s\nwant\n%s", body.Summary, wantSummary)
+	}
+}
+
+// A recovered report says so in a header of its own, and a line break in a value cannot
+// end the header block.
+func TestMessageHeadersRecoveredAndSafe(t *testing.T) {
+	ev := sample(t, "periodic-daily_failure_mixed.json")
+	subject, err := CompileSubject("zuul.{tenant}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMessage(ev, "r1", subject, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Header["Bridge-Recovered"]; ok || len(m.Header) != 11 {
+		t.Errorf("headers of a report from MQTT: %v, want 11 without Bridge-Recovered", m.Header)
+	}
+	ev.Recovered, ev.Branch = true, "stable\r\nX-Injected: 1"
+	if m, err = NewMessage(ev, "r1", subject, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Header.Get("Bridge-Recovered"); got != "true" || len(m.Header) != 12 {
+		t.Errorf("Bridge-Recovered %q in %v, want \"true\" and 12 headers", got, m.Header)
+	}
+	if got := m.Header.Get("Zuul-Branch"); got != "stable  X-Injected: 1" {
+		t.Errorf("Zuul-Branch %q, want the line break replaced by spaces", got)
 	}
 }
 
