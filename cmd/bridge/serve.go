@@ -138,10 +138,12 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		MaxPayload: cfg.MaxPayload.Bytes.v,
 		Deadline:   cfg.Delivery.Deadline.v,
 		Workers:    cfg.Delivery.Workers.v,
-		DeadLetter: pub.DeadLetterer(cfg.NATS.DeadletterSubject),
-		Log:        log.With().Str("component", "delivery").Logger(),
-		Metrics:    delivery.NewMetrics(reg),
-		Observe:    ran.ObserveEvent,
+		// Half the MQTT window: reports held for a joint confirmation never fill it.
+		MaxUnconfirmed: max(1, cfg.MQTT.ReceiveMaximum.v/2),
+		DeadLetter:     pub.DeadLetterer(cfg.NATS.DeadletterSubject),
+		Log:            log.With().Str("component", "delivery").Logger(),
+		Metrics:        delivery.NewMetrics(reg),
+		Observe:        ran.ObserveEvent,
 		Settled: func(ev *zuul.Event, applied bool) {
 			if rec != nil && applied { // a dead-lettered report is left to reconciliation
 				rec.Settled(ev)

@@ -6,10 +6,12 @@ import (
 )
 
 // A worker puts each report on the wire as soon as it takes it, but confirms them in runs:
-// the reports it started within Linger of the run's first (or up to maxBatch of them) are
-// confirmed together, with one NATS round trip, and then acknowledged. At a steady
-// trickle of reports that turns a round trip and a PUBACK write per report into one per
-// run, and the report's subscribers see it no later: only its acknowledgement waits.
+// the reports it started within Linger of the run's first are confirmed together, with one
+// NATS round trip, and then acknowledged. At a steady trickle of reports that turns a round
+// trip, a PUBACK write and the wake-ups for both per report into one per run, and the
+// report's subscribers see it no later: only its acknowledgement waits. A run is confirmed
+// early when it holds maxBatch reports, or when all runs together hold MaxUnconfirmed:
+// set below the MQTT window, lingering runs never hold it all and stall the intake.
 // A report that cannot be started (a sink that is not a Starter, a rejected payload) or
 // whose fast attempt failed takes the full path (retries, dead letter) in its turn, after
 // the run before it is confirmed, so acknowledgements keep the receive order.
@@ -81,7 +83,7 @@ func (p *Dispatcher) take(r *run, j job) {
 		}
 	}
 	r.jobs = append(r.jobs, s)
-	if len(r.jobs) >= maxBatch {
+	if n := p.unconfirmed.Add(1); len(r.jobs) >= maxBatch || n >= int64(p.o.MaxUnconfirmed) {
 		p.confirmRun(r)
 	}
 }
@@ -97,6 +99,7 @@ func (p *Dispatcher) confirmRun(r *run) {
 	}
 	r.linger.Stop()
 	defer func() {
+		p.unconfirmed.Add(-int64(len(r.jobs)))
 		r.cancel()
 		for i := range r.jobs {
 			p.leave(r.jobs[i].job)

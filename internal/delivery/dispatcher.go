@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -77,9 +78,14 @@ type Options struct {
 	Deadline   time.Duration // per delivery, all retries included; default 2m
 	// AttemptTimeout bounds one Send; default 15s.
 	AttemptTimeout time.Duration
-	// Linger is how long a worker keeps confirming of started reports open for more
-	// (batch.go); default 5ms.
-	Linger                 time.Duration
+	// Linger is how long a worker holds the reports it started before it confirms them
+	// together (batch.go); default 20ms.
+	Linger time.Duration
+	// MaxUnconfirmed bounds the reports started and not yet confirmed, all workers
+	// together: reaching it confirms a run at once. Below the intake's window (MQTT
+	// Receive Maximum) it keeps lingering runs from holding the whole window; default
+	// 64.
+	MaxUnconfirmed         int
 	BackoffMin, BackoffMax time.Duration // retry backoff, capped exponential; defaults 250ms, 15s
 	Workers                int           // parallel keys; default 4
 	// DeadLetter records a failed report; nil logs only. It is retried like a delivery,
@@ -112,6 +118,8 @@ type Dispatcher struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	flights  flights // report ids held by queued messages and by Submit (inflight.go)
+
+	unconfirmed atomic.Int64 // reports in the workers' runs (batch.go)
 }
 
 type job struct {
@@ -145,7 +153,10 @@ func New(o Options) *Dispatcher {
 		o.AttemptTimeout = 15 * time.Second
 	}
 	if o.Linger <= 0 {
-		o.Linger = 5 * time.Millisecond
+		o.Linger = 20 * time.Millisecond
+	}
+	if o.MaxUnconfirmed <= 0 {
+		o.MaxUnconfirmed = maxBatch
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 250 * time.Millisecond

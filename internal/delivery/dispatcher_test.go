@@ -232,6 +232,35 @@ func TestOrderPerKey(t *testing.T) {
 	}
 }
 
+// A run is confirmed as soon as the runs together hold MaxUnconfirmed reports, long before
+// it lingered out; a report after that starts a new run, which lingers.
+func TestRunConfirmedAtMaxUnconfirmed(t *testing.T) {
+	base := payload(t, "periodic-daily_failure_mixed.json")
+	sink := &starterSink{}
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", sink}}})
+	o.Workers, o.Linger, o.MaxUnconfirmed = 1, time.Hour, 3
+	p := New(o)
+	acks := newAcks()
+	var ids []string
+	for i := range 4 {
+		b := []byte(strings.Replace(string(base), `"uuid": "22799888a7ae82e51b19a6124a096841"`, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
+		ev, err := zuul.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+		p.Handle(acks.msg(t, ev.ID, b))
+	}
+	for _, id := range []string{ids[2], ids[1], ids[0]} {
+		acks.wait(t, id)
+	}
+	if got := acks.all(); len(got) != 3 {
+		t.Errorf("acknowledged %v before Drain, want the first three only", got)
+	}
+	drain(t, p)
+	acks.wait(t, ids[3])
+}
+
 // starterSink is a Sink and a Starter: the batch path starts and confirms; Send is the
 // full path.
 type starterSink struct {
