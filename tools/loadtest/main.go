@@ -162,6 +162,11 @@ func run(ctx context.Context, o options) (int, error) {
 			return 0, fmt.Errorf("-systems: unknown %q", s)
 		}
 	}
+	if o.pprofDir != "" {
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			return 0, fmt.Errorf("-pprof: %w", err)
+		}
+	}
 	dir, err := os.MkdirTemp("", "zb-loadtest-")
 	if err != nil {
 		return 0, err
