@@ -75,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acked: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_acked_total",
 			Help: "MQTT messages acknowledged after every matched sink settled."}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "zuul_bridge_delivery_duration_seconds",
-			Help: "Time from the first attempt to a successful delivery, per sink.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"sink"}),
+			Help: "Time from the first attempt to a confirmed delivery, per sink; a report confirmed in a run includes the run's wait (up to 20 ms).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"sink"}),
 		lastReport: prometheus.NewGauge(prometheus.GaugeOpts{Name: "zuul_bridge_last_report_timestamp_seconds",
 			Help: "Unix time of the last MQTT message received."}),
 		decoded: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_decoded_total",
