@@ -224,8 +224,11 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 	if err != nil {
 		return nil, true, fmt.Errorf("looking up the stream for %s: %w", msg.Subject, err)
 	}
+	// The confirmations below keep the subject, not msg: a report confirmed in a run would
+	// otherwise hold its encoded body until then, long after the publish copied it.
+	subject := msg.Subject
 	if stream == "" {
-		denied := p.confirm.deniedCount(msg.Subject)
+		denied := p.confirm.deniedCount(subject)
 		p.pubMu.Lock()
 		err := p.nc.PublishMsg(msg)
 		seq := p.pubSeq.Add(1)
@@ -237,16 +240,16 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 			if retry, err := p.flushThrough(ctx, seq); err != nil {
 				return retry, err
 			}
-			if p.confirm.deniedCount(msg.Subject) != denied {
-				return false, fmt.Errorf("%w for publish to %s", ErrPermission, msg.Subject)
+			if p.confirm.deniedCount(subject) != denied {
+				return false, fmt.Errorf("%w for publish to %s", ErrPermission, subject)
 			}
 			return false, nil
 		}, false, nil
 	}
-	denied := p.confirm.deniedCount(msg.Subject)
+	denied := p.confirm.deniedCount(subject)
 	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream))
 	if err != nil {
-		return nil, retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+		return nil, retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", subject, stream, err)
 	}
 	return func(ctx context.Context) (bool, error) {
 		select {
@@ -254,14 +257,14 @@ func (p *Publisher) start(ctx context.Context, msg *nats.Msg) (func(context.Cont
 			return false, nil
 		case err := <-fut.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-				p.forget(msg.Subject) // the stream went away: look again next time
+				p.forget(subject) // the stream went away: look again next time
 			}
-			return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, err)
+			return retryable(err), fmt.Errorf("jetstream publish to %s (stream %s): %w", subject, stream, err)
 		case <-ctx.Done():
-			if p.confirm.deniedCount(msg.Subject) != denied {
-				return false, fmt.Errorf("jetstream publish to %s (stream %s): %w", msg.Subject, stream, ErrPermission)
+			if p.confirm.deniedCount(subject) != denied {
+				return false, fmt.Errorf("jetstream publish to %s (stream %s): %w", subject, stream, ErrPermission)
 			}
-			return true, fmt.Errorf("jetstream publish to %s (stream %s): no acknowledgement: %w", msg.Subject, stream, ctx.Err())
+			return true, fmt.Errorf("jetstream publish to %s (stream %s): no acknowledgement: %w", subject, stream, ctx.Err())
 		}
 	}, false, nil
 }
