@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
@@ -86,6 +88,21 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	if os.Getenv("BRIDGE_HTTP_ADDR") == "" {
 		os.Setenv("BRIDGE_HTTP_ADDR", freeAddr("127.0.0.1:8080"))
 	}
+	if os.Getenv("BRIDGE_STATUSPAGE_URL") == "" {
+		fake, err := demoStatuspage(stdout)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			fake.Close()
+			for _, v := range fake.Violations() {
+				fmt.Fprintln(stderr, "status page fake: request or answer against the API spec:", v)
+			}
+		}()
+		os.Setenv("BRIDGE_STATUSPAGE_URL", fake.URL())
+		os.Setenv("BRIDGE_STATUSPAGE_TOKEN", demoToken)
+		fmt.Fprintf(stdout, "no BRIDGE_STATUSPAGE_URL: the status page is an in-process fake of the SCS status page API, %s\n", fake.URL())
+	}
 	cfg, err := loadConfig()
 	if err != nil {
 		return configError{err}
@@ -122,12 +139,34 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "demo publisher:", err)
 		}
 	}
-	h := &hooks{ready: ready}
-	if cfg.Statuspage.URL == "" {
-		fmt.Fprintln(stdout, "no BRIDGE_STATUSPAGE_URL: the status page calls are printed, not made")
-		h.statuspagePlan = stdout
-	}
-	return serve(ctx, cfg, newLogger(cfg, stderr), h)
+	return serve(ctx, cfg, newLogger(cfg, stderr), &hooks{ready: ready})
+}
+
+// demoToken is the write token of the demo's status page fake.
+const demoToken = "demo"
+
+// demoStatuspage starts the status page fake (provisioned like the SCS public status page,
+// every request checked against the API spec) and prints each write it answers: the
+// incidents the bridge opens, updates and ends, as they would appear on the public page.
+func demoStatuspage(stdout io.Writer) (*statuspagefake.Fake, error) {
+	return statuspagefake.Start(statuspagefake.Options{Token: demoToken, Answered: func(r statuspagefake.Request) {
+		if r.Method == http.MethodGet {
+			return
+		}
+		var b struct {
+			DisplayName string `json:"displayName"`
+			EndedAt     string `json:"endedAt"`
+		}
+		_ = jsonUnmarshal(r.Body, &b)
+		what := ""
+		switch {
+		case b.EndedAt != "":
+			what = " ended at " + b.EndedAt
+		case b.DisplayName != "":
+			what = " " + strconv.Quote(b.DisplayName)
+		}
+		fmt.Fprintf(stdout, "STATUS PAGE %s %s: %d%s\n", r.Method, r.Path, r.Status, what)
+	}})
 }
 
 // publishSamples sends every sample on the topic Zuul's SCS reporter would use.

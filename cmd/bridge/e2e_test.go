@@ -492,7 +492,9 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 }
 
 // TestDemo: `bridge demo` starts with nothing running, shows the failing periodic samples
-// arriving on NATS and the status page calls it would make, and stops cleanly on Ctrl-C.
+// arriving on NATS and the incident's whole life on its status page fake (opened once,
+// updated, resolved by the passing sample, every call within the API spec), and stops
+// cleanly on Ctrl-C.
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(bridgeBin, "demo")
 	out := &syncBuffer{}
@@ -506,8 +508,15 @@ func TestDemo(t *testing.T) {
 	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
 	waitFor(t, 60*time.Second, "the demo output", func() bool {
 		s := out.String()
-		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "STATUS PAGE (capi-nightly, not called) POST /incidents")
+		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "\nSTATUS PAGE PATCH /incidents/")
 	})
+	s := out.String()
+	if n := strings.Count(s, "\nSTATUS PAGE POST /incidents: 201 \"Nightly checks of SovereignCloudStack/k8s-cluster-api-provider"); n != 1 {
+		t.Errorf("%d incidents opened for the one failing key, want 1:\n%s", n, s)
+	}
+	if !strings.Contains(s, `/updates: 201 "Resolved"`) || !strings.Contains(s, ": 204 ended at ") {
+		t.Errorf("the incident was not resolved with a closing update:\n%s", s)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-exited:
@@ -516,5 +525,8 @@ func TestDemo(t *testing.T) {
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	if strings.Contains(out.String(), "against the API spec") {
+		t.Errorf("the status page fake saw calls outside the API spec:\n%s", out.String())
 	}
 }

@@ -37,9 +37,6 @@ func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
 // hooks let the demo watch the same code path production runs.
 type hooks struct {
 	ready func() // called once MQTT is subscribed and NATS connected
-	// statuspagePlan, when set and no status page is configured, receives the calls the
-	// status page routes would make instead of failing start-up.
-	statuspagePlan io.Writer
 }
 
 // serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
@@ -49,8 +46,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return configError{err}
 	}
-	dryRun := cfg.Statuspage.URL == "" && h != nil && h.statuspagePlan != nil
-	if cfg.Statuspage.URL == "" && !dryRun {
+	if cfg.Statuspage.URL == "" {
 		for _, r := range routes {
 			if r.StatusPage != nil {
 				return configError{fmt.Errorf("route %q has a statuspage: block, but BRIDGE_STATUSPAGE_URL is not set", r.Name)}
@@ -89,9 +85,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	// The key store is given to the manager once its bucket is open (or known not to
 	// exist), before the manager starts.
 	var sp *incident.Manager
-	if dryRun {
-		sp = incident.NewManager(incident.ManagerOptions{Log: log, DryRun: h.statuspagePlan})
-	} else if cfg.Statuspage.URL != "" {
+	if cfg.Statuspage.URL != "" {
 		auth, err := newStatuspageAuth(ctx, cfg, log, reg, nc)
 		if err != nil {
 			return configError{err}

@@ -48,10 +48,6 @@ func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return false, nil
 	}
-	if s.m.dryRun != nil {
-		s.dryRun(ev)
-		return false, nil
-	}
 	if !s.m.started.Load() {
 		// Reports can arrive before Start found the open incidents; they must wait.
 		return true, &temporaryError{op: "send", err: errors.New("manager not started yet")}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +25,7 @@ type ManagerOptions struct {
 	Client *statuspage.Client
 	Log    zerolog.Logger
 	// Registerer, when set, gets the lifecycle counters and the open-incidents gauge.
-	Registerer prometheus.Registerer
-	// DryRun, when set, receives the calls each report would make instead of making them
-	// (the demo without a status page): no client is needed, Start and Run do nothing.
-	DryRun          io.Writer
+	Registerer      prometheus.Registerer
 	Observer        Observer         // nil = the Registerer's counters, or nothing
 	Now             func() time.Time // nil = time.Now
 	RefreshInterval time.Duration    // catalogue (names -> ids) refresh; <= 0 = 5m
@@ -64,7 +60,6 @@ type ManagerOptions struct {
 type Manager struct {
 	client   *statuspage.Client
 	log      zerolog.Logger
-	dryRun   io.Writer
 	obs      Observer
 	now      func() time.Time
 	refresh  time.Duration
@@ -96,7 +91,6 @@ func NewManager(o ManagerOptions) *Manager {
 	m := &Manager{
 		client:   o.Client,
 		log:      o.Log.With().Str("component", "statuspage").Logger(),
-		dryRun:   o.DryRun,
 		obs:      o.Observer,
 		now:      o.Now,
 		refresh:  o.RefreshInterval,
@@ -169,9 +163,6 @@ func (m *Manager) AddRoute(name string, cfg RouteConfig) (*Sink, error) {
 // incident list (which also seeds the maintenance view), 1 GET per open incident of the
 // bridge.
 func (m *Manager) Start(ctx context.Context) error {
-	if m.dryRun != nil {
-		return nil
-	}
 	if m.client == nil {
 		return errors.New("statuspage: no client")
 	}
@@ -221,10 +212,6 @@ var ErrUnknownNames = errors.New("statuspage: the rules name things the status p
 // period ran out (checked every minute, or every RefreshInterval if shorter). It returns
 // nil when ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
-	if m.dryRun != nil {
-		<-ctx.Done()
-		return nil
-	}
 	quietEvery := min(time.Minute, m.refresh)
 	quiet := time.NewTicker(quietEvery)
 	defer quiet.Stop()

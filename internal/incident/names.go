@@ -34,9 +34,6 @@ func (m *Manager) CheckNames(ctx context.Context) (unknown map[string]error, err
 // lacks) and stay unresolved until a catalogue refresh of Run finds their names (Resolved
 // says when). An error means the server could not be read; nothing started then.
 func (m *Manager) StartKnown(ctx context.Context) (unknown map[string]error, err error) {
-	if m.dryRun != nil {
-		return nil, nil
-	}
 	err = m.Start(ctx)
 	if err == nil || !errors.Is(err, ErrUnknownNames) {
 		return nil, err
@@ -69,5 +66,5 @@ func (m *Manager) StartKnown(ctx context.Context) (unknown map[string]error, err
 }
 
 // Resolved reports whether the route's names are known on the server (after Start or a
-// catalogue refresh); a dry-run manager has nothing to resolve.
-func (s *Sink) Resolved() bool { return s.m.dryRun != nil || s.target.Load() != nil }
+// catalogue refresh).
+func (s *Sink) Resolved() bool { return s.target.Load() != nil }

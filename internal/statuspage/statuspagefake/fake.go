@@ -1,5 +1,6 @@
 // Package statuspagefake is an in-process fake of the SCS status page API
-// (SovereignCloudStack/status-page-api v1.0.0 and v1.0.1) for tests.
+// (SovereignCloudStack/status-page-api v1.0.0 and v1.0.1) for tests, the load harness
+// and the demo.
 //
 // It keeps state the way the real server does on PostgreSQL, including the
 // server's known bugs (500s for client
@@ -49,6 +50,9 @@ type Options struct {
 	// NoProvision starts with empty tables instead of provisioning like
 	// provisioning.scs-public.yaml.
 	NoProvision bool
+	// Answered, if set, is called with every request once it is answered (the demo prints
+	// the writes with it).
+	Answered func(Request)
 }
 
 // Fake is a running fake server. All methods are goroutine-safe.
@@ -189,8 +193,12 @@ func (f *Fake) recordRequest(r Request) func(status int) {
 	f.requests = append(f.requests, rec)
 	return func(status int) {
 		f.metaMu.Lock()
-		defer f.metaMu.Unlock()
 		rec.Status = status
+		answered := *rec
+		f.metaMu.Unlock()
+		if f.opts.Answered != nil {
+			f.opts.Answered(answered)
+		}
 	}
 }
 
