@@ -19,6 +19,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -267,6 +269,25 @@ func (s *Sink) Start(_ context.Context, ev *zuul.Event) (confirm func(context.Co
 func retryable(err error) bool {
 	var p permanent
 	return err != nil && !errors.As(err, &p)
+}
+
+// Orphans counts the stored items of routes not in routes, by route: a route removed from
+// the rules leaves its items with nobody to apply them.
+func (o *Outbox) Orphans(ctx context.Context, routes []string) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+	defer cancel()
+	info, err := o.stream.Info(ctx, jetstream.WithSubjectFilter(o.cfg.Subject+".>"))
+	if err != nil {
+		return nil, err
+	}
+	orphans := map[string]uint64{}
+	for subject, n := range info.State.Subjects {
+		route, ok := strings.CutPrefix(subject, o.cfg.Subject+".")
+		if ok && !slices.Contains(routes, route) {
+			orphans[route] = n
+		}
+	}
+	return orphans, nil
 }
 
 // Stats are the items not yet applied and the time the oldest was stored (zero when none).

@@ -321,3 +321,53 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func retryBackoff() retry.Backoff {
 	return retry.Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}
 }
+
+// logLines hands each log line to the test as it is written; past its buffer it drops
+// them rather than block the worker.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default:
+	}
+	return len(p), nil
+}
+
+// Items of a route no longer in the rules are counted by route, and the worker names them
+// at start with the command that removes them; the routes it runs are not orphans.
+func TestOrphanedRouteNamedAtStart(t *testing.T) {
+	nc := connect(t, true)
+	box := open(t, nc, outbox.Config{})
+	ctx := context.Background()
+	for i, route := range []string{"retired", "retired", "nightly"} {
+		if _, err := box.Sink(route).Send(ctx, event(t, fmt.Sprintf("o%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphans, err := box.Orphans(ctx, []string{"nightly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(orphans, map[string]uint64{"retired": 2}) {
+		t.Errorf("orphans %v, want retired: 2", orphans)
+	}
+	lines := make(logLines, 100)
+	run(t, box, []string{"nightly"}, outbox.WorkerOptions{Apply: newRecorder().apply, Log: zerolog.New(lines)})
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, "not in the rules") {
+				for _, want := range []string{`"route":"retired"`, `"items":2`, `nats stream purge ZUUL_BRIDGE_OUTBOX --subject zuul-bridge.outbox.retired`} {
+					if !strings.Contains(l, want) {
+						t.Errorf("warning lacks %s: %s", want, l)
+					}
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no warning about the retired route's items")
+		}
+	}
+}

@@ -100,11 +100,28 @@ func (o *Outbox) Run(ctx context.Context, routes []string, w WorkerOptions) {
 	w.defaults()
 	log := w.Log.With().Str("component", "outbox").Logger()
 	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Dur("retry_window", w.RetryWindow).Msg("outbox worker started")
+	o.warnOrphans(ctx, routes, log)
 	var wg sync.WaitGroup
 	for _, route := range routes {
 		wg.Go(func() { o.runRoute(ctx, route, &w, log.With().Str("route", route).Logger()) })
 	}
 	wg.Wait()
+}
+
+// warnOrphans names the routes no longer in the rules whose items are still stored: the
+// backlog alert counts them, and only the operator can say they are not wanted.
+func (o *Outbox) warnOrphans(ctx context.Context, routes []string, log zerolog.Logger) {
+	orphans, err := o.Orphans(ctx, routes)
+	if err != nil {
+		log.Debug().Err(err).Msg("could not look for items of removed routes")
+		return
+	}
+	for route, n := range orphans {
+		log.Warn().Str("route", route).Uint64("items", n).
+			Str("purge", fmt.Sprintf("nats stream purge %s --subject %s; nats consumer rm %s %s-%s", o.cfg.Stream, o.Subject(route), o.cfg.Stream, o.cfg.Consumer, route)).
+			Dur("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
+			Msg("outbox items of a route that is not in the rules: nobody applies them; purge them, or the stream drops them after its max age")
+	}
 }
 
 func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) {
