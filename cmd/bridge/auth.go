@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,22 +99,13 @@ func newStatuspageAuth(ctx context.Context, cfg *Config, log zerolog.Logger, reg
 	sp, o := cfg.Statuspage, cfg.Statuspage.OIDC
 	switch {
 	case o.Issuer != "":
-		var store oidc.ChainStore
+		// The bucket is opened at the first use, in the background: start-up does not wait
+		// for NATS to say whether it has JetStream.
 		chain := kvstore.NewTokenChain(nc, kvstore.TokenChainOptions{Bucket: o.KVBucket, Issuer: o.Issuer, ClientID: o.ClientID})
-		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := chain.Bind(bctx)
-		cancel()
-		switch {
-		case err == nil:
-			store = oidc.KVStore(chain)
-		case errors.Is(err, kvstore.ErrNoJetStream):
+		store := oidc.KVStoreOrMemory(chain, func() {
 			log.Warn().Str("bucket", o.KVBucket).Msg("NATS has no JetStream: the refresh-token chain is kept in memory only; " +
 				"after a restart the bridge needs a fresh seed (the issuer refuses the old one after its first refresh)")
-			store = &oidc.MemoryStore{}
-		default:
-			log.Warn().Err(err).Str("bucket", o.KVBucket).Msg("refresh-token bucket not reachable yet; trying again at the first refresh")
-			store = oidc.KVStore(chain)
-		}
+		})
 		var clientSecret func() (string, error)
 		if o.ClientSecret != "" || o.ClientSecretFile != "" {
 			clientSecret = func() (string, error) { return secret.Value(o.ClientSecret, o.ClientSecretFile) }

@@ -54,13 +54,9 @@ func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
 	return &TokenChain{nc: nc, o: o, key: "chain-" + hex.EncodeToString(sum[:12])}
 }
 
-// Bind opens the bucket, creating it if it is missing. A server without JetStream (where
-// the chain cannot be kept) gives ErrNoJetStream, told apart from one not reachable yet.
-func (s *TokenChain) Bind(ctx context.Context) error {
-	_, err := s.bucket(ctx)
-	return err
-}
-
+// bucket opens the bucket at the first use, creating it if it is missing. A server
+// without JetStream (where the chain cannot be kept) gives ErrNoJetStream, told apart from
+// one not reachable yet.
 func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

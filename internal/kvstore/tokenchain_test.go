@@ -43,7 +43,10 @@ func TestTokenChainWithoutJetStream(t *testing.T) {
 	s := kvstore.NewTokenChain(natstest.Connect(t, ns.ClientURL()), kvstore.TokenChainOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.Bind(ctx); err == nil || !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("Bind without JetStream: %v, want an error NoJetStream recognises", err)
+	if _, _, err := s.Load(ctx); !errors.Is(err, kvstore.ErrNoJetStream) {
+		t.Fatalf("Load without JetStream: %v, want ErrNoJetStream", err)
+	}
+	if _, err := s.Save(ctx, []byte("x"), 0); !errors.Is(err, kvstore.ErrNoJetStream) {
+		t.Fatalf("Save without JetStream: %v, want ErrNoJetStream", err)
 	}
 }

@@ -103,6 +103,68 @@ func KVStore(v ValueStore) ChainStore { return jsonStore{v} }
 
 type jsonStore struct{ v ValueStore }
 
+// KVStoreOrMemory is KVStore(v) until v reports kvstore.ErrNoJetStream (a NATS server
+// without JetStream, where no chain can be kept); from then on the chain is kept in memory,
+// and noJetStream is called once. The choice is made at the first use, so that building the
+// store waits for no server; while NATS cannot be reached its errors come back as they are
+// and the source tries again.
+func KVStoreOrMemory(v ValueStore, noJetStream func()) ChainStore {
+	return &fallbackStore{kv: KVStore(v), noJetStream: noJetStream}
+}
+
+type fallbackStore struct {
+	kv          ChainStore
+	noJetStream func()
+
+	mu  sync.Mutex
+	mem *MemoryStore // set once the server turned out to have no JetStream
+}
+
+// store is the store in use, and whether it is the key-value one.
+func (s *fallbackStore) store() (ChainStore, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mem != nil {
+		return s.mem, false
+	}
+	return s.kv, true
+}
+
+// fellBack switches to memory when err says the server has no JetStream.
+func (s *fallbackStore) fellBack(err error) bool {
+	if !errors.Is(err, kvstore.ErrNoJetStream) {
+		return false
+	}
+	s.mu.Lock()
+	first := s.mem == nil
+	if first {
+		s.mem = &MemoryStore{}
+	}
+	s.mu.Unlock()
+	if first && s.noJetStream != nil {
+		s.noJetStream()
+	}
+	return true
+}
+
+func (s *fallbackStore) Load(ctx context.Context) (Chain, uint64, error) {
+	st, kv := s.store()
+	c, rev, err := st.Load(ctx)
+	if kv && s.fellBack(err) {
+		return s.Load(ctx)
+	}
+	return c, rev, err
+}
+
+func (s *fallbackStore) Save(ctx context.Context, c Chain, rev uint64) (uint64, error) {
+	st, kv := s.store()
+	nrev, err := st.Save(ctx, c, rev)
+	if kv && s.fellBack(err) {
+		return s.Save(ctx, c, rev)
+	}
+	return nrev, err
+}
+
 func (s jsonStore) Load(ctx context.Context) (Chain, uint64, error) {
 	b, rev, err := s.v.Load(ctx)
 	if errors.Is(err, kvstore.ErrNoKey) {
