@@ -71,7 +71,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 1000, "reports per second in the fixed-rate phase")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the fixed-rate phase (0 skips it); 5m for the memory-flatness run")
 	flag.StringVar(&o.sizes, "sizes", "1k:45,3.5k:45,110k:10", "mix of sample sizes, label:weight (1k, 3.5k, 110k)")
-	flag.StringVar(&o.bridge, "bridge", "", "bridge binary (default: go build ./cmd/bridge)")
+	flag.StringVar(&o.bridge, "bridge", "", "bridge binary (default: go build -tags nodemo ./cmd/bridge, as the container image)")
 	flag.StringVar(&o.systems, "systems", "bridge,forwarder", "what to measure: bridge, forwarder or both")
 	flag.IntVar(&o.recvMax, "recvmax", 128, "MQTT Receive Maximum of bridge and forwarder (the bridge's default is 128)")
 	flag.IntVar(&o.inflight, "inflight", 256, "mosquitto max_inflight_messages (the publisher's window)")
