@@ -56,8 +56,16 @@ func TestReportSettledBeforeTheServiceIsReady(t *testing.T) {
 	svc.Settled(&zuul.Event{ID: viaMQTT.UUID + "-FAILURE", Source: zuul.SourceMQTT, Tenant: "scs", Pipeline: "periodic-daily",
 		Result: "FAILURE", Outcome: zuul.OutcomeFailure})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go svc.Run(ctx)
+	ran := make(chan struct{})
+	go func() { svc.Run(ctx); close(ran) }()
+	defer func() { // the service logs through t: it must be done before the test is
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Error("the service did not stop")
+		}
+	}()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
