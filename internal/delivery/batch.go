@@ -107,18 +107,17 @@ func (p *Dispatcher) confirmRun(r *run) {
 		clear(r.jobs)
 		r.jobs = r.jobs[:0]
 	}()
-	confirmed := 0 // r.jobs[confirmed-n:confirmed] are confirmed and not yet acknowledged
-	n := 0
-	ackStretch := func() {
-		for i := confirmed - 1; i >= confirmed-n; i-- {
+	from := 0 // r.jobs[from:k] are confirmed and not yet acknowledged
+	ackUpTo := func(k int) {
+		for i := k - 1; i >= from; i-- {
 			p.ack(r.jobs[i].job.msg)
 		}
-		n = 0
+		from = k
 	}
 	for k := range r.jobs {
 		s := &r.jobs[k]
 		if p.abortCtx.Err() != nil {
-			ackStretch()
+			ackUpTo(k)
 			return // the rest is abandoned: the broker redelivers it
 		}
 		for _, c := range s.confirms {
@@ -130,8 +129,8 @@ func (p *Dispatcher) confirmRun(r *run) {
 			}
 		}
 		if s.failed {
-			ackStretch()
-			confirmed = k + 1
+			ackUpTo(k)
+			from = k + 1
 			p.process(s.job) // retries with backoff, dead letter, ack
 			continue
 		}
@@ -145,9 +144,8 @@ func (p *Dispatcher) confirmRun(r *run) {
 		if p.o.Settled != nil {
 			p.o.Settled(s.job.ev, true)
 		}
-		confirmed, n = k+1, n+1
 	}
-	ackStretch()
+	ackUpTo(len(r.jobs))
 }
 
 func startable(j *job) bool {
