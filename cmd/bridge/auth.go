@@ -183,7 +183,7 @@ func (s *authState) set(state, reason string) {
 	}
 	s.accepted.Set(0)
 	s.log.Error().Str("reason", reason).Msg("the status page refuses the bridge's writes (or there is no token): " +
-		"they wait and are retried within the delivery deadline; NATS routes are not affected")
+		"they wait and are retried (in the outbox for BRIDGE_STATUSPAGE_RETRY_WINDOW; without JetStream within the delivery deadline); NATS routes are not affected")
 }
 
 // AuthAccepted implements statuspage.AuthObserver.

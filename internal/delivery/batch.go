@@ -55,10 +55,9 @@ func (r *run) lingering() <-chan time.Time {
 // take handles one job from the worker's queue: starts it as part of the run, or confirms
 // the run and then processes the job on the full path.
 func (p *Dispatcher) take(r *run, j job) {
-	if ev := j.ev; ev != nil && p.flights.awaitSubmit(p.abortCtx, ev.ID) { // inflight.go
-		j.dup = true
-	}
-	if !startable(&j) {
+	// A report a Submit is delivering, or delivered, takes the full path, which waits for
+	// the Submit (inflight.go): the open run must not wait with it.
+	if !startable(&j) || j.ev != nil && p.flights.submitted(j.ev.ID) {
 		p.confirmRun(r)
 		p.process(j)
 		p.leave(j)
@@ -149,7 +148,7 @@ func (p *Dispatcher) confirmRun(r *run) {
 }
 
 func startable(j *job) bool {
-	if j.reject != nil || len(j.routes) == 0 || j.dup {
+	if j.reject != nil || len(j.routes) == 0 {
 		return false
 	}
 	for _, r := range j.routes {

@@ -127,7 +127,6 @@ type job struct {
 	ev     *zuul.Event // nil for a rejected payload
 	routes []*Route
 	reject *rejection
-	dup    bool // a Submit delivered the same report meanwhile: acknowledge only
 }
 
 type rejection struct {
@@ -310,7 +309,7 @@ func (p *Dispatcher) process(j job) {
 	if p.abortCtx.Err() != nil {
 		return // abandoned: the broker redelivers
 	}
-	if j.dup || j.ev != nil && p.flights.awaitSubmit(p.abortCtx, j.ev.ID) {
+	if j.ev != nil && p.flights.awaitSubmit(p.abortCtx, j.ev.ID) {
 		p.o.Log.Debug().Str("topic", j.msg.Topic).Str("id", j.ev.ID).Msg("delivered by the reconciler meanwhile; acknowledged")
 		if p.o.Settled != nil {
 			p.o.Settled(j.ev, true)

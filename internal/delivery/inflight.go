@@ -142,6 +142,16 @@ func (f *flights) awaitSubmit(ctx context.Context, id string) (settledBySubmit b
 	return fl.ok
 }
 
+// submitted reports, without waiting, whether a Submit delivers id now or settled it
+// recently: then awaitSubmit has something to say about it.
+func (f *flights) submitted(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, done := f.done[id]
+	fl := f.m[id]
+	return done || fl != nil && fl.submit != nil
+}
+
 // inFlight is the number of ids held (for tests).
 func (f *flights) inFlight() int {
 	f.mu.Lock()
