@@ -133,12 +133,8 @@ func (p *Dispatcher) confirmRun(r *run) {
 			p.process(s.job) // retries with backoff, dead letter, ack
 			continue
 		}
-		m := p.o.Metrics
 		for _, c := range s.confirms {
-			dm := m.deliveredFor(c.route.Name, c.t.Kind)
-			dm.delivered.Inc()
-			dm.latency.Observe(p.o.Now().Sub(s.at).Seconds())
-			logDelivered(p.o.Log, s.job.ev, c.route.Name, c.t.Kind, 1)
+			p.delivered(s.job.ev, c.route, c.t, s.at, 1)
 		}
 		if p.o.Settled != nil {
 			p.o.Settled(s.job.ev, true)

@@ -93,10 +93,7 @@ func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 		again, err := t.Sink.Send(ctx, ev)
 		cancel()
 		if err == nil {
-			dm := m.deliveredFor(r.Name, t.Kind)
-			dm.delivered.Inc()
-			dm.latency.Observe(p.o.Now().Sub(start).Seconds())
-			logDelivered(p.o.Log, ev, r.Name, t.Kind, attempt+1)
+			p.delivered(ev, r, t, start, attempt+1)
 			return nil
 		}
 		if p.abortCtx.Err() != nil {

@@ -2,19 +2,23 @@ package delivery
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
-// logDelivered records a routine delivery as a debug event: at the default level info it
-// costs nothing, and zuul_bridge_deliveries_total{outcome="delivered"} counts it. What is
-// not routine (retries, failures, dead letters) stays at warn and error.
-func logDelivered(log zerolog.Logger, ev *zuul.Event, route, kind string, attempts int) {
-	if e := log.Debug(); e.Enabled() {
-		e.Str("route", route).Str("sink", kind).Str("id", ev.ID).Str("pipeline", ev.Pipeline).Str("project", ev.Project).
+// delivered records a successful delivery begun at start: the delivered counter and the
+// duration, through the cached series, and a debug event: at the default level info it
+// costs nothing. What is not routine (retries, failures, dead letters) stays at warn and
+// error.
+func (p *Dispatcher) delivered(ev *zuul.Event, r *Route, t Target, start time.Time, attempts int) {
+	dm := p.o.Metrics.deliveredFor(r.Name, t.Kind)
+	dm.delivered.Inc()
+	dm.latency.Observe(p.o.Now().Sub(start).Seconds())
+	if e := p.o.Log.Debug(); e.Enabled() {
+		e.Str("route", r.Name).Str("sink", t.Kind).Str("id", ev.ID).Str("pipeline", ev.Pipeline).Str("project", ev.Project).
 			Str("branch", ev.Branch).Str("result", ev.Result).Int("attempts", attempts).Msg("delivered")
 	}
 }
