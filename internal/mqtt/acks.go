@@ -2,11 +2,9 @@ package mqtt
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho/session"
@@ -31,7 +29,6 @@ type ackMirror struct {
 	session session.SessionManager // writes a QoS 2 acknowledgement (PUBREC), which it records
 	conn    io.Writer              // the current connection, as paho gave it to the session
 	buf     bytes.Buffer           // the PUBACKs due, written to conn at once
-	written chan struct{}          // pulsed when an ack was written or the connection dropped
 }
 
 type mirrored struct {
@@ -40,14 +37,7 @@ type mirrored struct {
 	acked bool
 }
 
-func newAckMirror() *ackMirror { return &ackMirror{written: make(chan struct{}, 1)} }
-
-func (a *ackMirror) pulse() {
-	select {
-	case a.written <- struct{}{}:
-	default:
-	}
-}
+func newAckMirror() *ackMirror { return &ackMirror{} }
 
 // received records a QoS>0 packet of connection gen, in receive order.
 func (a *ackMirror) received(gen uint64, id uint16, qos byte) {
@@ -88,7 +78,6 @@ func (a *ackMirror) ack(gen uint64, id uint16) error {
 	}
 	err := a.write(a.order[:n])
 	a.order = a.order[n:]
-	a.pulse()
 	return err
 }
 
@@ -134,7 +123,6 @@ func (a *ackMirror) connectionLost(newGen uint64) {
 	a.gen = newGen
 	a.order = nil
 	a.mu.Unlock()
-	a.pulse()
 }
 
 // sessionDown and sessionUp follow paho's session: once a connection is lost (or closed
@@ -145,7 +133,6 @@ func (a *ackMirror) sessionDown() {
 	a.conn = nil
 	a.order = nil
 	a.mu.Unlock()
-	a.pulse()
 }
 
 func (a *ackMirror) sessionUp(conn io.Writer) {
@@ -153,31 +140,6 @@ func (a *ackMirror) sessionUp(conn io.Writer) {
 	a.down = false
 	a.conn = conn
 	a.mu.Unlock()
-}
-
-// pending reports whether some given ack is still waiting to be written, i.e. whether the
-// head of the queue is acknowledged. With acks written at once this is only ever true
-// for the moment a write takes.
-func (a *ackMirror) pending() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.order) > 0 && a.order[0].acked
-}
-
-// flush waits until no given ack is pending, the connection dropped, ctx
-// ends or limit passes.
-func (a *ackMirror) flush(ctx context.Context, limit time.Duration) {
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for a.pending() {
-		select {
-		case <-a.written:
-		case <-ctx.Done():
-			return
-		case <-deadline.C:
-			return
-		}
-	}
 }
 
 // mirrorSession wraps paho's session state. paho calls Ack when the receive handler has

@@ -23,10 +23,6 @@ import (
 // ReceiveMaximum messages are unacknowledged the broker stops sending.
 type Handler func(m *Message)
 
-// sendAcksInterval bounds, times 100, how long Close waits for acks being written. Acks
-// are written as soon as they are due (ackMirror), so the wait is normally nil.
-const sendAcksInterval = 5 * time.Millisecond
-
 // Subscriber is one persistent MQTT v5 subscription.
 type Subscriber struct {
 	cfg     Config
@@ -269,9 +265,6 @@ func (s *Subscriber) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("mqtt: handler still running at close: %w", ctx.Err()))
 	}
-	// The limit only guards against paho no longer flushing; normally the
-	// next tick (sendAcksInterval) writes what is pending.
-	s.acks.flush(ctx, 100*sendAcksInterval)
 	if err := s.cm.Disconnect(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("mqtt: disconnect: %w", err))
 	}
