@@ -281,6 +281,10 @@ func loadConfig() (*Config, error) {
 	if o := c.Statuspage.Outbox; o.Consumer == "" || strings.ContainsAny(o.Consumer, " \t.*>") {
 		bad("STATUSPAGE_OUTBOX_CONSUMER", "%q: a consumer name without spaces, dots or wildcards", o.Consumer)
 	}
+	if w, a := c.Statuspage.RetryWindow, c.Statuspage.Outbox.MaxAge; w.err == nil && a.err == nil && a.v > 0 && a.v <= w.v {
+		// The stream would drop an item before its retries end, without a dead letter.
+		bad("STATUSPAGE_OUTBOX_MAX_AGE", "%s must be longer than BRIDGE_STATUSPAGE_RETRY_WINDOW (%s)", a.v, w.v)
+	}
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return nil, fmt.Errorf("configuration:\n  %w", joinLines(errs))

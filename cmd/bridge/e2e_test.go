@@ -429,12 +429,14 @@ func TestBadConfigurationNamesEveryVariable(t *testing.T) {
 		"BRIDGE_MQTT_PASSWORD_FILE=/nonexistent/pw",
 		"BRIDGE_LOG_LEVEL=loud",
 		"BRIDGE_STATUSPAGE_URL=ftp://x",
+		"BRIDGE_STATUSPAGE_OUTBOX_MAX_AGE=12h", // shorter than the retry window (24h)
 	}
 	out, err := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
 		t.Fatalf("exit %d, want 2:\n%s", code, out)
 	}
-	for _, name := range []string{"BRIDGE_MQTT_URL", "BRIDGE_DELIVERY_DEADLINE", "BRIDGE_MQTT_RECEIVE_MAXIMUM", "BRIDGE_MQTT_PASSWORD:", "BRIDGE_MQTT_PASSWORD_FILE", "BRIDGE_LOG_LEVEL", "BRIDGE_STATUSPAGE_URL"} {
+	for _, name := range []string{"BRIDGE_MQTT_URL", "BRIDGE_DELIVERY_DEADLINE", "BRIDGE_MQTT_RECEIVE_MAXIMUM", "BRIDGE_MQTT_PASSWORD:", "BRIDGE_MQTT_PASSWORD_FILE", "BRIDGE_LOG_LEVEL", "BRIDGE_STATUSPAGE_URL",
+		"BRIDGE_STATUSPAGE_OUTBOX_MAX_AGE: 12h0m0s must be longer than BRIDGE_STATUSPAGE_RETRY_WINDOW (24h0m0s)"} {
 		if !strings.Contains(string(out), name) {
 			t.Errorf("output does not name %s:\n%s", name, out)
 		}
