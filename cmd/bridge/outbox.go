@@ -55,7 +55,7 @@ func newStatuspageWork(cfg *Config, log zerolog.Logger, nc *nats.Conn, reg prome
 	w := &statuspageWork{cfg: cfg, log: log.With().Str("component", "statuspage").Logger(), nc: nc, sp: sp,
 		sinks: map[string]*incident.Sink{}, deadLetter: deadLetter, metrics: outbox.NewMetrics(reg),
 		unknownG: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_statuspage_unknown_names",
-			Help: "1 for a route whose component, impact type, severity or phase the status page lacks; its work waits in the outbox."},
+			Help: "1 for a route whose component, impact type, severity or phase the status page lacks; its work waits (in the outbox; without JetStream, unacknowledged up to the delivery deadline)."},
 			[]string{"route"}),
 		unknown: map[string]string{}}
 	reg.MustRegister(w.unknownG)
@@ -232,7 +232,8 @@ func (w *statuspageWork) setUnknown(unknown map[string]error) {
 			reason := strings.ReplaceAll(err.Error(), "\n", "; ")
 			if w.unknown[route] != reason {
 				w.log.Error().Str("route", route).Str("missing", reason).
-					Msg("the status page lacks names this route uses: its work stays in the outbox until they exist (or the rules are fixed)")
+					Msg("the status page lacks names this route uses: its work waits until they exist or the rules are fixed " +
+						"(in the outbox; without JetStream, unacknowledged up to the delivery deadline)")
 			}
 			w.unknown[route] = reason
 			w.unknownG.WithLabelValues(route).Set(1)
@@ -282,11 +283,11 @@ func (w *statuspageWork) notes() []string {
 		out = append(out, "status page: no JetStream, no outbox (work retried in memory)")
 	}
 	if !w.started.Load() {
-		out = append(out, "status page: catalogue not read yet (work waits in the outbox)")
+		out = append(out, "status page: catalogue not read yet (its work waits)")
 	}
 	w.mu.Lock()
 	for route, reason := range w.unknown {
-		out = append(out, fmt.Sprintf("status page: route %s: unknown names, work held in the outbox: %s", route, reason))
+		out = append(out, fmt.Sprintf("status page: route %s: unknown names, its work waits: %s", route, reason))
 	}
 	w.mu.Unlock()
 	sort.Strings(out)
