@@ -50,13 +50,8 @@ func (a *ackRecorder) all() []string {
 
 func (a *ackRecorder) wait(t *testing.T, topic string) {
 	t.Helper()
-	select {
-	case got := <-a.ch:
-		if got != topic {
-			t.Fatalf("acked %q, want %q", got, topic)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no ack for %q", topic)
+	if got := receive(t, a.ch, "ack for "+topic); got != topic {
+		t.Fatalf("acked %q, want %q", got, topic)
 	}
 }
 

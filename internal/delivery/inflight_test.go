@@ -67,7 +67,7 @@ func TestSubmitDefersToTheMQTTCopy(t *testing.T) {
 	acks := newAcks()
 	raw := payload(t, "periodic-daily_failure_mixed.json")
 	p.Handle(acks.msg(t, "mqtt", raw))
-	<-entered
+	receive(t, entered, "the delivery in the sink")
 	ev, _ := zuul.Decode(raw)
 	ev.Source, ev.Recovered = zuul.SourceREST, true
 	if err := p.Submit(context.Background(), ev); !errors.Is(err, ErrInFlight) {
@@ -103,7 +103,7 @@ func TestMQTTCopyWaitsForSubmit(t *testing.T) {
 	ev, _ := zuul.Decode(raw)
 	submitted := make(chan error, 1)
 	go func() { submitted <- p.Submit(context.Background(), ev) }()
-	<-entered
+	receive(t, entered, "the Submit's delivery in the sink")
 	acks := newAcks()
 	p.Handle(acks.msg(t, "mqtt", raw))
 	select {
@@ -112,14 +112,10 @@ func TestMQTTCopyWaitsForSubmit(t *testing.T) {
 	case <-time.After(50 * time.Millisecond): // a negative check: nothing may happen meanwhile
 	}
 	close(release)
-	if err := <-submitted; err != nil {
+	if err := receive(t, submitted, "the Submit's result"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-acks.ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the MQTT copy was not acknowledged after the Submit settled")
-	}
+	acks.wait(t, "mqtt")
 	// A later copy of the same report (a redelivery) is not delivered again either.
 	p.Handle(acks.msg(t, "mqtt-again", raw))
 	acks.wait(t, "mqtt-again")

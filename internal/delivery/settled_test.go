@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -32,13 +31,8 @@ func TestSettledSaysWhetherApplied(t *testing.T) {
 			acks := newAcks()
 			p.Handle(acks.msg(t, "zuul/x", payload(t, "periodic-daily_failure_mixed.json")))
 			acks.wait(t, "zuul/x")
-			select {
-			case got := <-settled:
-				if got != tc.applied {
-					t.Fatalf("Settled applied=%v, want %v", got, tc.applied)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Settled not called")
+			if got := receive(t, settled, "Settled call"); got != tc.applied {
+				t.Fatalf("Settled applied=%v, want %v", got, tc.applied)
 			}
 		})
 	}
