@@ -53,13 +53,14 @@ type FailedJob struct {
 // NewBody builds the message body of a report for a route.
 func NewBody(ev *zuul.Event, route string, includeRaw bool) *Body {
 	result, _ := ev.Field("result")
+	failed := ev.FailedBuilds()
 	b := &Body{
 		Schema:       Schema,
 		ID:           ev.ID,
 		Route:        route,
 		Source:       ev.Source,
 		Recovered:    ev.Recovered,
-		Summary:      Summary(ev),
+		Summary:      summary(ev, result, failed),
 		Tenant:       ev.Tenant,
 		Pipeline:     ev.Pipeline,
 		Project:      ev.Project,
@@ -81,7 +82,7 @@ func NewBody(ev *zuul.Event, route string, includeRaw bool) *Body {
 		ts := ev.Timestamp
 		b.Timestamp = &ts
 	}
-	for _, fb := range ev.FailedBuilds() {
+	for _, fb := range failed {
 		b.FailedJobs = append(b.FailedJobs, FailedJob{Name: fb.JobName, Voting: fb.Voting, Result: fb.Result, LogURL: fb.LogURL, BuildURL: fb.WebURL})
 	}
 	if includeRaw && len(ev.Raw) > 0 {
@@ -101,11 +102,11 @@ func MessageText(msg string) string {
 	return strings.TrimSpace(msg)
 }
 
-// Summary is one line a chat bot can post as is, e.g.
-// "FAILURE periodic-daily SovereignCloudStack/standards@main: 1 of 4 jobs failed (scs-check-kaas1: TIMED_OUT) https://zuul.../buildset/...".
-func Summary(ev *zuul.Event) string {
+// summary is one line a chat bot can post as is, e.g.
+// "FAILURE periodic-daily SovereignCloudStack/standards@main: 1 of 4 jobs failed (scs-check-kaas1: TIMED_OUT) https://zuul.../buildset/...";
+// result and failed are the report's, as NewBody has them.
+func summary(ev *zuul.Event, result string, failed []zuul.Build) string {
 	var b strings.Builder
-	result, _ := ev.Field("result")
 	b.WriteString(strings.ToUpper(result))
 	b.WriteString(" ")
 	b.WriteString(ev.Pipeline)
@@ -127,7 +128,6 @@ func Summary(ev *zuul.Event) string {
 		b.WriteString(ev.Tenant)
 		b.WriteString("]")
 	}
-	failed := ev.FailedBuilds()
 	switch {
 	case len(failed) > 0:
 		b.WriteString(": ")

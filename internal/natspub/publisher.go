@@ -128,11 +128,12 @@ func (s *Sink) Message(ev *zuul.Event) (*nats.Msg, error) {
 // NewMessage builds the message for a report: subject, headers and body. The check
 // subcommand prints exactly this.
 func NewMessage(ev *zuul.Event, route string, subject *Subject, includeRaw bool) (*nats.Msg, error) {
-	data, err := marshalBody(NewBody(ev, route, includeRaw))
+	body := NewBody(ev, route, includeRaw)
+	data, err := marshalBody(body)
 	if err != nil {
 		return nil, err
 	}
-	result, _ := ev.Field("result")
+	result := body.Result
 	// The header values share one array: a header is a one-value slice of it, as
 	// nats.Header.Set would make, without an allocation each. Sized for every header, so
 	// the map is not grown either.
