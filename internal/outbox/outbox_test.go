@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
@@ -57,28 +58,23 @@ func event(t *testing.T, id string) *zuul.Event {
 type recorder struct {
 	mu      sync.Mutex
 	applied []string // route/id
-	calls   int
-	fail    func(route string, ev *zuul.Event, call int) (bool, error)
-	done    chan struct{}
+	fail    func(route string, ev *zuul.Event) (bool, error)
 }
 
-func newRecorder() *recorder { return &recorder{done: make(chan struct{}, 100)} }
+func newRecorder() *recorder { return &recorder{} }
 
 func (r *recorder) apply(_ context.Context, route string, ev *zuul.Event) (bool, error) {
 	r.mu.Lock()
-	r.calls++
-	call := r.calls
 	f := r.fail
 	r.mu.Unlock()
 	if f != nil {
-		if again, err := f(route, ev, call); err != nil {
+		if again, err := f(route, ev); err != nil {
 			return again, err
 		}
 	}
 	r.mu.Lock()
 	r.applied = append(r.applied, route+"/"+ev.ID)
 	r.mu.Unlock()
-	r.done <- struct{}{}
 	return false, nil
 }
 
@@ -200,7 +196,7 @@ func TestRetriedInPlaceThenDeadLettered(t *testing.T) {
 	}
 	rec := newRecorder()
 	var flakyCalls int
-	rec.fail = func(_ string, ev *zuul.Event, _ int) (bool, error) {
+	rec.fail = func(_ string, ev *zuul.Event) (bool, error) {
 		switch ev.ID {
 		case "flaky":
 			flakyCalls++
@@ -230,10 +226,10 @@ func TestRetriedInPlaceThenDeadLettered(t *testing.T) {
 	if len(dead) != 2 || dead[0].ID != "flaky" || dead[1].ID != "bad" {
 		t.Fatalf("dead letters %+v", dead)
 	}
-	if r := dead[0].Reason; flakyCalls < 2 || !contains(r, "retry window of 500ms passed") || !contains(r, "503") {
+	if r := dead[0].Reason; flakyCalls < 2 || !strings.Contains(r, "retry window of 500ms passed") || !strings.Contains(r, "503") {
 		t.Errorf("flaky: %d calls, reason %q", flakyCalls, r)
 	}
-	if r := dead[1].Reason; !contains(r, "failed for good") || !contains(r, "400") || dead[1].Route != "nightly" || dead[1].Sink != "statuspage" {
+	if r := dead[1].Reason; !strings.Contains(r, "failed for good") || !strings.Contains(r, "400") || dead[1].Route != "nightly" || dead[1].Sink != "statuspage" {
 		t.Errorf("bad: %+v", dead[1])
 	}
 }
@@ -253,7 +249,8 @@ func TestRouteNotReadyHoldsOnlyItself(t *testing.T) {
 	}
 	var ready sync.Map
 	rec := newRecorder()
-	m := outbox.NewMetrics(nil)
+	reg := prometheus.NewRegistry()
+	m := outbox.NewMetrics(reg)
 	run(t, box, []string{"typo", "nightly"}, outbox.WorkerOptions{
 		Apply: rec.apply,
 		Ready: func(route string) error {
@@ -275,6 +272,33 @@ func TestRouteNotReadyHoldsOnlyItself(t *testing.T) {
 	if got := rec.list()[3:]; !reflect.DeepEqual(got, []string{"typo/typo0", "typo/typo1", "typo/typo2"}) {
 		t.Fatalf("held items applied as %v", got)
 	}
+	if n := counterValue(t, reg, "zuul_bridge_outbox_items_total", map[string]string{"route": "typo", "outcome": "deferred"}); n < 1 {
+		t.Errorf("deferred items counted %v, want at least 1", n)
+	}
+}
+
+// counterValue reads one series of a counter from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // TestCrashedWorkerItemComesBack: an item taken by a worker that disappears without
@@ -315,8 +339,6 @@ func TestCrashedWorkerItemComesBack(t *testing.T) {
 	cancel1()
 	waitFor(t, 10*time.Second, "the item applied by the other worker", func() bool { return len(rec.list()) == 1 })
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func retryBackoff() retry.Backoff {
 	return retry.Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}
