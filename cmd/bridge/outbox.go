@@ -198,12 +198,8 @@ func (w *statuspageWork) run(ctx context.Context) {
 			Apply: func(ctx context.Context, route string, ev *zuul.Event) (bool, error) {
 				return w.sinks[route].Send(ctx, ev)
 			},
-			Ready: func(route string) error {
-				s, ok := w.sinks[route]
-				switch {
-				case !ok:
-					return outbox.ErrUnknownRoute
-				case !s.Resolved():
+			Ready: func(route string) error { // Run is given the routes of w.sinks
+				if !w.sinks[route].Resolved() {
 					return errors.New(w.unknownReason(route))
 				}
 				return nil

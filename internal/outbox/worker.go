@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,8 +23,7 @@ type WorkerOptions struct {
 	Apply func(ctx context.Context, route string, ev *zuul.Event) (retry bool, err error)
 	// Ready says whether route's items can be applied now; an error (e.g. the status page
 	// lacks a name the route uses) defers the item by DeferDelay (the route's later items
-	// wait behind it; other routes go on). nil = always ready. ErrUnknownRoute
-	// dead-letters the item.
+	// wait behind it; other routes go on). nil = always ready.
 	Ready func(route string) error
 	// DeadLetter records an item that failed for good or whose retry window passed; it is
 	// retried until recorded, then the item is removed. nil = logged only.
@@ -42,10 +40,6 @@ type WorkerOptions struct {
 	Metrics    *Metrics // nil: not counted
 	Now        func() time.Time
 }
-
-// ErrUnknownRoute: an item names a route this process does not have (the rules changed
-// since it was stored). Ready returns it to have the item dead-lettered.
-var ErrUnknownRoute = errors.New("outbox: the item's route is not configured")
 
 func (w *WorkerOptions) defaults() {
 	if w.RetryWindow <= 0 {
@@ -165,14 +159,14 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 		if err != nil {
 			return err
 		}
-		o.handle(ctx, w, log, msg)
+		o.handle(ctx, route, w, log, msg)
 	}
 }
 
-// handle applies one item, retrying in place (and keeping it alive) within its window.
-func (o *Outbox) handle(ctx context.Context, w *WorkerOptions, log zerolog.Logger, msg jetstream.Msg) {
+// handle applies one item of route (its consumer takes only that route's subject),
+// retrying in place (and keeping it alive) within its window.
+func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger, msg jetstream.Msg) {
 	m := w.Metrics
-	route := msg.Headers().Get(HeaderRoute)
 	stored := w.Now()
 	if md, err := msg.Metadata(); err == nil {
 		stored = md.Timestamp
@@ -189,10 +183,6 @@ func (o *Outbox) handle(ctx context.Context, w *WorkerOptions, log zerolog.Logge
 		o.ack(ctx, log, msg)
 	}
 	if err := w.Ready(route); err != nil {
-		if errors.Is(err, ErrUnknownRoute) {
-			dead(err.Error())
-			return
-		}
 		m.items.WithLabelValues(route, "deferred").Inc()
 		log.Warn().Err(err).Dur("delay", w.DeferDelay).Msg("outbox item deferred: its route cannot be applied yet")
 		_ = msg.NakWithDelay(w.DeferDelay)
