@@ -152,6 +152,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: stream %s: %w", cfg.Stream, err)
 	}
+	// An existing stream is used as it is, so it must be one the outbox works with: a work
+	// queue (else applied items stay, and the backlog with them) that takes the items'
+	// subjects (else every store fails).
+	if r := stream.CachedInfo().Config.Retention; r != jetstream.WorkQueuePolicy {
+		return nil, fmt.Errorf("outbox: stream %s has retention %s; the outbox needs a work-queue stream (delete it to have it created, or name another)", cfg.Stream, r)
+	}
+	if name, err := js.StreamNameBySubject(ctx, cfg.Subject+".x"); err != nil || name != cfg.Stream {
+		return nil, fmt.Errorf("outbox: stream %s does not take the subjects %s.> (they go to %q, %v)", cfg.Stream, cfg.Subject, name, err)
+	}
 	return &Outbox{cfg: cfg, js: js, stream: stream}, nil
 }
 

@@ -133,6 +133,33 @@ func TestOpenCreatesAWorkQueueStreamOnce(t *testing.T) {
 	}
 }
 
+// An existing stream the outbox cannot work with is refused with the reason: one that
+// keeps what is acknowledged, and one that does not take the items' subjects. A broader
+// work-queue stream that takes them is used.
+func TestOpenRefusesAStreamItCannotUse(t *testing.T) {
+	nc := connect(t, true)
+	js, _ := nc.JetStream()
+	for name, sc := range map[string]*nats.StreamConfig{
+		"LIMITS": {Name: "LIMITS", Subjects: []string{"zuul-bridge.outbox.>"}},
+		"OTHER":  {Name: "OTHER", Subjects: []string{"elsewhere.>"}, Retention: nats.WorkQueuePolicy},
+		"BROAD":  {Name: "BROAD", Subjects: []string{"bridge-wide.>"}, Retention: nats.WorkQueuePolicy},
+	} {
+		if _, err := js.AddStream(sc); err != nil {
+			t.Fatal(name, err)
+		}
+	}
+	ctx := context.Background()
+	if _, err := outbox.Open(ctx, nc, outbox.Config{Stream: "LIMITS"}); err == nil || !strings.Contains(err.Error(), "work-queue") {
+		t.Errorf("a limits stream: %v, want refused for its retention", err)
+	}
+	if _, err := outbox.Open(ctx, nc, outbox.Config{Stream: "OTHER"}); err == nil || !strings.Contains(err.Error(), "does not take the subjects zuul-bridge.outbox.>") {
+		t.Errorf("a stream of other subjects: %v, want refused for its subjects", err)
+	}
+	if _, err := outbox.Open(ctx, nc, outbox.Config{Stream: "BROAD", Subject: "bridge-wide.outbox"}); err != nil {
+		t.Errorf("a work-queue stream whose subjects cover the items': %v", err)
+	}
+}
+
 // TestItemsAppliedInOrderAndRemoved: what is appended comes out per route in order, as
 // the same event, and is gone from the stream once applied; an append of the same report
 // twice is stored once.
