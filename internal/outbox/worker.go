@@ -253,20 +253,21 @@ func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.L
 	if w.DeadLetter == nil {
 		return true
 	}
-	for attempt := 0; ; attempt++ {
+	// The waits stay below the ack wait, and the item is kept ours through them.
+	b := retry.Backoff{Min: w.Backoff.Min, Max: min(w.Backoff.Max, o.cfg.AckWait/3)}
+	err := retry.Until(ctx, b, func(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
-		err := w.DeadLetter(dctx, dl)
-		cancel()
-		if err == nil {
-			return true
-		}
-		log.Warn().Err(err).Int("attempt", attempt+1).Msg("dead letter not recorded, retrying")
+		defer cancel()
+		return w.DeadLetter(dctx, dl)
+	}, nil, func(err error, wait time.Duration) {
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("dead letter not recorded, retrying")
 		_ = msg.InProgress()
-		if !retry.Sleep(ctx, min(w.Backoff.Delay(attempt), o.cfg.AckWait/3)) {
-			_ = msg.Nak()
-			return false
-		}
+	})
+	if err != nil {
+		_ = msg.Nak()
+		return false
 	}
+	return true
 }
 
 // ack removes the item; the server confirms it (a lost ack would apply the item again).
