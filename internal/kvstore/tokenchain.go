@@ -35,8 +35,8 @@ type TokenChain struct {
 	o   TokenChainOptions
 	key string
 
-	mu sync.Mutex
-	kv jetstream.KeyValue
+	mu  sync.Mutex
+	cas *CAS // bound at the first use
 }
 
 // NewTokenChain returns the store; nothing is contacted yet.
@@ -48,28 +48,28 @@ func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
 		o.Replicas = 1
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
+		o.Timeout = defaultTimeout
 	}
 	sum := sha256.Sum256([]byte(o.Issuer + "\x00" + o.ClientID))
 	return &TokenChain{nc: nc, o: o, key: "chain-" + hex.EncodeToString(sum[:12])}
 }
 
-// bucket opens the bucket at the first use, creating it if it is missing. A server
+// store opens the bucket at the first use, creating it if it is missing. A server
 // without JetStream (where the chain cannot be kept) gives ErrNoJetStream, told apart from
 // one not reachable yet.
-func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+func (s *TokenChain) store(ctx context.Context) (*CAS, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.kv != nil {
-		return s.kv, nil
+	if s.cas != nil {
+		return s.cas, nil
 	}
 	js, err := jetstream.New(s.nc)
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	bctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	kv, err := bind(ctx, js, jetstream.KeyValueConfig{
+	kv, err := bind(bctx, js, jetstream.KeyValueConfig{
 		Bucket:      s.o.Bucket,
 		Description: "zuul-bridge: the status page login's current refresh token (rotated on every refresh)",
 		History:     1,
@@ -79,48 +79,32 @@ func (s *TokenChain) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.kv = kv
-	return kv, nil
+	s.cas = &CAS{kv: kv, timeout: s.o.Timeout}
+	return s.cas, nil
 }
 
 // Load returns the value and its revision, or ErrNoKey.
 func (s *TokenChain) Load(ctx context.Context) ([]byte, uint64, error) {
-	kv, err := s.bucket(ctx)
+	cas, err := s.store(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-	defer cancel()
-	e, err := kv.Get(ctx, s.key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, ErrNoKey
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("kvstore: get %s: %w", s.key, err)
-	}
-	return e.Value(), e.Revision(), nil
+	return cas.Get(ctx, s.key)
 }
 
 // Save stores value if the latest revision is rev (0: if there is none yet) and returns
 // the new revision, or ErrRevisionMismatch when another writer was first.
 func (s *TokenChain) Save(ctx context.Context, value []byte, rev uint64) (uint64, error) {
-	kv, err := s.bucket(ctx)
+	cas, err := s.store(ctx)
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-	defer cancel()
-	var nrev uint64
-	if rev == 0 {
-		nrev, err = kv.Create(ctx, s.key, value)
-	} else {
-		nrev, err = kv.Update(ctx, s.key, value, rev)
+	if rev != 0 {
+		return cas.Update(ctx, s.key, value, rev)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	nrev, err := cas.Create(ctx, s.key, value)
+	if errors.Is(err, ErrKeyExists) {
 		return 0, ErrRevisionMismatch
 	}
-	if err != nil {
-		return 0, fmt.Errorf("kvstore: save %s: %w", s.key, err)
-	}
-	return nrev, nil
+	return nrev, err
 }
