@@ -61,7 +61,7 @@ func DeadLetterMessage(subject string, dl delivery.DeadLetter, maxPayload int64)
 	sum := sha256.Sum256(dl.Payload)
 	h.Set("Bridge-Payload-Size", strconv.Itoa(len(dl.Payload)))
 	h.Set("Bridge-Payload-Sha256", hex.EncodeToString(sum[:]))
-	room := maxPayload - int64(headerOverhead(h)) - deadLetterSlack
+	room := maxPayload - int64(wireSize(msg)) - deadLetterSlack
 	if int64(len(dl.Payload)) <= room {
 		msg.Data = dl.Payload
 		return msg

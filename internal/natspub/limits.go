@@ -51,23 +51,9 @@ func CheckSubject(s string) error {
 	return nil
 }
 
-// headerOverhead is what the header block adds to a message: nats.go sends
-// "NATS/1.0\r\n", one "Key: value\r\n" per value, and a blank line.
-func headerOverhead(h nats.Header) int {
-	if len(h) == 0 {
-		return 0
-	}
-	n := len("NATS/1.0\r\n") + 2
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
-}
-
-// wireSize is what counts against max_payload: the header block and the data.
-func wireSize(msg *nats.Msg) int { return headerOverhead(msg.Header) + len(msg.Data) }
+// wireSize is what counts against max_payload: the header block and the data, as
+// nats.go counts them.
+func wireSize(msg *nats.Msg) int { return msg.Size() - len(msg.Subject) - len(msg.Reply) }
 
 // checkFits fails a message that the server would refuse for its size. maxPayload <= 0
 // (not connected yet) checks nothing; the publish itself then fails and is retried.
