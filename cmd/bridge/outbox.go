@@ -207,8 +207,9 @@ func (w *statuspageWork) run(ctx context.Context) {
 			DeadLetter:  w.deadLetter,
 			RetryWindow: w.cfg.Statuspage.RetryWindow.v,
 			Backoff:     retry.Backoff{Min: time.Second, Max: 5 * time.Minute},
-			// A little longer than the HTTP client's timeout, so that an attempt ends with
-			// the status page's answer or the client's timeout, not this one.
+			// Room for three requests (a resolve is GET, POST and PATCH) and some, so that
+			// an attempt ends with the status page's answers or the client's timeout, not
+			// this one.
 			AttemptTimeout: w.cfg.Statuspage.Timeout.v*3 + 5*time.Second,
 			DeferDelay:     time.Minute,
 			Log:            w.log,
