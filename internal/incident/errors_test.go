@@ -81,7 +81,7 @@ func TestCreateAnswerLost(t *testing.T) {
 	if !retry || err == nil {
 		t.Fatalf("lost answer: retry=%v err=%v", retry, err)
 	}
-	eqCalls(t, "retry looks first", e.calls(func() { e.send(fail(1, hours(0))) }), "GET /incidents", "GET /incidents/{id}/updates")
+	eqCalls(t, "retry looks first", e.calls(func() { e.send(fail(1, hours(0))) }), "GET /incidents")
 	eq(t, "incidents", len(e.incidents()), 1)
 	e.send(fail(2, hours(24)))
 	eq(t, "the found incident is updated", len(e.incidents()[0].Updates), 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,22 +75,23 @@ type env struct {
 	sink  *incident.Sink
 	// incEvery is the manager's IncidentRefreshInterval (0 = default); only Run uses it.
 	incEvery time.Duration
-	// natsURL, when set, gives every manager a key store in a JetStream bucket there.
+	// natsURL: every manager's key store is a JetStream bucket there; it outlives restarts.
 	natsURL string
 }
 
 const routeName = "k8s-provider-health"
 
+// newEnv starts a fake status page and a manager whose key store is a JetStream bucket of
+// an embedded server.
 func newEnv(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig)) *env {
 	t.Helper()
-	return newEnvWith(t, fo, tweak, "")
+	return newEnvWith(t, fo, tweak, natstest.Start(t, true).ClientURL())
 }
 
-// newStoreEnv is newEnv with a key store in a JetStream bucket of an embedded server; the
-// store outlives restarts.
+// newStoreEnv is newEnv with the default fake.
 func newStoreEnv(t *testing.T, tweak func(*incident.RouteConfig)) *env {
 	t.Helper()
-	return newEnvWith(t, statuspagefake.Options{}, tweak, natstest.Start(t, true).ClientURL())
+	return newEnv(t, statuspagefake.Options{}, tweak)
 }
 
 func newEnvWith(t *testing.T, fo statuspagefake.Options, tweak func(*incident.RouteConfig), natsURL string) *env {
@@ -118,17 +118,7 @@ func (e *env) restart() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var store incident.KeyStore
-	if e.natsURL != "" {
-		nc, err := nats.Connect(e.natsURL)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		e.t.Cleanup(nc.Close)
-		if store, err = kvstore.NewCAS(e.t.Context(), nc, kvstore.CASOptions{Timeout: 5 * time.Second}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
+	store := keyStoreAt(e.t, e.natsURL)
 	e.m = incident.NewManager(incident.ManagerOptions{
 		Client: c, Log: zerolog.New(zerolog.NewTestWriter(e.t)), Observer: e.obs, Now: e.clock.Now, BridgeID: "test",
 		IncidentRefreshInterval: e.incEvery, KeyStore: store, ReplicaID: "pod-0",
@@ -140,6 +130,27 @@ func (e *env) restart() {
 	if err := e.m.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// keyStoreAt opens the incident key bucket on the NATS server at url.
+func keyStoreAt(t testing.TB, url string) *kvstore.CAS {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	store, err := kvstore.NewCAS(t.Context(), nc, kvstore.CASOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// newKeyStore is a key store on an embedded NATS server of its own.
+func newKeyStore(t testing.TB) *kvstore.CAS {
+	t.Helper()
+	return keyStoreAt(t, natstest.Start(t, true).ClientURL())
 }
 
 // send applies ev and fails the test on an error.
@@ -232,17 +243,6 @@ func loseAnswerOnce(method, suffix string) func(*http.Request, []byte) (statuspa
 		}
 		return statuspagefake.Fault{}, false
 	}
-}
-
-// refOf returns the reference of a text the bridge wrote without a key store, failing
-// the test when it has none.
-func refOf(t *testing.T, text string) string {
-	t.Helper()
-	m := regexp.MustCompile(`automatically \(ref ([0-9a-f]{20})\)\.$`).FindStringSubmatch(text)
-	if m == nil {
-		t.Fatalf("no reference sentence at the end of %q", text)
-	}
-	return m[1]
 }
 
 func statuspagefakeOptions() statuspagefake.Options { return statuspagefake.Options{} }

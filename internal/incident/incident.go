@@ -39,7 +39,7 @@ func (s *Sink) Name() string { return s.name }
 // (RefreshIncidents, live.go), at most one refresh interval old. Extra reads happen only
 // after a lost answer or an error (looking before writing again).
 //
-// With a KeyStore (replicas.go) every report first reads the key's entry (1 KV get); an
+// Every report first reads the key's entry (1 KV get); an
 // open claims the key first and stores the id after (2 KV writes), an update and a
 // resolve write it once, a resolve deletes it; when another replica changed the entry
 // since this one looked, the incident is read again (GET incident). A key
@@ -53,22 +53,19 @@ func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error)
 		return true, &temporaryError{op: "send", err: errors.New("manager not started yet")}
 	}
 	hash, vals := keyOf(s.name, s.cfg.Key, ev)
-	ref := s.m.ref(s.name, hash)
-	ks := s.m.state(ref, hash, s)
+	ks := s.m.state(hash, s)
 	if err := ks.mu.lock(ctx); err != nil {
 		return true, err
 	}
 	defer ks.mu.unlock()
 	rh := reportHash(ev.ID)
-	log := s.log.With().Str("incident_key", ref).Str("report", ev.ID).Logger()
+	log := s.log.With().Str("incident_key", hash).Str("report", ev.ID).Logger()
 	a := &apply{s: s, ks: ks, ev: ev, rh: rh, vals: vals, log: log}
-	if s.m.kv != nil {
-		// Another replica may have opened, updated or resolved this key's incident.
-		if err := a.sync(ctx); err != nil {
-			retry = statuspage.Retryable(err)
-			log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
-			return retry, err
-		}
+	// Another replica may have opened, updated or resolved this key's incident.
+	if err := a.sync(ctx); err != nil {
+		retry = statuspage.Retryable(err)
+		log.Warn().Err(err).Bool("retry", retry).Msg("status page delivery failed")
+		return retry, err
 	}
 	if a.applied() {
 		log.Debug().Msg("report already applied")
@@ -99,24 +96,8 @@ type apply struct {
 	log  zerolog.Logger
 }
 
-// applied: this report changed the status page already. A failing report is also known
-// by its time (a recovered incident's beganAt or an update's createdAt); a success is not,
-// since a closing update already posted must still be followed by the PATCH.
-func (a *apply) applied() bool {
-	if a.ks.applied.has(a.rh) {
-		return true
-	}
-	return a.ev.Outcome == zuul.OutcomeFailure && a.ks.applied.has(timeToken(a.ev.Timestamp))
-}
-
-// finish adds the reference sentence to a public text when the bridge has no key store
-// to know its incidents by.
-func (a *apply) finish(text string, kind refKind) string {
-	if a.s.m.kv != nil {
-		return text
-	}
-	return withRef(text, kind, a.ks.ref)
-}
+// applied: this report changed the status page already.
+func (a *apply) applied() bool { return a.ks.applied.has(a.rh) }
 
 func (a *apply) target() (*target, error) {
 	t := a.s.target.Load()
@@ -185,18 +166,16 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return err
 	}
 	fp := &fingerprint{Title: title, Began: ts, Report: a.rh}
-	if m.kv != nil {
-		claimed, err := a.claim(ctx, fp)
-		switch {
-		case err != nil:
-			return err
-		case !claimed && ks.inc != nil: // another replica opened it meanwhile
-			return a.update(ctx)
-		case !claimed: // ended by a person: suppressed
-			return a.failure(ctx)
-		case ks.pendingCreate: // took over an abandoned claim: look for its incident
-			return a.failure(ctx)
-		}
+	claimed, err := a.claim(ctx, fp)
+	switch {
+	case err != nil:
+		return err
+	case !claimed && ks.inc != nil: // another replica opened it meanwhile
+		return a.update(ctx)
+	case !claimed: // ended by a person: suppressed
+		return a.failure(ctx)
+	case ks.pendingCreate: // took over an abandoned claim: look for its incident
+		return a.failure(ctx)
 	}
 	sev := t.severity
 	id, err := m.client.CreateIncident(ctx, statuspage.NewIncident{
@@ -241,7 +220,7 @@ func (a *apply) checkOpen(ctx context.Context) (cur statuspage.Incident, still b
 	if cur.EndedAt == nil {
 		return cur, true, false, nil
 	}
-	byUs = m.endedByBridge(ks, cur)
+	byUs = endedByBridge(ks, cur)
 	a.log.Info().Str("incident", ks.inc.id).Bool("by_bridge", byUs).Msg("incident was already ended")
 	ks.setIncident(m, nil)
 	return cur, false, byUs, nil
@@ -356,17 +335,9 @@ func (a *apply) data(run int, since time.Time, reason string, at time.Time) *Tem
 	return d
 }
 
-// endedByBridge reports whether an ended incident of ks was ended by the bridge: by the
-// closing PATCH this process sent (answered or not), or, without a key store, by its
-// reference sentence ("Reported and closed automatically"). With a key store, a restarted
-// bridge knows it from the entry's Closing flag (replicas.go).
-func (m *Manager) endedByBridge(ks *keyState, cur statuspage.Incident) bool {
-	if ks.inc != nil && ks.inc.endSent != nil && sameSecond(*ks.inc.endSent, cur.EndedAt) {
-		return true
-	}
-	if m.kv != nil {
-		return false
-	}
-	ref, kind, ok := parseRef(cur.Description)
-	return ok && kind == refClosed && ref == ks.ref
+// endedByBridge reports whether an ended incident of ks was ended by the closing PATCH
+// this process sent (answered or not). A restarted bridge knows it from the entry's
+// Closing flag (replicas.go).
+func endedByBridge(ks *keyState, cur statuspage.Incident) bool {
+	return ks.inc != nil && ks.inc.endSent != nil && sameSecond(*ks.inc.endSent, cur.EndedAt)
 }

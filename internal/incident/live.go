@@ -126,7 +126,7 @@ func (m *Manager) noticeEnded(ctx context.Context, ks *keyState, byID map[string
 		return nil
 	}
 	s, inc := ks.sink, ks.inc
-	log := s.log.With().Str("incident_key", ks.ref).Str("incident", inc.id).Logger()
+	log := s.log.With().Str("incident_key", ks.hash).Str("incident", inc.id).Logger()
 	cur, listed := byID[inc.id]
 	if !listed {
 		if inc.seq > known {
@@ -148,7 +148,7 @@ func (m *Manager) noticeEnded(ctx context.Context, ks *keyState, byID map[string
 	if cur.EndedAt == nil {
 		return nil
 	}
-	byBridge := m.endedByBridge(ks, *cur)
+	byBridge := endedByBridge(ks, *cur)
 	ks.setIncident(m, nil)
 	ks.successStreak = 0
 	if byBridge {

@@ -33,15 +33,13 @@ type ManagerOptions struct {
 	// windows and incidents ended by hand (live.go); <= 0 = 1m. It bounds how stale
 	// those are on the hot path.
 	IncidentRefreshInterval time.Duration
-	// BridgeID goes into the reference of every incident (and names the owners in
-	// KeyStore entries), so that two bridge deployments writing to one status page never
-	// adopt each other's incidents. "" = "zuul-bridge".
+	// BridgeID names the owners in KeyStore entries. "" = "zuul-bridge".
 	BridgeID string
-	// KeyStore is shared by the replicas of one deployment (one bucket per BridgeID); with
-	// it the store is where the bridge knows its incidents from (no reference in the
-	// texts), and a key is claimed before its incident is opened, so that two replicas
-	// never open two incidents for one key (replicas.go). nil = a single replica that
-	// finds its incidents again by the reference sentence in their texts (ref.go).
+	// KeyStore is shared by the replicas of one deployment (one bucket per BridgeID): the
+	// store is where the bridge knows its incidents from (the texts carry no marker), and
+	// a key is claimed before its incident is opened, so that two replicas never open two
+	// incidents for one key (replicas.go). Required before Start; SetKeyStore sets it
+	// when it is opened only after NewManager.
 	KeyStore KeyStore
 	// ReplicaID names this replica in KeyStore entries and must differ between running
 	// replicas; a StatefulSet pod name is right (a restarted pod then recognises its own
@@ -65,7 +63,7 @@ type Manager struct {
 	refresh  time.Duration
 	incEvery time.Duration
 	bridgeID string
-	kv       KeyStore      // nil = single replica
+	kv       KeyStore
 	owner    string        // bridge id/replica id, in KeyStore entries
 	claimTTL time.Duration // see ManagerOptions.ClaimTimeout
 	started  atomic.Bool
@@ -79,9 +77,8 @@ type Manager struct {
 	keys   map[string]*keyState
 }
 
-// recoveryLookback bounds the list of ended incidents read at Start (open ones are always
-// listed, whatever their age); it is how long a hand-ended incident is
-// remembered across a restart.
+// recoveryLookback bounds the ended incidents the incident list reads (open ones are
+// always listed, whatever their age).
 const recoveryLookback = 30 * 24 * time.Hour
 
 const defaultRefresh = 5 * time.Minute
@@ -126,7 +123,7 @@ func NewManager(o ManagerOptions) *Manager {
 }
 
 // SetKeyStore gives the manager its KeyStore when it is known only after construction (the
-// bucket is opened in the background); nil means none. Call it before Start.
+// bucket is opened in the background). Call it before Start.
 func (m *Manager) SetKeyStore(ks KeyStore) {
 	if m.started.Load() {
 		panic("incident: SetKeyStore after Start")
@@ -256,28 +253,21 @@ func (m *Manager) snapshot() []*keyState {
 }
 
 // state returns the state of a key, creating it. Callers lock ks.mu themselves; m.mu is
-// never held while waiting for a key. hash may be "" for a key found again by its
-// reference alone; the first report of the key fills it in.
-func (m *Manager) state(ref, hash string, s *Sink) *keyState {
+// never held while waiting for a key.
+func (m *Manager) state(hash string, s *Sink) *keyState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ks, ok := m.keys[ref]
+	ks, ok := m.keys[hash]
 	if !ok {
-		ks = &keyState{mu: newChanMutex(), ref: ref, hash: hash, sink: s, applied: newRecent(appliedMemory)}
-		m.keys[ref] = ks
-	}
-	if ks.hash == "" {
-		ks.hash = hash
+		ks = &keyState{mu: newChanMutex(), hash: hash, sink: s, applied: newRecent(appliedMemory)}
+		m.keys[hash] = ks
 	}
 	ks.touched = m.now()
 	return ks
 }
 
-func (m *Manager) lookup(ref string) *keyState {
+func (m *Manager) lookup(hash string) *keyState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.keys[ref]
+	return m.keys[hash]
 }
-
-// ref is the reference of a key of this manager.
-func (m *Manager) ref(route, hash string) string { return refOf(m.bridgeID, route, hash) }

@@ -22,7 +22,7 @@ func TestStartKnownKeepsGoodRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := incident.NewManager(incident.ManagerOptions{Client: c, Log: zerolog.New(zerolog.NewTestWriter(t)), BridgeID: "test"})
+	m := incident.NewManager(incident.ManagerOptions{Client: c, Log: zerolog.New(zerolog.NewTestWriter(t)), BridgeID: "test", KeyStore: newKeyStore(t)})
 	good, bad := incident.DefaultRouteConfig(), incident.DefaultRouteConfig()
 	good.Component, bad.Component = "Zuul", "Zuull"
 	goodSink, err := m.AddRoute("good", good)

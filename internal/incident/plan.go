@@ -22,8 +22,7 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		return nil
 	}
 	hash, vals := keyOf(s.name, s.cfg.Key, ev)
-	ref := s.m.ref(s.name, hash)
-	ks := s.m.lookup(ref)
+	ks := s.m.lookup(hash)
 	var inc *openIncident
 	var suppressed bool
 	var failStreak, successStreak int
@@ -45,7 +44,7 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		suppressed, failStreak, successStreak = ks.suppressed, ks.failStreak, ks.successStreak
 	}
 	comp, typ, sev, phase, endPhase := s.names()
-	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{ref: ref, hash: hash}}
+	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{hash: hash}}
 	switch {
 	case ev.Outcome == zuul.OutcomeFailure && suppressed:
 		return nil

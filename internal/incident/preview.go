@@ -21,15 +21,14 @@ type PublicTexts struct {
 
 // Texts renders what ev puts on the status page through the route's templates, for the
 // `check` subcommand and the documentation. A report that is not final, or neutral,
-// puts nothing. The texts end with the reference sentence unless the manager has a key
-// store, like the ones Send writes.
+// puts nothing.
 func (s *Sink) Texts(ev *zuul.Event) (PublicTexts, error) {
 	var out PublicTexts
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return out, nil
 	}
 	hash, vals := keyOf(s.name, s.cfg.Key, ev)
-	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{ref: s.m.ref(s.name, hash), hash: hash}}
+	a := &apply{s: s, ev: ev, vals: vals, ks: &keyState{hash: hash}}
 	ts := a.when()
 	var err error
 	if ev.Outcome == zuul.OutcomeSuccess {
@@ -58,7 +57,7 @@ func (a *apply) openTexts(ts time.Time) (title, desc string, err error) {
 	if desc, err = render(a.s.cfg.tmpl.description, data); err != nil {
 		return "", "", fmt.Errorf("statuspage: description template: %w", err)
 	}
-	return oneLine(title), a.finish(fit(desc, MaxDescription-refRoom), refReported), nil
+	return oneLine(title), fit(desc, MaxDescription), nil
 }
 
 // updateTexts renders the update a failing report posts as failure number run.
@@ -68,7 +67,7 @@ func (a *apply) updateTexts(run int, since, ts time.Time) (name, body string, er
 		return "", "", fmt.Errorf("statuspage: update template: %w", err)
 	}
 	name, body = splitUpdate(text)
-	return name, a.finish(body, refReported), nil
+	return name, body, nil
 }
 
 // closingTexts renders the closing update of an incident ended at `at`.
@@ -78,5 +77,5 @@ func (a *apply) closingTexts(runs int, since time.Time, reason string, at time.T
 		return "", "", fmt.Errorf("statuspage: resolve template: %w", err)
 	}
 	name, body = splitUpdate(text)
-	return name, a.finish(body, refClosing), nil
+	return name, body, nil
 }

@@ -32,7 +32,7 @@ func (m *Manager) quiet(ctx context.Context, ks *keyState, now time.Time) error 
 	if s == nil || s.cfg.QuietPeriod <= 0 || now.Sub(ks.lastFailure) < s.cfg.QuietPeriod {
 		return nil
 	}
-	a := &apply{s: s, ks: ks, ev: ks.lastEvent, rh: "quiet", log: s.log.With().Str("incident_key", ks.ref).Logger()}
+	a := &apply{s: s, ks: ks, ev: ks.lastEvent, rh: "quiet", log: s.log.With().Str("incident_key", ks.hash).Logger()}
 	if ks.suppressed {
 		ks.suppressed = false
 		s.log.Info().Msg("quiet period passed after a hand-ended incident; failures open incidents again")
@@ -41,17 +41,15 @@ func (m *Manager) quiet(ctx context.Context, ks *keyState, now time.Time) error 
 	if ks.inc == nil {
 		return nil
 	}
-	if m.kv != nil {
-		// Another replica may have resolved the incident or seen newer failures.
-		if err := a.sync(ctx); err != nil {
-			return fmt.Errorf("statuspage: route %s: quiet-period check of %s: %w", s.name, ks.ref, err)
-		}
-		if ks.inc == nil || now.Sub(ks.lastFailure) < s.cfg.QuietPeriod {
-			return nil
-		}
+	// Another replica may have resolved the incident or seen newer failures.
+	if err := a.sync(ctx); err != nil {
+		return fmt.Errorf("statuspage: route %s: quiet-period check of %s: %w", s.name, ks.hash, err)
+	}
+	if ks.inc == nil || now.Sub(ks.lastFailure) < s.cfg.QuietPeriod {
+		return nil
 	}
 	if err := a.resolve(ctx, "quiet period", now); err != nil {
-		return fmt.Errorf("statuspage: route %s: quiet-period resolve of %s: %w", s.name, ks.ref, err)
+		return fmt.Errorf("statuspage: route %s: quiet-period resolve of %s: %w", s.name, ks.hash, err)
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
 )
 
-// With a KeyStore, the in-memory state of a key is a cache of two shared truths: the
+// The in-memory state of a key is a cache of two shared truths: the
 // status page (is the incident still open?) and one KeyStore entry per key that says
 // which incident is the bridge's, or that one is being opened, with the run count, the
 // last failure and the reports applied to it. The texts on the status page carry no
@@ -130,7 +130,7 @@ func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bo
 		ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = rev, false, false, nil
 		return false, nil
 	}
-	byBridge := !deleted && (e.Closing || m.endedByBridge(ks, cur))
+	byBridge := !deleted && (e.Closing || endedByBridge(ks, cur))
 	if ks.inc != nil {
 		ks.setIncident(m, nil)
 		ks.successStreak = 0
@@ -272,7 +272,7 @@ func (a *apply) adoptEntry(e entry, cur statuspage.Incident) {
 // only logged: the report is applied, and the next report of this key writes again.
 func (a *apply) publish(ctx context.Context) {
 	ks, m := a.ks, a.s.m
-	if m.kv == nil || ks.inc == nil || ks.kvRev == 0 {
+	if ks.inc == nil || ks.kvRev == 0 {
 		return
 	}
 	rev, err := m.kv.Update(ctx, ks.hash, a.openEntry().encode(), ks.kvRev)
@@ -297,7 +297,7 @@ func (a *apply) publish(ctx context.Context) {
 // A failure is only logged: a leftover entry is removed by the next replica reading it.
 func (a *apply) release(ctx context.Context) {
 	ks, m := a.ks, a.s.m
-	if m.kv == nil || ks.inc != nil || ks.kvRev == 0 || ks.pendingCreate || (ks.suppressed && !ks.kvClaim) {
+	if ks.inc != nil || ks.kvRev == 0 || ks.pendingCreate || (ks.suppressed && !ks.kvClaim) {
 		return
 	}
 	err := m.kv.Delete(ctx, ks.hash, ks.kvRev)

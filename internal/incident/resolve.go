@@ -40,8 +40,7 @@ func (a *apply) success(ctx context.Context) error {
 
 // resolve posts the closing update first and then ends the incident. In this order a
 // crash in between leaves an open incident whose closing update is recognised on the next
-// attempt (by its reference sentence; with a key store, by its title once the entry's
-// closing mark says to look), which then only sends the PATCH; the other order would lose
+// attempt (by its title, once the entry's closing mark says to look), which then only sends the PATCH; the other order would lose
 // the closing update, because an ended incident is never looked at again.
 func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) error {
 	ks, m := a.ks, a.s.m
@@ -60,10 +59,8 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 		ks.successStreak = 0
 		return nil
 	}
-	if m.kv != nil {
-		if err := a.fence(ctx); err != nil {
-			return err
-		}
+	if err := a.fence(ctx); err != nil {
+		return err
 	}
 	inc := ks.inc
 	name, body, err := a.closingTexts(inc.runs, inc.began, reason, endAt)
@@ -87,14 +84,9 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 	if endAt.Before(inc.began) {
 		endAt = inc.began
 	}
-	// The description as read (a person may have edited it); without a key store, its
-	// reference sentence says that the bridge ended the incident.
-	desc := stripLegacy(cur.Description)
-	if m.kv == nil {
-		desc = markClosed(desc, ks.ref)
-	}
+	// The description as read: a person may have edited it.
 	inc.endSent = &endAt
-	if err := m.client.EndIncident(ctx, inc.id, statuspage.EndIncident{EndedAt: endAt, Phase: t.resolve, Description: desc}); err != nil {
+	if err := m.client.EndIncident(ctx, inc.id, statuspage.EndIncident{EndedAt: endAt, Phase: t.resolve, Description: cur.Description}); err != nil {
 		return err
 	}
 	ks.setIncident(m, nil)

@@ -16,8 +16,7 @@ const appliedMemory = 512
 // on the key, including every write to its incident.
 type keyState struct {
 	mu   chanMutex
-	ref  string // refOf(route, hash): the key's name in memory and in public references
-	hash string // "" for a key found again by its reference before a report of it came
+	hash string // keyOf: the key's name in memory, in logs and in the key store
 	sink *Sink
 
 	applied       *recent // report hashes already applied
@@ -32,7 +31,7 @@ type keyState struct {
 	// pendingOpen is what that create sent, to recognise the incident if it was stored.
 	pendingOpen *fingerprint
 
-	// With a KeyStore (shared.go): the revision of the key's entry as this replica last
+	// The revision of the key's entry as this replica last
 	// wrote or understood it (0 = none), and whether that entry is this replica's claim
 	// without an incident id yet.
 	kvRev   uint64

@@ -13,7 +13,7 @@ import (
 )
 
 // noMachineText fails the test when a text on the fake status page holds anything but
-// the rendered template (no reference sentence when the bridge has a key store), or when
+// the rendered template, or when
 // a request broke the API spec.
 func noMachineText(t *testing.T, e *env) {
 	t.Helper()
@@ -35,7 +35,7 @@ func noMachineText(t *testing.T, e *env) {
 	}
 }
 
-// With a key store the bridge knows its incidents from the store: the texts carry no
+// The bridge knows its incidents from the store: the texts carry no
 // reference, and a restart finds the open incident, its run count and the reports
 // already applied (one GET for the incident, no GET of its updates).
 func TestStoreRestartWithoutReference(t *testing.T) {

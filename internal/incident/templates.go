@@ -118,5 +118,5 @@ func oneLine(s string) string { return fit(s, MaxTitle) }
 func splitUpdate(s string) (name, text string) {
 	s = strings.TrimLeft(s, "\n")
 	name, text, _ = strings.Cut(s, "\n")
-	return fit(name, MaxUpdateTitle), fit(text, MaxUpdate-refRoom)
+	return fit(name, MaxUpdateTitle), fit(text, MaxUpdate)
 }

@@ -16,9 +16,9 @@ import (
 // maximum length after rendering, whatever the template and however many jobs failed.
 const (
 	MaxTitle       = 120 // incident display name
-	MaxDescription = 500 // incident description, with the reference sentence
+	MaxDescription = 500 // incident description
 	MaxUpdateTitle = 80  // incident update display name
-	MaxUpdate      = 400 // incident update text, with the reference sentence
+	MaxUpdate      = 400 // incident update text
 )
 
 // maxJobsNamed bounds the jobs a summary names; maxJobName bounds each name.
