@@ -3,7 +3,7 @@ package incident
 import (
 	"crypto/sha256"
 	"encoding/hex"
-		"strings"
+	"strings"
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"

@@ -424,4 +424,3 @@ func TestComponentLabelsAndNumericSeverity(t *testing.T) {
 		t.Errorf("ambiguous selector: %v", err)
 	}
 }
-
