@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,8 +14,12 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
@@ -24,9 +29,11 @@ import (
 // check validates the rules file and shows, for each payload file, which routes keep it
 // and exactly what they would send. It connects to nothing, unless -online: then it also
 // checks the names of the `statuspage:` routes against the status page at
-// BRIDGE_STATUSPAGE_URL (read-only: the catalogue).
+// BRIDGE_STATUSPAGE_URL (read-only: the catalogue), and, with BRIDGE_NATS_URL set, that
+// NATS has the JetStream that status page routes and reconciliation need.
 // Exit codes: 0 all fine, 1 a payload is not a Zuul report, 2 the rules are invalid (or,
-// with -online, name something the status page lacks), 3 the status page could not be read.
+// with -online, name something the status page lacks, or need JetStream that NATS lacks),
+// 3 the status page or NATS could not be read.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,6 +71,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %-28s line %-4d -> %s\n", r.Name, r.Line, strings.Join(sinks, ", "))
 	}
 	code := 0
+	if *online && (len(spSinks) > 0 || os.Getenv("BRIDGE_ZUUL_URL") != "") {
+		if c := checkJetStream(stdout, stderr); c != 0 {
+			return c
+		}
+	}
 	if *online && len(spSinks) > 0 {
 		if c := checkOnline(routes, stdout, stderr); c != 0 {
 			return c
@@ -121,7 +133,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 					fmt.Fprintf(stdout, "    status page: nothing queued (%s report: neither opens nor resolves)\n", ev.Outcome)
 					continue
 				}
-				fmt.Fprintf(stdout, "    outbox: queued in stream %s, subject %s.%s (without JetStream: applied directly)\n",
+				fmt.Fprintf(stdout, "    outbox: queued in stream %s, subject %s.%s\n",
 					outboxCfg.Stream, outboxCfg.Subject, r.Name)
 				plan := s.Plan(ev)
 				if len(plan) == 0 {
@@ -157,7 +169,7 @@ func printTexts(w io.Writer, s *incident.Sink, ev *zuul.Event) {
 	if t == (incident.PublicTexts{}) {
 		return
 	}
-	fmt.Fprintf(w, "    status page texts (without JetStream; with it the last sentence, the reference, is left out):\n")
+	fmt.Fprintf(w, "    status page texts:\n")
 	show("title", t.Title)
 	show("description", t.Description)
 	show("update title", t.UpdateTitle)
@@ -228,4 +240,50 @@ func checkOnline(routes []rules.Route, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  route %s: every name exists\n", r.Name)
 	}
 	return code
+}
+
+// checkJetStream connects to the NATS server at BRIDGE_NATS_URL (with the BRIDGE_NATS_*
+// credentials) and says whether it has the JetStream that status page routes and
+// reconciliation need. Without BRIDGE_NATS_URL there is nothing to check.
+func checkJetStream(stdout, stderr io.Writer) int {
+	var nc NATSConfig
+	if err := envconfig.Process("BRIDGE_NATS", &nc); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 3
+	}
+	if nc.URL == "" {
+		return 0
+	}
+	conn, err := connectNATS(&Config{NATS: nc, MQTT: MQTTConfig{ClientID: "check"}}, zerolog.Nop(), newHealth(prometheus.NewRegistry()))
+	if err != nil {
+		fmt.Fprintf(stderr, "NATS %s: %v\n", nc.URL, err)
+		return 3
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for !conn.IsConnected() {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "NATS %s: not reachable: %v\n", nc.URL, conn.LastError())
+			return 3
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	js, err := jetstream.New(conn)
+	if err == nil {
+		_, err = js.AccountInfo(ctx)
+	}
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "NATS %s: JetStream available (status page routes and reconciliation can start)\n", nc.URL)
+		return 0
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrNoResponders):
+		fmt.Fprintf(stdout, "NATS %s: NO JETSTREAM (%v): status page routes and reconciliation will not start; %s\n",
+			nc.URL, err, features.JetStreamFix)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "NATS %s: JetStream account info: %v\n", nc.URL, err)
+		return 3
+	}
 }

@@ -104,11 +104,9 @@ type StatuspageConfig struct {
 	// incidents: every replica must use the same value (not the per-pod client id), two
 	// deployments sharing a status page different ones.
 	Instance string `default:"zuul-bridge"`
-	// KVBucket is the JetStream key-value bucket of the incident keys, used whenever the
-	// NATS server has JetStream: it is how the bridge knows its incidents (no marker in
-	// the public texts) and, with compare-and-set, keeps several replicas from opening
-	// two incidents for one key. Without JetStream (or set to ""), a single replica
-	// recognises its incidents by a short reference sentence in their texts.
+	// KVBucket is the JetStream key-value bucket of the incident keys: it is how the
+	// bridge knows its incidents (no marker in the public texts) and, with
+	// compare-and-set, keeps several replicas from opening two incidents for one key.
 	KVBucket string `split_words:"true" default:"zuul-bridge-incidents"`
 	CAFile   string `split_words:"true"`
 	CertFile string `split_words:"true"`
@@ -280,6 +278,11 @@ func loadConfig() (*Config, error) {
 	}
 	if o := c.Statuspage.Outbox; o.Consumer == "" || strings.ContainsAny(o.Consumer, " \t.*>") {
 		bad("STATUSPAGE_OUTBOX_CONSUMER", "%q: a consumer name without spaces, dots or wildcards", o.Consumer)
+	}
+	for name, bucket := range map[string]string{"STATUSPAGE_KV_BUCKET": c.Statuspage.KVBucket, "ZUUL_KV_BUCKET": c.Zuul.KVBucket} {
+		if bucket == "" || strings.ContainsAny(bucket, " \t.*>") {
+			bad(name, "%q: a bucket name without spaces, dots or wildcards", bucket)
+		}
 	}
 	if w, a := c.Statuspage.RetryWindow, c.Statuspage.Outbox.MaxAge; w.err == nil && a.err == nil && a.v > 0 && a.v <= w.v {
 		// The stream would drop an item before its retries end, without a dead letter.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,8 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
@@ -133,7 +133,7 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 	return nc, nil
 }
 
-func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, auth *statuspageAuth) (*incident.Manager, error) {
+func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, auth *login.Login) (*incident.Manager, error) {
 	httpClient := &http.Client{Timeout: cfg.Statuspage.Timeout.v}
 	if c := cfg.Statuspage; c.CAFile != "" || c.CertFile != "" {
 		tc, err := secret.TLSConfig(c.CAFile, c.CertFile, c.KeyFile)
@@ -146,7 +146,7 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, a
 	}
 	opts := statuspage.ClientOptions{BaseURL: cfg.Statuspage.URL, HTTPClient: httpClient, UserAgent: "zuul-bridge/" + version}
 	if auth != nil { // nil: reads only (bridge check -online), which are anonymous
-		opts.Auth, opts.AuthObserver = auth.source, auth.state
+		opts.Auth, opts.AuthObserver = auth.Source(), auth.Observer()
 	}
 	client, err := statuspage.NewClient(opts)
 	if err != nil {
@@ -161,36 +161,11 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, a
 	}), nil
 }
 
-// openKeyStore opens the incident-key bucket, waiting for NATS as long as it takes: the
-// store is how the bridge knows its incidents, and with several replicas applying reports
-// without it could open duplicate incidents. A NATS server without JetStream gives no
-// store (nil): the bridge then marks its texts with a reference sentence instead. It runs
-// in the background, before the incident manager starts.
-func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.Logger) (incident.KeyStore, error) {
-	if cfg.Statuspage.KVBucket == "" {
-		return nil, nil
-	}
-	var store *kvstore.CAS
-	err := retry.Until(ctx, startupBackoff, func(ctx context.Context) (err error) {
-		store, err = kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: cfg.Statuspage.KVBucket})
-		return err
-	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
-			Msg("incident key bucket not available yet; status page work waits, everything else runs")
-	})
-	if errors.Is(err, kvstore.ErrNoJetStream) {
-		log.Warn().Str("bucket", cfg.Statuspage.KVBucket).Msg("NATS has no JetStream: incidents are recognised by a " +
-			"reference sentence in their texts; run a single replica")
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return store, nil
-}
+// reconcileFeature is reconciliation's name in the features set.
+const reconcileFeature = "reconciliation"
 
 func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,
-	ran func(tenant, pipeline string, end time.Time)) (*reconcile.Service, error) {
+	ran func(tenant, pipeline string, end time.Time), feats *features.Set) (*reconcile.Service, error) {
 	var token func() (string, error)
 	if z := cfg.Zuul; z.Token != "" || z.TokenFile != "" {
 		token = func() (string, error) { return secret.Value(z.Token, z.TokenFile) }
@@ -212,6 +187,6 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 			return false
 		},
 		NATS: nc, Bucket: cfg.Zuul.KVBucket, Submit: submit, Log: log, Metrics: reconcile.NewMetrics(reg),
-		Ran: ran,
+		Ran: ran, NoJetStream: func(err error) { feats.NoJetStream(reconcileFeature, err) },
 	}), nil
 }

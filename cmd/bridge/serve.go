@@ -16,10 +16,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/lastrun"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/outbox"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/pagework"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/rules"
@@ -80,24 +84,23 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		return err
 	}
 
+	// What needs JetStream and did not get it says so here (log, metric, /readyz).
+	feats := features.New(log, reg)
+	health.notes = feats.Notes
 	// The status page side needs servers (JetStream, the key bucket, the status page); it
-	// is set up in the background (outbox.go), so that nothing here waits for them.
-	// The key store is given to the manager once its bucket is open (or known not to
-	// exist), before the manager starts.
+	// is set up in the background (package pagework), so that nothing here waits for them.
 	var sp *incident.Manager
+	var spw *pagework.Work
 	if cfg.Statuspage.URL != "" {
-		auth, err := newStatuspageAuth(ctx, cfg, log, reg, nc)
+		auth, err := newLogin(cfg, log, reg, nc)
 		if err != nil {
 			return configError{err}
 		}
 		if sp, err = newStatuspage(cfg, log, reg, auth); err != nil {
 			return configError{err}
 		}
-	}
-	var spw *statuspageWork
-	if sp != nil {
-		spw = newStatuspageWork(cfg, log, nc, reg, sp, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
-		health.notes = spw.notes
+		spw = newPagework(cfg, log, nc, reg, sp, auth, feats, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
+		health.notes = func() []string { return append(feats.Notes(), spw.Notes()...) }
 	}
 	prs, err := deliveryRoutes(routes, pub, sp, spw)
 	if err != nil {
@@ -117,7 +120,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			}
 			return err
 		}
-		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe); err != nil {
+		feats.Expect(reconcileFeature)
+		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe, feats); err != nil {
 			return configError{err}
 		}
 	}
@@ -160,7 +164,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		background.Go(func() { rec.Run(ctx) })
 	}
 	if spw != nil {
-		background.Go(func() { spw.run(ctx) })
+		background.Go(func() { spw.Run(ctx) })
 	}
 	log.Info().Str("version", version).Str("mqtt", cfg.MQTT.URL).Str("topic", cfg.MQTT.Topic).
 		Str("client_id", cfg.MQTT.ClientID).Int("routes", len(routes)).Str("http", ln.Addr().String()).Msg("zuul-bridge started")
@@ -199,7 +203,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 }
 
 // deliveryRoutes gives each route of the rules file its sinks.
-func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.Manager, spw *statuspageWork) ([]delivery.Route, error) {
+func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.Manager, spw *pagework.Work) ([]delivery.Route, error) {
 	var out []delivery.Route
 	for _, r := range routes {
 		dr := delivery.Route{Name: r.Name, Match: r.Match.Match}
@@ -215,7 +219,7 @@ func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.M
 			if err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Name, err)
 			}
-			dr.Targets = append(dr.Targets, delivery.Target{Kind: "statuspage", Sink: spw.target(r.Name, s)})
+			dr.Targets = append(dr.Targets, delivery.Target{Kind: "statuspage", Sink: spw.Target(r.Name, s)})
 		}
 		out = append(out, dr)
 	}
@@ -235,4 +239,22 @@ func awaitReady(ctx context.Context, sub *mqtt.Subscriber, nc *nats.Conn, ready 
 	if ctx.Err() == nil {
 		ready()
 	}
+}
+
+// newPagework wires the status page side (package pagework) from the configuration.
+func newPagework(cfg *Config, log zerolog.Logger, nc *nats.Conn, reg prometheus.Registerer, sp *incident.Manager,
+	auth *login.Login, feats *features.Set, deadLetter func(context.Context, delivery.DeadLetter) error) *pagework.Work {
+	o := cfg.Statuspage.Outbox
+	return pagework.New(pagework.Options{
+		Outbox: outbox.Config{Stream: o.Stream, Subject: o.Subject, Consumer: o.Consumer, MaxAge: o.MaxAge.v,
+			MaxBytes: int64(o.MaxBytes.v), Replicas: o.Replicas.v, AckWait: o.AckWait.v},
+		KVBucket:    cfg.Statuspage.KVBucket,
+		RetryWindow: cfg.Statuspage.RetryWindow.v,
+		// Room for three requests (a resolve is GET, POST and PATCH) and some, so that an
+		// attempt ends with the status page's answers or the client's timeout, not this one.
+		AttemptTimeout: cfg.Statuspage.Timeout.v*3 + 5*time.Second,
+		StartupBackoff: startupBackoff,
+		AfterJetStream: auth.Run,
+		NATS:           nc, Manager: sp, DeadLetter: deadLetter, Features: feats, Registerer: reg, Log: log,
+	})
 }

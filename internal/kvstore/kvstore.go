@@ -22,7 +22,7 @@ var (
 )
 
 // ErrNoJetStream: the NATS server answers but has no JetStream (for this account), so
-// nothing can be shared; callers fall back to memory and say what that costs.
+// nothing can be kept: the feature that needs the store does not start, and says why.
 var ErrNoJetStream = errors.New("kvstore: the NATS server has no JetStream")
 
 // noJetStream reports whether err says that the NATS server or account has no JetStream

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
@@ -35,8 +34,10 @@ type Chain struct {
 	Refreshes uint64 `json:"refreshes"`
 }
 
-// ChainStore keeps the chain with compare-and-set. KVStore keeps it in a NATS JetStream
-// key-value bucket (kvstore.TokenChain); MemoryStore keeps it in the process.
+// ChainStore keeps the chain with compare-and-set: KVStore keeps it in a NATS JetStream
+// key-value bucket (kvstore.TokenChain), shared by the replicas and kept across restarts
+// (Dex refuses the seed once it was refreshed, so a chain kept only in a process would
+// need a new seed after every restart).
 type ChainStore interface {
 	// Load returns the chain and its revision, or ErrNoChain.
 	Load(ctx context.Context) (Chain, uint64, error)
@@ -59,36 +60,6 @@ func SeedHash(seed string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// MemoryStore is a ChainStore in the process: without a shared store a restart starts
-// again from the seed, which Dex has refused since the first refresh.
-type MemoryStore struct {
-	mu  sync.Mutex
-	c   Chain
-	rev uint64
-}
-
-// Load implements ChainStore.
-func (m *MemoryStore) Load(context.Context) (Chain, uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.rev == 0 {
-		return Chain{}, 0, ErrNoChain
-	}
-	return m.c, m.rev, nil
-}
-
-// Save implements ChainStore.
-func (m *MemoryStore) Save(_ context.Context, c Chain, rev uint64) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if rev != m.rev {
-		return 0, ErrConflict
-	}
-	m.c = c
-	m.rev++
-	return m.rev, nil
-}
-
 // ValueStore is a compare-and-set store of one opaque value: kvstore.TokenChain.
 type ValueStore interface {
 	// Load returns the value and its revision, or kvstore.ErrNoKey.
@@ -102,68 +73,6 @@ type ValueStore interface {
 func KVStore(v ValueStore) ChainStore { return jsonStore{v} }
 
 type jsonStore struct{ v ValueStore }
-
-// KVStoreOrMemory is KVStore(v) until v reports kvstore.ErrNoJetStream (a NATS server
-// without JetStream, where no chain can be kept); from then on the chain is kept in memory,
-// and noJetStream is called once. The choice is made at the first use, so that building the
-// store waits for no server; while NATS cannot be reached its errors come back as they are
-// and the source tries again.
-func KVStoreOrMemory(v ValueStore, noJetStream func()) ChainStore {
-	return &fallbackStore{kv: KVStore(v), noJetStream: noJetStream}
-}
-
-type fallbackStore struct {
-	kv          ChainStore
-	noJetStream func()
-
-	mu  sync.Mutex
-	mem *MemoryStore // set once the server turned out to have no JetStream
-}
-
-// store is the store in use, and whether it is the key-value one.
-func (s *fallbackStore) store() (ChainStore, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mem != nil {
-		return s.mem, false
-	}
-	return s.kv, true
-}
-
-// fellBack switches to memory when err says the server has no JetStream.
-func (s *fallbackStore) fellBack(err error) bool {
-	if !errors.Is(err, kvstore.ErrNoJetStream) {
-		return false
-	}
-	s.mu.Lock()
-	first := s.mem == nil
-	if first {
-		s.mem = &MemoryStore{}
-	}
-	s.mu.Unlock()
-	if first && s.noJetStream != nil {
-		s.noJetStream()
-	}
-	return true
-}
-
-func (s *fallbackStore) Load(ctx context.Context) (Chain, uint64, error) {
-	st, kv := s.store()
-	c, rev, err := st.Load(ctx)
-	if kv && s.fellBack(err) {
-		return s.Load(ctx)
-	}
-	return c, rev, err
-}
-
-func (s *fallbackStore) Save(ctx context.Context, c Chain, rev uint64) (uint64, error) {
-	st, kv := s.store()
-	nrev, err := st.Save(ctx, c, rev)
-	if kv && s.fellBack(err) {
-		return s.Save(ctx, c, rev)
-	}
-	return nrev, err
-}
 
 func (s jsonStore) Load(ctx context.Context) (Chain, uint64, error) {
 	b, rev, err := s.v.Load(ctx)

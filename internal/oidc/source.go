@@ -40,7 +40,7 @@ type Options struct {
 	// so that a new seed in a mounted Secret is picked up). nil or "" = no seed: only a
 	// stored chain can be used.
 	Seed func() (string, error)
-	// Store keeps the chain; nil = in memory (a restart needs a fresh seed).
+	// Store keeps the chain (required): KVStore over kvstore.TokenChain.
 	Store ChainStore
 	// Owner names this replica in the chain's lease; it must differ between replicas
 	// that run at the same time and should stay the same across a restart.
@@ -118,7 +118,7 @@ func New(o Options) (*Source, error) {
 		o.ClientID = "status-page-web"
 	}
 	if o.Store == nil {
-		o.Store = &MemoryStore{}
+		return nil, errors.New("oidc: no store for the refresh-token chain")
 	}
 	if o.LeaseTimeout <= 0 {
 		o.LeaseTimeout = defaultLease

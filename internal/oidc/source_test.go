@@ -10,6 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc/oidcfake"
 )
@@ -48,7 +50,7 @@ func (o *obs) RefreshFailed(refused bool, reason string) {
 type rig struct {
 	is    *oidcfake.Issuer
 	clock *clock
-	store *oidc.MemoryStore
+	store oidc.ChainStore
 	seed  string
 	log   *strings.Builder
 	logMu *sync.Mutex
@@ -58,7 +60,9 @@ func newRig(t *testing.T, o oidcfake.Options) *rig {
 	c := &clock{}
 	o.Now = c.Now
 	is := oidcfake.New(t, o)
-	return &rig{is: is, clock: c, store: &oidc.MemoryStore{}, seed: is.Seed(), log: &strings.Builder{}, logMu: &sync.Mutex{}}
+	ns := natstest.Start(t, true)
+	store := oidc.KVStore(kvstore.NewTokenChain(natstest.Connect(t, ns.ClientURL()), kvstore.TokenChainOptions{Issuer: is.URL(), ClientID: is.ClientID()}))
+	return &rig{is: is, clock: c, store: store, seed: is.Seed(), log: &strings.Builder{}, logMu: &sync.Mutex{}}
 }
 
 type lockedWriter struct {

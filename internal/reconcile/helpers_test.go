@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb"
@@ -66,7 +68,11 @@ func newEnv(t *testing.T, o zuulwebfake.Options) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	return &env{t: t, fake: f, client: c, store: reconcile.NewMemoryStore(),
+	store, err := kvstore.NewSeen(t.Context(), natstest.JetStream(t), "rec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, fake: f, client: c, store: store,
 		rec: &recorder{fail: map[string]int{}}, reg: reg, metrics: reconcile.NewMetrics(reg)}
 }
 

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -26,13 +27,15 @@ type ServiceOptions struct {
 	Interval time.Duration
 	Lookback time.Duration
 	Settle   time.Duration // see Options.Settle
-	// NATS and Bucket keep the Store in a JetStream key-value bucket; without JetStream
-	// the Store lives in memory.
-	NATS    *nats.Conn
-	Bucket  string
-	Submit  Submit
-	Log     zerolog.Logger
-	Metrics *Metrics
+	// NATS and Bucket keep the Store in a JetStream key-value bucket.
+	NATS   *nats.Conn
+	Bucket string
+	// NoJetStream is told when the NATS server has no JetStream: reconciliation does not
+	// start then (nil = only logged).
+	NoJetStream func(error)
+	Submit      Submit
+	Log         zerolog.Logger
+	Metrics     *Metrics
 	// Ran is Options.Ran.
 	Ran func(tenant, pipeline string, end time.Time)
 }
@@ -87,7 +90,10 @@ func (s *Service) Run(ctx context.Context) {
 		set[t] = true
 	}
 	s.targets.Store(&set)
-	store := s.openStore(ctx)
+	store, err := s.openStore(ctx)
+	if err != nil {
+		return
+	}
 	s.store.Store(&store)
 	s.mu.Lock()
 	early := s.early
@@ -122,26 +128,34 @@ func (s *Service) findTargets(ctx context.Context) ([]Target, error) {
 	return out, nil
 }
 
-// openStore keeps what was reconciled in a JetStream key-value bucket so a restart
-// republishes nothing; without JetStream it keeps it in memory and says what that costs.
-func (s *Service) openStore(ctx context.Context) Store {
-	js, err := jetstream.New(s.o.NATS)
-	if err == nil {
+// openStore opens the JetStream key-value bucket that keeps what was reconciled, so that a
+// restart republishes nothing, retrying while NATS cannot say. Without JetStream it gives
+// up and says so: reconciliation needs the bucket.
+func (s *Service) openStore(ctx context.Context) (Store, error) {
+	var store *kvstore.Seen
+	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) error {
+		js, err := jetstream.New(s.o.NATS)
+		if err != nil {
+			return err
+		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		var store *kvstore.Seen
-		if store, err = kvstore.NewSeen(sctx, js, s.o.Bucket); err == nil {
-			return store
+		store, err = kvstore.NewSeen(sctx, js, s.o.Bucket)
+		return err
+	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
+		s.o.Log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", s.o.Bucket).Msg("reconciliation bucket not available yet")
+	})
+	if errors.Is(err, kvstore.ErrNoJetStream) {
+		if s.o.NoJetStream != nil {
+			s.o.NoJetStream(err)
+		} else {
+			s.o.Log.Error().Err(err).Msg("reconciliation needs JetStream and did not start")
 		}
 	}
-	s.o.Log.Warn().Err(err).Stringer("lookback", s.o.Lookback).
-		Msg("no JetStream key-value bucket: reconciliation state kept in memory; after a restart failures within the lookback window are published again")
-	// Twice the lookback: a buildset the cursor has not passed is at most one lookback old.
-	lookback := s.o.Lookback
-	if lookback <= 0 {
-		lookback = DefaultLookback
+	if err != nil {
+		return nil, err
 	}
-	return NewMemoryStoreFor(2*lookback, time.Now)
+	return store, nil
 }
 
 // Settled remembers a final MQTT report of a reconciled pipeline as applied, so that

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
@@ -31,7 +33,7 @@ func TestReportSettledBeforeTheServiceIsReady(t *testing.T) {
 	}
 	viaMQTT := addReal(3 * time.Hour)
 	lost := addReal(2 * time.Hour)
-	ns := natstest.Start(t, false) // no JetStream: the state is kept in memory
+	ns := natstest.Start(t, true)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -75,5 +77,34 @@ func TestReportSettledBeforeTheServiceIsReady(t *testing.T) {
 	defer mu.Unlock()
 	if submitted[viaMQTT.UUID+"-FAILURE"] {
 		t.Fatal("the report settled over MQTT before the service was ready was submitted again")
+	}
+}
+
+// Without JetStream reconciliation does not start: it says so through NoJetStream, with
+// the server's answer, and Run returns instead of reconciling without memory.
+func TestServiceNeedsJetStream(t *testing.T) {
+	e := newEnv(t, zuulwebfake.Options{})
+	nc := natstest.Connect(t, natstest.Start(t, false).ClientURL())
+	told := make(chan error, 1)
+	svc := reconcile.NewService(reconcile.ServiceOptions{
+		Client: e.client, Tenants: []string{"scs"}, Wants: func(string, string) bool { return true },
+		Interval: time.Hour, NATS: nc, Bucket: "rec", Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Submit:      func(context.Context, *zuul.Event) error { t.Error("submitted without a store"); return nil },
+		NoJetStream: func(err error) { told <- err },
+	})
+	ran := make(chan struct{})
+	go func() { svc.Run(t.Context()); close(ran) }()
+	select {
+	case <-ran:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return without JetStream")
+	}
+	select {
+	case err := <-told:
+		if !errors.Is(err, kvstore.ErrNoJetStream) {
+			t.Errorf("told %v, want kvstore.ErrNoJetStream", err)
+		}
+	default:
+		t.Error("NoJetStream was not called")
 	}
 }

@@ -1,0 +1,337 @@
+// Package pagework is the status page side of the bridge as it runs: the delivery target
+// of every `statuspage:` route (it stores the report in the JetStream outbox), and the
+// background set-up of everything that needs a server (the outbox stream, the incident
+// key bucket, the status page catalogue), after which it runs the incident manager's loops
+// and the outbox worker. Nothing on the intake path waits for it. Without JetStream the
+// status page routes do not start and say why (package features); NATS routes run.
+package pagework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/outbox"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
+)
+
+// Feature is the name the features set knows the status page routes by.
+const Feature = "status page routes"
+
+// Options configure New.
+type Options struct {
+	Outbox   outbox.Config
+	KVBucket string // the incident key bucket
+	// RetryWindow: how long an outbox item is retried, counted from when it was stored.
+	RetryWindow time.Duration
+	// AttemptTimeout bounds one application of an item.
+	AttemptTimeout time.Duration
+	// StartupBackoff paces the waits for NATS at set-up; zero = 1s to 30s.
+	StartupBackoff retry.Backoff
+	// AfterJetStream runs in the background once JetStream is known to be there (the
+	// login's refresh loop, whose chain lives in a bucket), until ctx is done.
+	AfterJetStream func(ctx context.Context)
+
+	NATS       *nats.Conn
+	Manager    *incident.Manager
+	DeadLetter func(context.Context, delivery.DeadLetter) error
+	Features   *features.Set
+	Registerer prometheus.Registerer
+	Log        zerolog.Logger
+}
+
+// Work is the status page side of one process.
+type Work struct {
+	o       Options
+	log     zerolog.Logger
+	sinks   map[string]*incident.Sink
+	metrics *outbox.Metrics
+
+	box     atomic.Pointer[outbox.Outbox] // set once the stream is open
+	noJS    atomic.Pointer[error]         // set when NATS turned out to have no JetStream
+	started atomic.Bool                   // the manager knows the catalogue and the open incidents
+
+	names *unknownNames
+}
+
+// New builds the work; add every route with Target, then Run it.
+func New(o Options) *Work {
+	if o.StartupBackoff == (retry.Backoff{}) {
+		o.StartupBackoff = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
+	}
+	log := o.Log.With().Str("component", "statuspage").Logger()
+	o.Features.Expect(Feature)
+	return &Work{o: o, log: log, sinks: map[string]*incident.Sink{}, metrics: outbox.NewMetrics(o.Registerer),
+		names: newUnknownNames(log, o.Registerer)}
+}
+
+// Target is the delivery sink of a route's status page work.
+func (w *Work) Target(route string, s *incident.Sink) delivery.Sink {
+	w.sinks[route] = s
+	return &target{w: w, route: route}
+}
+
+type target struct {
+	w     *Work
+	route string
+}
+
+// errNotOpen: the report stays unacknowledged until the outbox is open.
+var errNotOpen = errors.New("status page work: the outbox stream is not open yet")
+
+func (t *target) Send(ctx context.Context, ev *zuul.Event) (bool, error) {
+	confirm, retry, err := t.Start(ctx, ev)
+	if err != nil {
+		return retry, err
+	}
+	return confirm(ctx)
+}
+
+// Start lets a run of reports be stored in the outbox with one wait (delivery.Starter).
+func (t *target) Start(ctx context.Context, ev *zuul.Event) (func(context.Context) (bool, error), bool, error) {
+	if ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess {
+		// neither opens nor resolves anything: nothing to store
+		return func(context.Context) (bool, error) { return false, nil }, false, nil
+	}
+	box := t.w.box.Load()
+	if box == nil {
+		if noJS := t.w.noJS.Load(); noJS != nil {
+			// For good: the report is dead-lettered at once and holds nothing back.
+			return nil, false, fmt.Errorf("status page route %s: %s needs JetStream: %w", t.route, Feature, *noJS)
+		}
+		return nil, true, errNotOpen
+	}
+	return box.Sink(t.route).Start(ctx, ev)
+}
+
+// Run sets up the status page side in the background, retrying whatever is not there
+// yet, and then runs the manager's loops and the outbox worker until ctx is done.
+func (w *Work) Run(ctx context.Context) {
+	if len(w.sinks) == 0 {
+		return // a status page URL without a statuspage: route: nothing to set up
+	}
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	// 1. The outbox stream.
+	box, err := w.openOutbox(ctx)
+	if err != nil {
+		return
+	}
+	w.box.Store(box)
+	if w.o.AfterJetStream != nil {
+		bg.Go(func() { w.o.AfterJetStream(ctx) })
+	}
+	bg.Go(func() { box.Watch(ctx, 10*time.Second, w.metrics, w.log) })
+	// 2. The incident key bucket: how the bridge knows its incidents; given to the
+	// manager before it starts.
+	store, err := w.openKeyStore(ctx)
+	if err != nil {
+		return
+	}
+	w.o.Manager.SetKeyStore(store)
+	// 3. The catalogue and the open incidents. Nothing here stops the process: an
+	// unreachable or refusing server is retried, a missing name is reported.
+	var unknown map[string]error
+	err = retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) (err error) {
+		unknown, err = w.o.Manager.StartKnown(ctx)
+		return err
+	}, nil, func(err error, wait time.Duration) {
+		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable; its work waits, everything else runs")
+	})
+	if err != nil {
+		return
+	}
+	w.names.set(w.sinks, unknown)
+	w.started.Store(true)
+	w.log.Info().Int("routes", len(w.sinks)).Int("unknown_names", len(unknown)).Msg("status page catalogue read")
+	bg.Go(func() { _ = w.o.Manager.Run(ctx) })
+	bg.Go(func() { w.names.watch(ctx, w.sinks) })
+	// 4. The worker.
+	routes := make([]string, 0, len(w.sinks))
+	for r := range w.sinks {
+		routes = append(routes, r)
+	}
+	sort.Strings(routes)
+	box.Run(ctx, routes, outbox.WorkerOptions{
+		Apply: func(ctx context.Context, route string, ev *zuul.Event) (bool, error) {
+			return w.sinks[route].Send(ctx, ev)
+		},
+		Ready: func(route string) error { // Run is given the routes of w.sinks
+			if !w.sinks[route].Resolved() {
+				return errors.New(w.names.reason(route))
+			}
+			return nil
+		},
+		DeadLetter:     w.o.DeadLetter,
+		RetryWindow:    w.o.RetryWindow,
+		Backoff:        retry.Backoff{Min: time.Second, Max: 5 * time.Minute},
+		AttemptTimeout: w.o.AttemptTimeout,
+		DeferDelay:     time.Minute,
+		Log:            w.log,
+		Metrics:        w.metrics,
+	})
+}
+
+// openOutbox opens (or creates) the outbox stream, waiting for NATS as long as it takes;
+// a server without JetStream stops the status page side, said through the features set.
+func (w *Work) openOutbox(ctx context.Context) (*outbox.Outbox, error) {
+	var box *outbox.Outbox
+	err := retry.Until(ctx, w.o.StartupBackoff, func(ctx context.Context) (err error) {
+		if !w.o.NATS.IsConnected() {
+			return errors.New("NATS not connected")
+		}
+		box, err = outbox.Open(ctx, w.o.NATS, w.o.Outbox)
+		return err
+	}, func(err error) bool { return errors.Is(err, outbox.ErrNoJetStream) }, func(err error, wait time.Duration) {
+		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox stream not available yet; status page work waits, everything else runs")
+	})
+	if errors.Is(err, outbox.ErrNoJetStream) {
+		w.noJetStream(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := box.Config()
+	w.log.Info().Str("stream", c.Stream).Str("subjects", c.Subject+".>").Msg("status page work goes through the outbox")
+	return box, nil
+}
+
+// openKeyStore opens the incident key bucket, waiting for NATS as long as it takes: the
+// store is how the bridge knows its incidents, and keeps replicas from opening two
+// incidents for one key.
+func (w *Work) openKeyStore(ctx context.Context) (*kvstore.CAS, error) {
+	var store *kvstore.CAS
+	err := retry.Until(ctx, w.o.StartupBackoff, func(ctx context.Context) (err error) {
+		store, err = kvstore.NewCAS(ctx, w.o.NATS, kvstore.CASOptions{Bucket: w.o.KVBucket})
+		return err
+	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
+		w.log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", w.o.KVBucket).
+			Msg("incident key bucket not available yet; status page work waits, everything else runs")
+	})
+	if errors.Is(err, kvstore.ErrNoJetStream) {
+		w.noJetStream(err)
+	}
+	return store, err
+}
+
+func (w *Work) noJetStream(err error) {
+	w.box.Store(nil)
+	w.noJS.Store(&err)
+	w.o.Features.NoJetStream(Feature, err)
+}
+
+// Notes are the lines /readyz adds about the status page side; they do not change its
+// status, which is about MQTT and NATS only. A missing JetStream is noted by the features
+// set.
+func (w *Work) Notes() []string {
+	if len(w.sinks) == 0 {
+		return nil
+	}
+	var out []string
+	if w.box.Load() == nil && w.noJS.Load() == nil {
+		out = append(out, "status page: waiting for NATS to open the outbox")
+	}
+	if !w.started.Load() {
+		out = append(out, "status page: catalogue not read yet (its work waits)")
+	}
+	out = append(out, w.names.notes()...)
+	sort.Strings(out)
+	return out
+}
+
+// unknownNames reports the routes whose names the status page lacks: loudly, once per
+// change (log, gauge, /readyz body).
+type unknownNames struct {
+	log   zerolog.Logger
+	gauge *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	unknown map[string]string // route -> what the status page lacks
+}
+
+func newUnknownNames(log zerolog.Logger, reg prometheus.Registerer) *unknownNames {
+	u := &unknownNames{log: log, unknown: map[string]string{},
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_statuspage_unknown_names",
+			Help: "1 for a route whose component, impact type, severity or phase the status page lacks; its work waits in the outbox."},
+			[]string{"route"})}
+	reg.MustRegister(u.gauge)
+	return u
+}
+
+func (u *unknownNames) reason(route string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if r, ok := u.unknown[route]; ok {
+		return r
+	}
+	return "names not resolved"
+}
+
+func (u *unknownNames) set(sinks map[string]*incident.Sink, unknown map[string]error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for route := range sinks {
+		err, bad := unknown[route]
+		if bad {
+			reason := strings.ReplaceAll(err.Error(), "\n", "; ")
+			if u.unknown[route] != reason {
+				u.log.Error().Str("route", route).Str("missing", reason).
+					Msg("the status page lacks names this route uses: its work waits in the outbox until they exist or the rules are fixed")
+			}
+			u.unknown[route] = reason
+			u.gauge.WithLabelValues(route).Set(1)
+			continue
+		}
+		if _, was := u.unknown[route]; was {
+			u.log.Info().Str("route", route).Msg("the status page now has every name this route uses")
+			delete(u.unknown, route)
+		}
+		u.gauge.WithLabelValues(route).Set(0)
+	}
+}
+
+// watch notices when the manager's catalogue refresh resolved a route.
+func (u *unknownNames) watch(ctx context.Context, sinks map[string]*incident.Sink) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		still := map[string]error{}
+		for route, reason := range u.unknown {
+			if !sinks[route].Resolved() {
+				still[route] = errors.New(reason)
+			}
+		}
+		u.mu.Unlock()
+		u.set(sinks, still)
+	}
+}
+
+func (u *unknownNames) notes() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for route, reason := range u.unknown {
+		out = append(out, fmt.Sprintf("status page: route %s: unknown names, its work waits: %s", route, reason))
+	}
+	return out
+}
