@@ -72,7 +72,7 @@ func TestExpiredStaticTokenThenRotated(t *testing.T) {
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
 	fake := behindProxy(t, is)
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, true)
 	nc := natsConn(t, ns.ClientURL())
 	chat := collect(t, nc, "zuul.>")
 	dead := collect(t, nc, "zuul-bridge.deadletter")
@@ -266,23 +266,45 @@ func TestStatuspageAuthConfigErrors(t *testing.T) {
 	}
 }
 
-// TestOIDCWithoutJetStream: without JetStream the chain lives in memory; the bridge says
-// once that a restart will need a fresh seed, and writes all the same.
-func TestOIDCWithoutJetStream(t *testing.T) {
+// TestStatusPageNeedsJetStream: on a NATS server that has no JetStream, the status page
+// routes (outbox, incident keys, the OIDC chain) do not start and say why: one log line
+// naming the feature and the fix, the gauge, the /readyz body. The NATS route delivers as
+// always, and the status page route's report is dead-lettered at once with the reason,
+// holding nothing back; the issuer is never asked (no chain can be kept).
+func TestStatusPageNeedsJetStream(t *testing.T) {
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
 	fake := behindProxy(t, is)
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
+	nc := natsConn(t, ns.ClientURL())
+	chat := collect(t, nc, "zuul.>")
+	dead := collect(t, nc, "zuul-bridge.deadletter")
+	nc.Flush()
 	seedFile := filepath.Join(t.TempDir(), "seed")
 	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-nojs"))
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
-	waitFor(t, 30*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
-	// Said once the chain was first used (the bucket is looked for then, not at start).
-	if n := countLines(p.out.String(), "NATS has no JetStream: the refresh-token chain is kept in memory only"); n != 1 {
-		t.Errorf("%d warnings about the chain kept in memory, want 1:\n%s", n, tail(p.out.String(), 20))
+	waitFor(t, 30*time.Second, "the feature reported unavailable", func() bool {
+		return p.metric(t, `zuul_bridge_feature_unavailable{feature="status page routes"}`) == 1
+	})
+	code, body := p.get(t, "/readyz")
+	if code != 200 || !strings.Contains(body, "status page routes needs JetStream and did not start") || !strings.Contains(body, "nats-server -js") {
+		t.Errorf("/readyz %d:\n%s", code, body)
 	}
-	noTokens(t, is, p.out.String())
+	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
+	waitFor(t, 30*time.Second, "the status page work dead-lettered", func() bool { return dead.unique() == 1 })
+	waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
+	out := p.out.String()
+	if n := countLines(out, "status page routes needs JetStream and did not start; NATS routes are not affected"); n != 1 {
+		t.Errorf("%d log lines about the missing JetStream, want 1:\n%s", n, tail(out, 20))
+	}
+	if c := is.Counts(); c.Refreshes != 0 {
+		t.Errorf("the issuer was asked without a place to keep the chain: %+v", c)
+	}
+	if n := len(fake.Incidents()); n != 0 {
+		t.Errorf("%d incidents", n)
+	}
+	noTokens(t, is, out)
 }
 
 // TestOIDCBrokenChainReseeded: the issuer revokes the chain; the metrics and one log line

@@ -314,7 +314,7 @@ func lintMetrics(t *testing.T, addr string) {
 	for _, name := range []string{"zuul_bridge_reports_received_total", "zuul_bridge_reports_decoded_total", "zuul_bridge_reports_rejected_total",
 		"zuul_bridge_route_matched_total", "zuul_bridge_deliveries_total", "zuul_bridge_delivery_duration_seconds_bucket",
 		"zuul_bridge_mqtt_connected", "zuul_bridge_nats_connected", "zuul_bridge_seconds_since_last_report",
-		"zuul_bridge_pipeline_last_report_timestamp_seconds", "zuul_bridge_pipeline_last_buildset_end_timestamp_seconds",
+		"zuul_bridge_pipeline_last_buildset_end_timestamp_seconds",
 		"zuul_bridge_dead_lettered_total"} {
 		if !strings.Contains(text, "\n"+name) {
 			t.Errorf("/metrics lacks %s", name)

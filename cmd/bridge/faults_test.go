@@ -169,7 +169,7 @@ func TestStatusPageOutage(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {
 			fake := statuspagefake.New(t, statuspagefake.Options{})
 			broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-			ns := natstest.Start(t, false)
+			ns := natstest.Start(t, true)
 			p := startBridge(t, statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-sp"))
 			faulted := make(chan struct{}, 1000)
 			fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
@@ -204,7 +204,7 @@ func TestStatusPageOutage(t *testing.T) {
 func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, true)
 	nc := natsConn(t, ns.ClientURL())
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	chat := collect(t, nc, "zuul.>")
@@ -240,7 +240,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	const margin = 10 * time.Second
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, true)
 	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-term")
 	env["BRIDGE_SHUTDOWN_GRACE"] = grace.String()
 	env["BRIDGE_DELIVERY_DEADLINE"] = "10m"

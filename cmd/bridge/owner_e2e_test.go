@@ -19,7 +19,7 @@ func TestBacklogAndReconcileOneOwner(t *testing.T) {
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily")
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, true)
 	nc := natsConn(t, ns.ClientURL())
 	chat := collect(t, nc, "zuul.>")
 	nc.Flush()

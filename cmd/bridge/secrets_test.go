@@ -57,7 +57,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	// Run 2: the status page refuses the token: the write is retried (a fresh token may
 	// come) until the delivery deadline, then the report is dead-lettered with the reason.
 	fake := statuspagefake.New(t, statuspagefake.Options{Token: "the-right-sp-token"})
-	ns := natstest.Start(t, false)
+	ns := natstest.Start(t, true)
 	nc := natsConn(t, ns.ClientURL())
 	dead := collect(t, nc, "zuul-bridge.deadletter")
 	nc.Flush()

@@ -241,7 +241,6 @@ func (p *Dispatcher) route(msg Message) job {
 	}
 	j.ev = ev
 	p.o.Metrics.decoded.Inc()
-	p.o.Metrics.observeReport(ev.Tenant, ev.Pipeline, float64(p.o.Now().UnixNano())/1e9)
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
 	}

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,33 +23,10 @@ type Metrics struct {
 	decoded          prometheus.Counter
 	latency          *prometheus.HistogramVec
 	lastReport       prometheus.Gauge
-	lastPerPipe      *prometheus.GaugeVec
 
 	lastUnix atomic.Int64 // ns; the start time until the first report
 
-	mu    sync.Mutex
-	pipes map[[2]string]prometheus.Gauge // children of lastPerPipe, bounded by maxPipelines
-
 	cache metricCache
-}
-
-// maxPipelines bounds the tenant/pipeline series: the values come from payloads, and a
-// stream of garbage must not grow the metrics without end.
-const maxPipelines = 500
-
-// observeReport records the time of a decoded report for its tenant and pipeline.
-func (m *Metrics) observeReport(tenant, pipeline string, unix float64) {
-	key := [2]string{tenant, pipeline}
-	m.mu.Lock()
-	g, known := m.pipes[key]
-	if !known && len(m.pipes) < maxPipelines {
-		g = m.lastPerPipe.WithLabelValues(tenant, pipeline)
-		m.pipes[key] = g
-	}
-	m.mu.Unlock()
-	if g != nil {
-		g.Set(unix)
-	}
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -80,10 +56,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Unix time of the last MQTT message received."}),
 		decoded: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_reports_decoded_total",
 			Help: "MQTT messages that decoded as Zuul reports."}),
-		lastPerPipe: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_pipeline_last_report_timestamp_seconds",
-			Help: "Unix time at which the bridge received the last MQTT report per tenant and pipeline. Deprecated: MQTT only; " +
-				"alert on zuul_bridge_pipeline_last_buildset_end_timestamp_seconds, which zuul-web reconciliation updates too."}, []string{"tenant", "pipeline"}),
-		pipes: map[[2]string]prometheus.Gauge{},
 	}
 	m.lastUnix.Store(time.Now().UnixNano())
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zuul_bridge_seconds_since_last_report",
@@ -91,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		func() float64 { return time.Since(time.Unix(0, m.lastUnix.Load())).Seconds() })
 	if reg != nil {
 		reg.MustRegister(since)
-		reg.MustRegister(m.received, m.rejected, m.filtered, m.matched, m.deliveries, m.retries, m.deadLettered, m.deadLetterFailed, m.acked, m.latency, m.lastReport, m.decoded, m.lastPerPipe)
+		reg.MustRegister(m.received, m.rejected, m.filtered, m.matched, m.deliveries, m.retries, m.deadLettered, m.deadLetterFailed, m.acked, m.latency, m.lastReport, m.decoded)
 	}
 	return m
 }
