@@ -43,6 +43,7 @@ type confirmState struct {
 	denied   map[string]uint64 // subject -> permission violations seen
 	seen     [64]error         // the latest async errors the handler saw
 	seenNext int
+	watchers map[string]map[*func()]struct{} // subject -> called at its next permission violation
 
 	// Under Publisher.flushMu: the reconnect count at the last flush and the publish
 	// sequences a reconnect may have lost.
@@ -86,10 +87,36 @@ func (p *Publisher) asyncError(err error) {
 				clear(c.denied)
 			}
 			c.denied[m[1]]++
+			for w := range c.watchers[m[1]] {
+				(*w)()
+			}
 		}
 		p.permissionViolations.Inc()
 	}
 	c.cond.Broadcast()
+}
+
+// onDenied calls f (under c.mu: it must not block) at every permission violation for a
+// publish to subject until stop is called.
+func (c *confirmState) onDenied(subject string, f func()) (stop func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = map[string]map[*func()]struct{}{}
+	}
+	if c.watchers[subject] == nil {
+		c.watchers[subject] = map[*func()]struct{}{}
+	}
+	c.watchers[subject][&f] = struct{}{}
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		// The subject's set holds f until now, so it is still the one f was put in.
+		delete(c.watchers[subject], &f)
+		if len(c.watchers[subject]) == 0 {
+			delete(c.watchers, subject)
+		}
+	}
 }
 
 // deniedCount is how often a publish to subject was refused so far.

@@ -1,7 +1,10 @@
 // Package natspub publishes kept reports to NATS: one subject per route (escaped so that a
 // value can never add a level or a wildcard), a versioned JSON body, and Nats-Msg-Id for
 // JetStream de-duplication. When a JetStream stream covers the subject the publish waits
-// for the stream's acknowledgement; otherwise it is a core publish confirmed by a flush.
+// for the stream's acknowledgement. Only where JetStream answered that it is absent, or that
+// no stream covers the subject, is it a core publish confirmed by a flush; a stream lookup
+// that gets no such answer (a timeout, a permission violation on the JetStream API) fails
+// the send, retryably, so that the report stays unacknowledged until a stream confirms it.
 package natspub
 
 import (
@@ -53,6 +56,9 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	streams map[string]streamEntry
+	failure lookupFailure // the last stream lookup that got no answer (under mu)
+	// lookupTimeout bounds one stream lookup (a field so that tests can shorten it).
+	lookupTimeout time.Duration
 
 	// Core publishes are confirmed by a flush round trip; one flush confirms every publish
 	// before it, so a batch of reports costs one round trip (flushThrough).
@@ -66,16 +72,55 @@ type Publisher struct {
 }
 
 type streamEntry struct {
-	stream string // "" = no stream covers the subject: core publish
+	stream string // "" = JetStream said no stream covers the subject: core publish
 	until  time.Time
 }
 
-// streamTTL bounds how long a subject's stream lookup is trusted: a stream created or
-// deleted at run time is noticed within this time.
+// lookupFailure is a stream lookup that got no definite answer. Until `until` every lookup
+// fails with err at once, and while one lookup probes again (probing) the others do too:
+// a worker pays the lookup timeout at most once per failureTTL, and no report is core
+// published for want of an answer.
+type lookupFailure struct {
+	err     error
+	until   time.Time
+	probing bool
+
+	logged  time.Time // when a failure was last logged
+	loggedK string    // and its kind, so that a new kind is logged at once
+}
+
+// streamTTL bounds how long a stream name found for a subject is trusted; a stream deleted
+// at run time is noticed at once (the publish gets no responders and the entry is dropped).
 const streamTTL = 30 * time.Second
 
-// lookupTimeout bounds the stream look-up; the JetStream API answers in microseconds.
-const lookupTimeout = 2 * time.Second
+// coreTTL bounds how long "no stream covers the subject" is trusted: a stream created at
+// run time is used within this time. Until then a publish to it is stored (if the stream
+// accepts it) but confirmed only by a flush, so it is kept shorter than streamTTL.
+const coreTTL = 10 * time.Second
+
+// failureTTL is how long a lookup without an answer is repeated to every send of a subject
+// not in the cache, before the next lookup is tried.
+const failureTTL = time.Second
+
+// failureLogInterval: a lookup failure of the same kind is logged at most this often.
+const failureLogInterval = time.Minute
+
+// defaultLookupTimeout bounds the stream lookup; the JetStream API answers in microseconds
+// (a meta leader election takes seconds: the send is retried meanwhile).
+const defaultLookupTimeout = 2 * time.Second
+
+// apiStreamNames is the JetStream API subject of the lookup (STREAM.NAMES with a subject
+// filter), which the bridge's NATS user must be allowed to publish to.
+const apiStreamNames = "$JS.API.STREAM.NAMES"
+
+// ErrJetStreamAPIDenied: the NATS server refused the stream lookup's request for lack of
+// permission. Retryable (the report stays unacknowledged): without the lookup the bridge
+// cannot tell whether a stream must acknowledge the report.
+var ErrJetStreamAPIDenied = errors.New(`NATS permissions violation for publish to "` + apiStreamNames +
+	`": the bridge's NATS user needs publish permission on it (or on "$JS.API.>") to find the stream that covers a subject`)
+
+// errLookupTimeout is the cause of a lookup that got no answer in time.
+var errLookupTimeout = errors.New("no answer from the JetStream API")
 
 // publishTimeout bounds one publish when the caller set no deadline.
 const publishTimeout = 10 * time.Second
@@ -87,9 +132,10 @@ func NewPublisher(nc *nats.Conn, log zerolog.Logger) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{nc: nc, js: js, log: log, now: time.Now, streams: map[string]streamEntry{}, confirm: newConfirmState(),
+	p := &Publisher{nc: nc, js: js, log: log, now: time.Now, streams: map[string]streamEntry{}, lookupTimeout: defaultLookupTimeout,
+		confirm: newConfirmState(),
 		permissionViolations: prometheus.NewCounter(prometheus.CounterOpts{Name: "zuul_bridge_nats_permission_violations_total",
-			Help: "Publishes the NATS server refused for lack of permission (the report is dead-lettered)."})}
+			Help: "Publishes the NATS server refused for lack of permission (a report is dead-lettered; a refused JetStream stream lookup is retried)."})}
 	p.confirm.reconnects = nc.Stats().Reconnects
 	p.watchErrors()
 	return p, nil
@@ -311,38 +357,92 @@ func retryable(err error) bool {
 		!errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrBadSubject) && !errors.Is(err, ErrPermission)
 }
 
+// streamFor names the stream that covers subject, or "" where JetStream said that none does
+// or that it is not there at all (core publish). Any other outcome is an error, and the
+// send fails retryably: a timeout (a meta leader election, an overloaded server), a
+// permission violation on the JetStream API, the caller's deadline.
 func (p *Publisher) streamFor(ctx context.Context, subject string) (string, error) {
 	now := p.now()
 	p.mu.Lock()
-	e, ok := p.streams[subject]
-	p.mu.Unlock()
-	if ok && now.Before(e.until) {
+	if e, ok := p.streams[subject]; ok && now.Before(e.until) {
+		p.mu.Unlock()
 		return e.stream, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	name, err := p.js.StreamNameBySubject(lctx, subject)
-	switch {
-	case err == nil:
-	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
-		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
-		name = ""
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		// No JetStream answer, yet something listens on the API subject: a debugging
-		// `nats sub ">"` does exactly that. Publish core: a stream covering the subject
-		// still stores the message, only without an acknowledgement.
-		p.log.Warn().Str("subject", subject).Msg("no answer from the JetStream API; publishing without JetStream acknowledgement")
-		name = ""
-	default:
+	f := &p.failure
+	if f.err != nil && (now.Before(f.until) || f.probing) {
+		err := f.err
+		p.mu.Unlock()
 		return "", err
 	}
-	p.mu.Lock()
-	if len(p.streams) > 10000 { // subjects carry project names: bound the cache
-		clear(p.streams)
-	}
-	p.streams[subject] = streamEntry{stream: name, until: now.Add(streamTTL)}
+	probing := f.err != nil
+	f.probing = probing
 	p.mu.Unlock()
-	return name, nil
+
+	name, core, err := p.lookup(ctx, subject)
+
+	now = p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if probing {
+		f.probing = false
+	}
+	switch {
+	case err == nil:
+		f.err = nil
+		ttl := streamTTL
+		if core {
+			ttl = coreTTL
+		}
+		if len(p.streams) > 10000 { // subjects carry project names: bound the cache
+			clear(p.streams)
+		}
+		p.streams[subject] = streamEntry{stream: name, until: now.Add(ttl)}
+		return name, nil
+	case ctx.Err() != nil:
+		return "", err // the caller's deadline: nothing learnt about NATS
+	default:
+		f.err, f.until = err, now.Add(failureTTL)
+		kind := "timeout"
+		if errors.Is(err, ErrJetStreamAPIDenied) {
+			kind = "denied"
+		}
+		if kind != f.loggedK || !now.Before(f.logged.Add(failureLogInterval)) {
+			f.logged, f.loggedK = now, kind
+			p.log.Warn().Err(err).Str("subject", subject).
+				Msg("JetStream stream lookup failed; reports are retried, not published, until it answers")
+		}
+		return "", err
+	}
+}
+
+// lookup asks JetStream which stream covers subject. core is true where the answer is
+// that none does, or that JetStream is not there (no responders on its API, not enabled).
+func (p *Publisher) lookup(ctx context.Context, subject string) (name string, core bool, err error) {
+	lctx, cancel := context.WithTimeoutCause(ctx, p.lookupTimeout, errLookupTimeout)
+	defer cancel()
+	// A request the server refuses for lack of permission gets no answer at all, only an
+	// asynchronous -ERR: end the wait when that arrives.
+	lctx, deny := context.WithCancelCause(lctx)
+	defer deny(nil)
+	denied := p.confirm.deniedCount(apiStreamNames)
+	stop := p.confirm.onDenied(apiStreamNames, func() { deny(ErrJetStreamAPIDenied) })
+	defer stop()
+	name, err = p.js.StreamNameBySubject(lctx, subject)
+	switch {
+	case err == nil:
+		return name, false, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
+		return "", true, nil
+	case errors.Is(context.Cause(lctx), ErrJetStreamAPIDenied) || p.confirm.deniedCount(apiStreamNames) != denied:
+		return "", false, ErrJetStreamAPIDenied
+	case ctx.Err() != nil:
+		return "", false, err
+	case errors.Is(context.Cause(lctx), errLookupTimeout):
+		return "", false, fmt.Errorf("%w within %v (%s)", errLookupTimeout, p.lookupTimeout, apiStreamNames)
+	default:
+		return "", false, err
+	}
 }
 
 func (p *Publisher) forget(subject string) {
