@@ -41,7 +41,7 @@ func TestCheckShowsPublicTexts(t *testing.T) {
 		"      title:                       Nightly checks of SovereignCloudStack/k8s-cluster-api-provider (periodic-daily, main)\n",
 		"      description:                 Nightly checks of SovereignCloudStack/k8s-cluster-api-provider on branch main started failing " +
 			"on 14 Jan 2025 at 04:19 UTC: k8s-cluster-api-provider-e2e-conformance failed. " +
-			"Details: https://zuul.sovereignit.cloud/t/scs/buildset/22799888a7ae82e51b19a6124a096841 Reported automatically (ref ",
+			"Details: https://zuul.sovereignit.cloud/t/scs/buildset/22799888a7ae82e51b19a6124a096841\n",
 		"      update title:                Still failing\n",
 		"      update:                      Failed again at 04:19 UTC, 2 nights in a row. Details: https://zuul.sovereignit.cloud/t/scs/buildset/",
 		"      closing update title:        Resolved\n",
@@ -56,7 +56,7 @@ func TestCheckShowsPublicTexts(t *testing.T) {
 			continue
 		}
 		_, text, _ := strings.Cut(line, ":  ")
-		for _, bad := range []string{"capi-nightly-internal", "FAILURE", "compliance", "zuul-bridge"} {
+		for _, bad := range []string{"capi-nightly-internal", "FAILURE", "compliance", "zuul-bridge", "automatically"} {
 			if strings.Contains(text, bad) {
 				t.Errorf("public text holds %q: %s", bad, line)
 			}

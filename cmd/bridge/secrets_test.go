@@ -54,8 +54,8 @@ func TestNoSecretAnywhere(t *testing.T) {
 	p.kill(t)
 	everything.WriteString(p.out.String())
 
-	// Run 2: the status page refuses the token: the write is retried (a fresh token may
-	// come) until the delivery deadline, then the report is dead-lettered with the reason.
+	// Run 2: the status page refuses the token: the outbox retries the write (a fresh token
+	// may come) until its retry window ends, then dead-letters it with the reason.
 	fake := statuspagefake.New(t, statuspagefake.Options{Token: "the-right-sp-token"})
 	ns := natstest.Start(t, true)
 	nc := natsConn(t, ns.ClientURL())
@@ -69,7 +69,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	env["BRIDGE_MQTT_PASSWORD_FILE"] = passFile
 	env["BRIDGE_STATUSPAGE_TOKEN"] = spToken
 	env["BRIDGE_LOG_LEVEL"] = "trace"
-	env["BRIDGE_DELIVERY_DEADLINE"] = "3s"
+	env["BRIDGE_STATUSPAGE_RETRY_WINDOW"] = "3s"
 	p2 := startBridge(t, env)
 	mqtttest.PublishWith(t, mqtttest.PublishOptions{URL: broker.URL(), Username: "bridge", Password: "the-right-one"}, capiTopic, uniqueFailures(1)...)
 	waitFor(t, 30*time.Second, "dead letter for the 401", func() bool { return dead.unique() == 1 })
