@@ -175,7 +175,7 @@ func openKeyStore(ctx context.Context, cfg *Config, nc *nats.Conn, log zerolog.L
 		store, err = kvstore.NewCAS(ctx, nc, kvstore.CASOptions{Bucket: cfg.Statuspage.KVBucket})
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", cfg.Statuspage.KVBucket).
+		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Str("bucket", cfg.Statuspage.KVBucket).
 			Msg("incident key bucket not available yet; status page work waits, everything else runs")
 	})
 	if errors.Is(err, kvstore.ErrNoJetStream) {

@@ -152,7 +152,7 @@ func (w *statuspageWork) run(ctx context.Context) {
 		w.log.Info().Str("stream", c.Stream).Str("subjects", c.Subject+".>").Msg("status page work goes through the outbox")
 		return nil
 	}, nil, func(err error, wait time.Duration) {
-		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox stream not available yet; status page work waits, everything else runs")
+		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("outbox stream not available yet; status page work waits, everything else runs")
 	})
 	if err != nil {
 		return
@@ -177,7 +177,7 @@ func (w *statuspageWork) run(ctx context.Context) {
 		unknown, err = w.sp.StartKnown(ctx)
 		return err
 	}, nil, func(err error, wait time.Duration) {
-		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable; its work waits, everything else runs")
+		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("status page not reachable; its work waits, everything else runs")
 	})
 	if err != nil {
 		return

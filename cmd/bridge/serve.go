@@ -18,6 +18,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/lastrun"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/logging"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
@@ -26,12 +27,10 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
+// newLogger logs to w as BRIDGE_LOG_FORMAT and BRIDGE_LOG_LEVEL say (the console format
+// coloured only on a terminal without NO_COLOR).
 func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
-	level, _ := zerolog.ParseLevel(cfg.Log.Level)
-	if cfg.Log.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+	return logging.New(w, cfg.Log.Format, cfg.Log.Level)
 }
 
 // hooks let the demo watch the same code path production runs.
@@ -175,7 +174,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 
 	// Drain in stages: no new reports, settle what is in flight within the grace period
 	// (acknowledging only what finished), disconnect MQTT, stop the loops, flush NATS.
-	log.Info().Dur("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
+	log.Info().Stringer("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
 	sub.StopIntake()
 	grace, closeCtx, cancel := shutdownContexts(cfg.Shutdown.Grace.v)
 	defer cancel()

@@ -77,7 +77,7 @@ func (s *Service) Run(ctx context.Context) {
 		targets, err = s.findTargets(ctx)
 		return err
 	}, nil, func(err error, wait time.Duration) {
-		s.o.Log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot list the pipelines on zuul-web")
+		s.o.Log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("cannot list the pipelines on zuul-web")
 	})
 	if err != nil {
 		return
