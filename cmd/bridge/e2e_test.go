@@ -399,7 +399,8 @@ func TestKillNineLosesNothing(t *testing.T) {
 	got.mu.Unlock()
 }
 
-// TestSigtermExitsZero: a graceful stop exits 0 and says so.
+// TestSigtermExitsZero: a graceful stop exits 0 and says so, and a clean start and stop
+// logs no warning or error (the deliberate close of NATS is not "closed for good").
 func TestSigtermExitsZero(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
@@ -412,6 +413,9 @@ func TestSigtermExitsZero(t *testing.T) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.out.String(), "stopped") {
 		t.Fatalf("exit code %d:\n%s", code, p.out.String())
+	}
+	if w := warnings(p.out.String()); len(w) > 0 {
+		t.Fatalf("a clean start and stop logged warnings or errors:\n%s", strings.Join(w, "\n"))
 	}
 }
 

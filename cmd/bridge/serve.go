@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer func() { health.stopping.Store(true); nc.Close() }()
 	pub, err := natspub.NewPublisher(nc, log.With().Str("component", "nats").Logger())
 	if err != nil {
 		return err
