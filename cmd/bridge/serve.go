@@ -36,6 +36,16 @@ func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
 // hooks let the demo watch the same code path production runs.
 type hooks struct {
 	ready func() // called once MQTT is subscribed and NATS connected
+	// reportLevel is the level of the one line per report (kept by which routes, or
+	// dropped and why); without hooks it is debug.
+	reportLevel zerolog.Level
+}
+
+func (h *hooks) reports() zerolog.Level {
+	if h == nil {
+		return zerolog.DebugLevel
+	}
+	return h.reportLevel
 }
 
 // serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
@@ -137,6 +147,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		Log:            log.With().Str("component", "delivery").Logger(),
 		Metrics:        delivery.NewMetrics(reg),
 		Observe:        ran.ObserveEvent,
+		ReportLevel:    h.reports(),
 		Settled: func(ev *zuul.Event, applied bool) {
 			if rec != nil && applied { // a dead-lettered report is left to reconciliation
 				rec.Settled(ev)

@@ -63,6 +63,11 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 			return false
 		}
 	}
+	var deadLettered []string
+	for _, f := range failed {
+		deadLettered = append(deadLettered, f.route.Name+"/"+f.t.Kind)
+	}
+	p.kept(ev, routes, deadLettered)
 	if p.o.Settled != nil {
 		p.o.Settled(ev, len(failed) == 0)
 	}
