@@ -102,8 +102,13 @@ expect_fail bool-string "enabled.*got string, want boolean" --set-string service
 expect_fail bad-duration "sessionExpiry.*does not match pattern" --set-string mqtt.sessionExpiry=5
 expect_fail bad-loglevel "level.*value must be one of" --set log.level=verbose
 expect_fail typo "additional properties 'replicas' not allowed" --set replicas=2
-expect_fail bad-pipeline-matcher "pipelineMatcher.*does not match pattern" \
-	--set prometheusRule.nightlyNotReported.pipelineMatcher=periodic-daily
+expect_fail threshold-promql-matcher "thresholds/0/pipelines.*'not' failed" \
+	--set 'prometheusRule.nightlyNotReported.thresholds[0].name=daily' --set 'prometheusRule.nightlyNotReported.thresholds[0].maxAgeSeconds=93600' \
+	--set-string 'prometheusRule.nightlyNotReported.thresholds[0].pipelines=pipeline=~periodic-daily'
+expect_fail threshold-incomplete "thresholds/0.*missing properties 'pipelines', 'maxAgeSeconds'" \
+	--set 'prometheusRule.nightlyNotReported.thresholds[0].name=daily'
+expect_fail nightly-old-keys "maxAgeSeconds and pipelineMatcher were replaced in chart 0.3.0 by prometheusRule.nightlyNotReported.thresholds" \
+	--set prometheusRule.enabled=true --set prometheusRule.nightlyNotReported.maxAgeSeconds=93600
 expect_fail bad-nightly-enabled "enabled.*value must be one of" --set prometheusRule.nightlyNotReported.enabled=sometimes
 
 echo "== unsafe combinations are refused"

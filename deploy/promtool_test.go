@@ -12,10 +12,12 @@ import (
 
 // TestNightlyRuleWithPromtool renders the chart's PrometheusRule with reconciliation on and
 // runs the rule unit tests in promtool/nightly_test.yaml against its rule groups with
-// `promtool test rules`: green nightlies that only zuul-web sees do not fire, a pipeline
-// whose newest buildset ended longer ago than maxAgeSeconds does, and so does one that
-// never ran. promtool comes with Debian's prometheus package; without it the test is
-// skipped, except in CI (CI=true), where it fails.
+// `promtool test rules`, with the default thresholds: green nightlies that only zuul-web
+// sees do not fire; a daily pipeline whose newest buildset ended over 26h ago does, and so
+// does one that never ran; an hourly one that stopped fires 2h after its last run and
+// resolves when it runs again; a weekly one that ran 3 days ago is silent (the daily rule
+// does not watch it) and fires after 8 days. promtool comes with Debian's prometheus
+// package; without it the test is skipped, except in CI (CI=true), where it fails.
 func TestNightlyRuleWithPromtool(t *testing.T) {
 	helm := findHelm(t)
 	promtool, err := exec.LookPath("promtool")
@@ -90,6 +92,43 @@ func TestNightlyRuleOffWithoutReconciliation(t *testing.T) {
 	}
 }
 
+// TestNightlyThresholdsOneRuleEach: every entry of nightlyNotReported.thresholds is one
+// rule with its threshold label and age, and leaves out the pipelines of the entries
+// before it (first match wins), so a pipeline is watched by one rule only.
+func TestNightlyThresholdsOneRuleEach(t *testing.T) {
+	helm := findHelm(t)
+	spec := renderRule(t, helm, "--set", "zuul.url=https://zuul.example.org", "--set", "zuul.tenants={scs}")
+	want := []struct{ threshold, age, sel string }{
+		{"hourly", "7200", `pipeline=~"periodic-hourly"}`},
+		{"weekly", "691200", `pipeline=~"periodic-weekly",pipeline!~"periodic-hourly"}`},
+		{"daily", "93600", `pipeline=~"periodic-.*|compliance_check",pipeline!~"periodic-hourly",pipeline!~"periodic-weekly"}`},
+	}
+	rules := findAlerts(spec, "ZuulBridgeNightlyNotReported")
+	if len(rules) != len(want) {
+		t.Fatalf("%d rules, want one per default threshold (%d)", len(rules), len(want))
+	}
+	for i, w := range want {
+		labels, _ := rules[i]["labels"].(map[string]any)
+		expr, _ := rules[i]["expr"].(string)
+		if labels["threshold"] != w.threshold || !strings.Contains(expr, w.sel) || !strings.HasSuffix(expr, "["+w.age+"s])) > "+w.age) {
+			t.Errorf("rule %d: labels %v, expr %s; want threshold %s, selector %s, age %s", i, labels, expr, w.threshold, w.sel, w.age)
+		}
+	}
+	// A list of one's own, with a severity of its own for one entry.
+	spec = renderRule(t, helm, "--set", "prometheusRule.nightlyNotReported.enabled=true",
+		"--set", "prometheusRule.nightlyNotReported.thresholds[0].name=capi",
+		"--set", "prometheusRule.nightlyNotReported.thresholds[0].pipelines=periodic-capi",
+		"--set", "prometheusRule.nightlyNotReported.thresholds[0].maxAgeSeconds=3600",
+		"--set", "prometheusRule.nightlyNotReported.thresholds[0].severity=critical")
+	rules = findAlerts(spec, "ZuulBridgeNightlyNotReported")
+	if len(rules) != 1 {
+		t.Fatalf("%d rules for a list of one", len(rules))
+	}
+	if labels, _ := rules[0]["labels"].(map[string]any); labels["severity"] != "critical" || labels["threshold"] != "capi" {
+		t.Errorf("labels %v", labels)
+	}
+}
+
 func findHelm(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -132,14 +171,23 @@ func renderRule(t *testing.T, helm string, args ...string) map[string]any {
 }
 
 func findAlert(spec map[string]any, name string) map[string]any {
+	if rules := findAlerts(spec, name); len(rules) > 0 {
+		return rules[0]
+	}
+	return nil
+}
+
+// findAlerts returns every rule of the alert name, in order.
+func findAlerts(spec map[string]any, name string) []map[string]any {
+	var found []map[string]any
 	groups, _ := spec["groups"].([]any)
 	for _, g := range groups {
 		rules, _ := g.(map[string]any)["rules"].([]any)
 		for _, r := range rules {
 			if r, _ := r.(map[string]any); r["alert"] == name {
-				return r
+				found = append(found, r)
 			}
 		}
 	}
-	return nil
+	return found
 }

@@ -63,6 +63,10 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		// fails and the orchestrator restarts the process.
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			h.natsUp(false)
+			if h.stopping.Load() { // the bridge's own close at shutdown
+				log.Info().Msg("NATS connection closed")
+				return
+			}
 			h.natsClosed(nc.LastError())
 			log.Error().Err(nc.LastError()).Msg("NATS connection closed for good; /healthz fails until restarted")
 		}),
@@ -72,6 +76,9 @@ func connectNATS(cfg *Config, log zerolog.Logger, h *health) (*nats.Conn, error)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			h.natsUp(false)
+			if h.stopping.Load() { // the bridge's own close at shutdown: the closed line says it
+				return
+			}
 			log.Warn().Err(err).Msg("NATS disconnected")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

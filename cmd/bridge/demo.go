@@ -24,6 +24,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
@@ -82,8 +83,10 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	if os.Getenv("BRIDGE_LOG_FORMAT") == "" {
 		os.Setenv("BRIDGE_LOG_FORMAT", "console")
 	}
+	// info: the NATS messages, the outbox, the status page calls and one line per report
+	// (kept or dropped, and why) are shown; BRIDGE_LOG_LEVEL=debug adds every delivery.
 	if os.Getenv("BRIDGE_LOG_LEVEL") == "" {
-		os.Setenv("BRIDGE_LOG_LEVEL", "debug") // show what was dropped, too
+		os.Setenv("BRIDGE_LOG_LEVEL", "info")
 	}
 	if os.Getenv("BRIDGE_HTTP_ADDR") == "" {
 		os.Setenv("BRIDGE_HTTP_ADDR", freeAddr("127.0.0.1:8080"))
@@ -139,7 +142,7 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "demo publisher:", err)
 		}
 	}
-	return serve(ctx, cfg, newLogger(cfg, stderr), &hooks{ready: ready})
+	return serve(ctx, cfg, newLogger(cfg, stderr), &hooks{ready: ready, reportLevel: zerolog.InfoLevel})
 }
 
 // demoToken is the write token of the demo's status page fake.

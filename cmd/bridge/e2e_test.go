@@ -399,7 +399,8 @@ func TestKillNineLosesNothing(t *testing.T) {
 	got.mu.Unlock()
 }
 
-// TestSigtermExitsZero: a graceful stop exits 0 and says so.
+// TestSigtermExitsZero: a graceful stop exits 0 and says so, and a clean start and stop
+// logs no warning or error (the deliberate close of NATS is not "closed for good").
 func TestSigtermExitsZero(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
 	ns := natstest.Start(t, false)
@@ -412,6 +413,9 @@ func TestSigtermExitsZero(t *testing.T) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.out.String(), "stopped") {
 		t.Fatalf("exit code %d:\n%s", code, p.out.String())
+	}
+	if w := warnings(p.out.String()); len(w) > 0 {
+		t.Fatalf("a clean start and stop logged warnings or errors:\n%s", strings.Join(w, "\n"))
 	}
 }
 
@@ -496,7 +500,8 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 // TestDemo: `bridge demo` starts with nothing running, shows the failing periodic samples
 // arriving on NATS and the incident's whole life on its status page fake (opened once,
 // updated, resolved by the passing sample, every call within the API spec), and stops
-// cleanly on Ctrl-C.
+// cleanly on Ctrl-C. Its log, not a terminal here, is the console format without colour
+// codes, at info: one line per report (kept or dropped), no debug lines, no warnings.
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(bridgeBin, "demo")
 	out := &syncBuffer{}
@@ -530,5 +535,53 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "against the API spec") {
 		t.Errorf("the status page fake saw calls outside the API spec:\n%s", out.String())
+	}
+	s = out.String()
+	if strings.Contains(s, "\x1b[") {
+		t.Errorf("colour codes in output that is not a terminal:\n%q", s)
+	}
+	kept, dropped := strings.Count(s, " INF report kept "), strings.Count(s, " INF report dropped: no route matches ")
+	if kept+dropped != len(samples.All()) || kept == 0 || dropped == 0 {
+		t.Errorf("%d reports kept and %d dropped in the log, want one line for each of the %d samples:\n%s", kept, dropped, len(samples.All()), s)
+	}
+	for _, bad := range []string{" DBG ", " WRN ", " ERR "} {
+		if strings.Contains(s, bad) {
+			t.Errorf("a %q line at the demo's default level:\n%s", strings.TrimSpace(bad), s)
+		}
+	}
+}
+
+// TestDemoSigtermLogsNoWarnings: the demo (MQTT, NATS with JetStream, the outbox and the
+// status page) started and stopped with SIGTERM, as Kubernetes stops a pod, exits 0 and
+// logs nothing at warn or error; the NATS connection's close is an info line.
+func TestDemoSigtermLogsNoWarnings(t *testing.T) {
+	cmd := exec.Command(bridgeBin, "demo")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t), "BRIDGE_LOG_FORMAT=json")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
+	waitFor(t, 60*time.Second, "the incident resolved", func() bool {
+		return strings.Contains(out.String(), `"message":"incident resolved"`) &&
+			strings.Count(out.String(), `"message":"report `) == len(samples.All())
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop on SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	if w := warnings(out.String()); len(w) > 0 {
+		t.Errorf("a clean start and stop logged warnings or errors:\n%s", strings.Join(w, "\n"))
+	}
+	if !strings.Contains(out.String(), `"message":"stopped"`) {
+		t.Errorf("no stopped line:\n%s", out.String())
 	}
 }

@@ -21,8 +21,11 @@ type health struct {
 	natsGauge prometheus.Gauge
 	// dead is set when a connection closed for good (nothing reconnects it): /healthz
 	// then fails so that the orchestrator restarts the process.
-	dead  atomic.Pointer[string]
-	pprof bool // BRIDGE_HTTP_PPROF: also serve /debug/pprof/
+	dead atomic.Pointer[string]
+	// stopping is set before the bridge closes its NATS connection at shutdown: that
+	// close is deliberate, logged at info, and not a connection lost for good.
+	stopping atomic.Bool
+	pprof    bool // BRIDGE_HTTP_PPROF: also serve /debug/pprof/
 }
 
 // natsClosed records that the NATS connection closed for good, with its last error.

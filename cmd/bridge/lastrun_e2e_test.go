@@ -17,7 +17,7 @@ import (
 
 const lastEnd = "zuul_bridge_pipeline_last_buildset_end_timestamp_seconds"
 
-// nightlyThreshold is the chart's default maxAgeSeconds of ZuulBridgeNightlyNotReported.
+// nightlyThreshold is the daily threshold of the chart's ZuulBridgeNightlyNotReported.
 const nightlyThreshold = 93600 * time.Second
 
 // series reads one series of the bridge's /metrics by its labels in exposition order

@@ -27,3 +27,20 @@ func logEntries(out, component, msg, errPart string) []logEntry {
 	}
 	return got
 }
+
+// warnings returns the JSON log lines of out at level warn or above: a clean start and
+// stop has none.
+func warnings(out string) []string {
+	var got []string
+	for _, line := range strings.Split(out, "\n") {
+		var e logEntry
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		switch e.Level {
+		case "warn", "error", "fatal", "panic":
+			got = append(got, line)
+		}
+	}
+	return got
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/lastrun"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/logging"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/outbox"
@@ -30,17 +31,25 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
+// newLogger logs to w as BRIDGE_LOG_FORMAT and BRIDGE_LOG_LEVEL say (the console format
+// coloured only on a terminal without NO_COLOR).
 func newLogger(cfg *Config, w io.Writer) zerolog.Logger {
-	level, _ := zerolog.ParseLevel(cfg.Log.Level)
-	if cfg.Log.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+	return logging.New(w, cfg.Log.Format, cfg.Log.Level)
 }
 
 // hooks let the demo watch the same code path production runs.
 type hooks struct {
 	ready func() // called once MQTT is subscribed and NATS connected
+	// reportLevel is the level of the one line per report (kept by which routes, or
+	// dropped and why); without hooks it is debug.
+	reportLevel zerolog.Level
+}
+
+func (h *hooks) reports() zerolog.Level {
+	if h == nil {
+		return zerolog.DebugLevel
+	}
+	return h.reportLevel
 }
 
 // serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
@@ -75,7 +84,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer func() { health.stopping.Store(true); nc.Close() }()
 	pub, err := natspub.NewPublisher(nc, log.With().Str("component", "nats").Logger())
 	if err != nil {
 		return err
@@ -142,6 +151,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		Log:            log.With().Str("component", "delivery").Logger(),
 		Metrics:        delivery.NewMetrics(reg),
 		Observe:        ran.ObserveEvent,
+		ReportLevel:    h.reports(),
 		Settled: func(ev *zuul.Event, applied bool) {
 			if rec != nil && applied { // a dead-lettered report is left to reconciliation
 				rec.Settled(ev)
@@ -179,7 +189,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 
 	// Drain in stages: no new reports, settle what is in flight within the grace period
 	// (acknowledging only what finished), disconnect MQTT, stop the loops, flush NATS.
-	log.Info().Dur("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
+	log.Info().Stringer("grace", cfg.Shutdown.Grace.v).Msg("shutting down: intake stopped, settling deliveries in flight")
 	sub.StopIntake()
 	grace, closeCtx, cancel := shutdownContexts(cfg.Shutdown.Grace.v)
 	defer cancel()

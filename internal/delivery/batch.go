@@ -136,6 +136,7 @@ func (p *Dispatcher) confirmRun(r *run) {
 		for _, c := range s.confirms {
 			p.delivered(s.job.ev, c.route, c.t, s.at, 1)
 		}
+		p.kept(s.job.ev, s.job.routes, nil)
 		if p.o.Settled != nil {
 			p.o.Settled(s.job.ev, true)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -62,6 +63,11 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 			return false
 		}
 	}
+	var deadLettered []string
+	for _, f := range failed {
+		deadLettered = append(deadLettered, f.route.Name+"/"+f.t.Kind)
+	}
+	p.kept(ev, routes, deadLettered)
 	if p.o.Settled != nil {
 		p.o.Settled(ev, len(failed) == 0)
 	}
@@ -108,11 +114,11 @@ func (p *Dispatcher) deliver(ev *zuul.Event, r *Route, t Target) error {
 		wait := p.backoff.Delay(attempt)
 		if !p.o.Now().Add(wait).Before(deadline) {
 			m.deliveries.WithLabelValues(r.Name, t.Kind, "failed").Inc()
-			log().Error().Err(err).Int("attempts", attempt+1).Dur("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
+			log().Error().Err(err).Int("attempts", attempt+1).Stringer("deadline", p.o.Deadline).Msg("delivery failed: deadline reached")
 			return fmt.Errorf("deadline of %s reached after %d attempts: %w", p.o.Deadline, attempt+1, err)
 		}
 		m.retries.WithLabelValues(r.Name, t.Kind).Inc()
-		log().Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Msg("delivery failed, retrying")
+		log().Warn().Err(err).Int("attempt", attempt+1).Stringer("backoff", wait.Round(time.Millisecond)).Msg("delivery failed, retrying")
 		if !retry.Sleep(p.abortCtx, wait) {
 			m.deliveries.WithLabelValues(r.Name, t.Kind, "abandoned").Inc()
 			return errAbandoned

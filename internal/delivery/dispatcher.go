@@ -98,9 +98,13 @@ type Options struct {
 	// Observe, if set, sees every decoded report (Handle) and every submitted event (Submit)
 	// before it is routed, whether a route wants it or not, e.g. to note that its pipeline ran.
 	Observe func(ev *zuul.Event)
-	Log     zerolog.Logger
-	Metrics *Metrics // nil: not counted
-	Now     func() time.Time
+	// ReportLevel is the level of the one line per decoded report that says what became
+	// of it (summary.go): kept, by which routes, or dropped and why. The zero value is
+	// debug: a steady stream of reports writes no lines at info. The demo uses info.
+	ReportLevel zerolog.Level
+	Log         zerolog.Logger
+	Metrics     *Metrics // nil: not counted
+	Now         func() time.Time
 }
 
 // Dispatcher processes messages. Handle is called from the intake goroutine; work runs on
@@ -195,8 +199,7 @@ func (p *Dispatcher) Handle(msg Message) {
 	j := p.route(msg)
 	if j.reject == nil && len(j.routes) == 0 {
 		m.filtered.Inc()
-		p.o.Log.Debug().Str("topic", msg.Topic).Str("id", j.ev.ID).Str("pipeline", j.ev.Pipeline).
-			Str("project", j.ev.Project).Str("result", j.ev.Result).Str("outcome", string(j.ev.Outcome)).Msg("dropped: no route matches")
+		p.dropped(j.ev)
 		p.ack(msg)
 		return
 	}
@@ -309,7 +312,9 @@ func (p *Dispatcher) process(j job) {
 		return // abandoned: the broker redelivers
 	}
 	if j.ev != nil && p.flights.awaitSubmit(p.abortCtx, j.ev.ID) {
-		p.o.Log.Debug().Str("topic", j.msg.Topic).Str("id", j.ev.ID).Msg("delivered by the reconciler meanwhile; acknowledged")
+		if e := p.o.Log.WithLevel(p.o.ReportLevel); e.Enabled() {
+			reportFields(e, j.ev).Msg("report acknowledged: its zuul-web copy was delivered meanwhile")
+		}
 		if p.o.Settled != nil {
 			p.o.Settled(j.ev, true)
 		}

@@ -129,7 +129,7 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	s.started, s.cm, s.cancel = true, cm, cancel
 	go s.dispatch()
 	s.log.Info().Str("topic", s.cfg.Topic).Uint16("receive_maximum", s.cfg.ReceiveMaximum).
-		Dur("session_expiry", s.cfg.SessionExpiry).Msg("mqtt subscriber starting")
+		Stringer("session_expiry", s.cfg.SessionExpiry).Msg("mqtt subscriber starting")
 	return nil
 }
 

@@ -93,7 +93,7 @@ func (o *Outbox) consumer(ctx context.Context, route string) (jetstream.Consumer
 func (o *Outbox) Run(ctx context.Context, routes []string, w WorkerOptions) {
 	w.defaults()
 	log := w.Log.With().Str("component", "outbox").Logger()
-	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Dur("retry_window", w.RetryWindow).Msg("outbox worker started")
+	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Stringer("retry_window", w.RetryWindow).Msg("outbox worker started")
 	o.warnOrphans(ctx, routes, log)
 	var wg sync.WaitGroup
 	for _, route := range routes {
@@ -113,7 +113,7 @@ func (o *Outbox) warnOrphans(ctx context.Context, routes []string, log zerolog.L
 	for route, n := range orphans {
 		log.Warn().Str("route", route).Uint64("items", n).
 			Str("purge", fmt.Sprintf("nats stream purge %s --subject %s; nats consumer rm %s %s-%s", o.cfg.Stream, o.Subject(route), o.cfg.Stream, o.cfg.Consumer, route)).
-			Dur("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
+			Stringer("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
 			Msg("outbox items of a route that is not in the rules: nobody applies them; purge them, or the stream drops them after its max age")
 	}
 }
@@ -137,7 +137,7 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 		cons, err = o.consumer(ctx, route)
 		return err
 	}, nil, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox consumer not available yet")
+		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("outbox consumer not available yet")
 	})
 	if err != nil {
 		return nil
@@ -184,7 +184,7 @@ func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log
 	}
 	if err := w.Ready(route); err != nil {
 		m.items.WithLabelValues(route, "deferred").Inc()
-		log.Warn().Err(err).Dur("delay", w.DeferDelay).Msg("outbox item deferred: its route cannot be applied yet")
+		log.Warn().Err(err).Stringer("delay", w.DeferDelay).Msg("outbox item deferred: its route cannot be applied yet")
 		_ = msg.NakWithDelay(w.DeferDelay)
 		return
 	}
@@ -238,7 +238,7 @@ func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log
 			return
 		}
 		m.retries.WithLabelValues(route).Inc()
-		log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", wait).Time("stored", stored).Msg("outbox item not applied, retrying")
+		log.Warn().Err(err).Int("attempt", attempt+1).Stringer("backoff", wait.Round(time.Millisecond)).Time("stored", stored).Msg("outbox item not applied, retrying")
 		if !retry.Sleep(ctx, wait) {
 			stopAlive()
 			_ = msg.Nak()
@@ -260,7 +260,7 @@ func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.L
 		defer cancel()
 		return w.DeadLetter(dctx, dl)
 	}, nil, func(err error, wait time.Duration) {
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("dead letter not recorded, retrying")
+		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("dead letter not recorded, retrying")
 		_ = msg.InProgress()
 	})
 	if err != nil {

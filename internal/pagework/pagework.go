@@ -150,7 +150,7 @@ func (w *Work) Run(ctx context.Context) {
 		unknown, err = w.o.Manager.StartKnown(ctx)
 		return err
 	}, nil, func(err error, wait time.Duration) {
-		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("status page not reachable; its work waits, everything else runs")
+		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("status page not reachable; its work waits, everything else runs")
 	})
 	if err != nil {
 		return
@@ -197,7 +197,7 @@ func (w *Work) openOutbox(ctx context.Context) (*outbox.Outbox, error) {
 		box, err = outbox.Open(ctx, w.o.NATS, w.o.Outbox)
 		return err
 	}, func(err error) bool { return errors.Is(err, outbox.ErrNoJetStream) }, func(err error, wait time.Duration) {
-		w.log.Warn().Err(err).Dur("retry_in", wait).Msg("outbox stream not available yet; status page work waits, everything else runs")
+		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("outbox stream not available yet; status page work waits, everything else runs")
 	})
 	if errors.Is(err, outbox.ErrNoJetStream) {
 		w.noJetStream(err)
@@ -219,7 +219,7 @@ func (w *Work) openKeyStore(ctx context.Context) (*kvstore.CAS, error) {
 		store, err = kvstore.NewCAS(ctx, w.o.NATS, kvstore.CASOptions{Bucket: w.o.KVBucket})
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
-		w.log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", w.o.KVBucket).
+		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Str("bucket", w.o.KVBucket).
 			Msg("incident key bucket not available yet; status page work waits, everything else runs")
 	})
 	if errors.Is(err, kvstore.ErrNoJetStream) {

@@ -152,7 +152,7 @@ func (r *Reconciler) Round(ctx context.Context) error {
 		l.Debug().Object("found", st).Msg("reconciled target")
 	}
 	r.o.Log.Info().Int("targets", len(r.o.Targets)).Object("found", total).Int("errors", len(errs)).
-		Dur("took", r.o.Now().Sub(start)).Msg("reconcile round")
+		Stringer("took", r.o.Now().Sub(start).Round(time.Millisecond)).Msg("reconcile round")
 	return errors.Join(errs...)
 }
 

@@ -80,7 +80,7 @@ func (s *Service) Run(ctx context.Context) {
 		targets, err = s.findTargets(ctx)
 		return err
 	}, nil, func(err error, wait time.Duration) {
-		s.o.Log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot list the pipelines on zuul-web")
+		s.o.Log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("cannot list the pipelines on zuul-web")
 	})
 	if err != nil {
 		return
@@ -143,7 +143,7 @@ func (s *Service) openStore(ctx context.Context) (Store, error) {
 		store, err = kvstore.NewSeen(sctx, js, s.o.Bucket)
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
-		s.o.Log.Warn().Err(err).Dur("retry_in", wait).Str("bucket", s.o.Bucket).Msg("reconciliation bucket not available yet")
+		s.o.Log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Str("bucket", s.o.Bucket).Msg("reconciliation bucket not available yet")
 	})
 	if errors.Is(err, kvstore.ErrNoJetStream) {
 		if s.o.NoJetStream != nil {

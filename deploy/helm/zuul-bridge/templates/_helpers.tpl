@@ -163,3 +163,13 @@ scheme's default.
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable (the other to null), not both" }}
 {{- end }}
 {{- end }}
+
+{{/* A number of seconds as a short duration: 8d, 26h, 90m, 45s (the largest whole unit). */}}
+{{- define "zuul-bridge.seconds" -}}
+{{- $s := int64 . -}}
+{{- if and (gt $s 0) (eq (mod $s 86400) 0) }}{{ div $s 86400 }}d
+{{- else if and (gt $s 0) (eq (mod $s 3600) 0) }}{{ div $s 3600 }}h
+{{- else if and (gt $s 0) (eq (mod $s 60) 0) }}{{ div $s 60 }}m
+{{- else }}{{ $s }}s
+{{- end }}
+{{- end }}
