@@ -3,8 +3,10 @@ package delivery
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -19,6 +21,23 @@ func drainLate(t *testing.T, p *Dispatcher) {
 	if err := p.Drain(ctx); err == nil {
 		t.Fatal("Drain reported nothing left behind")
 	}
+}
+
+// reports returns n copies of the failure sample, each a distinct report (its own
+// buildset uuid, hence its own ID), with their IDs.
+func reports(t *testing.T, n int) (payloads [][]byte, ids []string) {
+	t.Helper()
+	base := string(payload(t, "periodic-daily_failure_mixed.json"))
+	const old = `"uuid": "22799888a7ae82e51b19a6124a096841"`
+	for i := range n {
+		b := []byte(strings.Replace(base, old, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
+		ev, err := zuul.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads, ids = append(payloads, b), append(ids, ev.ID)
+	}
+	return payloads, ids
 }
 
 // A report whose delivery failed for good is acknowledged only once its dead letter is
@@ -64,5 +83,51 @@ func TestUnrecordedDeadLetterIsNotAcked(t *testing.T) {
 				t.Errorf("Settled called %d times for a report that did not settle", n)
 			}
 		})
+	}
+}
+
+// blockingStarter starts every report and confirms none: confirm waits until its context
+// ends (a NATS server that never acknowledges). Send, the full path, would deliver.
+type blockingStarter struct {
+	confirming chan string // an ID whose confirm is waiting
+	sends      atomic.Int32
+}
+
+func (s *blockingStarter) Send(context.Context, *zuul.Event) (bool, error) {
+	s.sends.Add(1)
+	return false, nil
+}
+
+func (s *blockingStarter) Start(_ context.Context, ev *zuul.Event) (func(context.Context) (bool, error), bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		s.confirming <- ev.ID
+		<-ctx.Done()
+		return true, ctx.Err()
+	}, false, nil
+}
+
+// A run aborted at the end of the grace period acknowledges none of its reports whose
+// confirmation did not come: here a run of two, confirmed at once (MaxUnconfirmed 2),
+// whose first confirm waits when Drain gives up. Neither report is acknowledged, and the
+// full path does not deliver the first one after the abort.
+func TestAbortedRunAcksNothingUnconfirmed(t *testing.T) {
+	msgs, ids := reports(t, 2)
+	sink := &blockingStarter{confirming: make(chan string, 2)}
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"nats", sink}}})
+	o.Workers, o.Linger, o.MaxUnconfirmed = 1, time.Hour, 2
+	p := New(o)
+	acks := newAcks()
+	for i, b := range msgs {
+		p.Handle(acks.msg(t, ids[i], b))
+	}
+	if got := receive(t, sink.confirming, "confirm of the run"); got != ids[0] {
+		t.Fatalf("confirming %s first, want %s", got, ids[0])
+	}
+	drainLate(t, p)
+	if got := acks.all(); len(got) != 0 {
+		t.Errorf("acknowledged %v, none of which was confirmed", got)
+	}
+	if n := sink.sends.Load(); n != 0 {
+		t.Errorf("%d sends on the full path after the abort", n)
 	}
 }
