@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,7 +31,7 @@ func reports(t *testing.T, n int) (payloads [][]byte, ids []string) {
 	base := string(payload(t, "periodic-daily_failure_mixed.json"))
 	const old = `"uuid": "22799888a7ae82e51b19a6124a096841"`
 	for i := range n {
-		b := []byte(strings.Replace(base, old, `"uuid": "`+strings.Repeat(string(rune('a'+i)), 32)+`"`, 1))
+		b := []byte(strings.Replace(base, old, fmt.Sprintf(`"uuid": "%032x"`, i+1), 1))
 		ev, err := zuul.Decode(b)
 		if err != nil {
 			t.Fatal(err)
