@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +138,8 @@ func TestPermanentFailureIsDeadLetteredThenAcked(t *testing.T) {
 }
 
 func TestDeadlineEndsRetries(t *testing.T) {
-	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { return true, errors.New("timeout") })
+	var calls atomic.Int32
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) { calls.Add(1); return true, errors.New("timeout") })
 	dls := make(chan DeadLetter, 10)
 	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
 	o.Deadline = 30 * time.Millisecond
@@ -147,8 +149,10 @@ func TestDeadlineEndsRetries(t *testing.T) {
 	p.Handle(acks.msg(t, "t", payload(t, "periodic-daily_failure_mixed.json")))
 	acks.wait(t, "t")
 	drain(t, p)
-	if dl := receive(t, dls, "dead letter"); !strings.Contains(dl.Reason, "deadline") {
-		t.Fatalf("reason %q", dl.Reason)
+	// The reason counts the attempts made: every call of the sink.
+	if dl := receive(t, dls, "dead letter"); !strings.Contains(dl.Reason, "deadline") ||
+		!strings.Contains(dl.Reason, fmt.Sprintf(" after %d attempts:", calls.Load())) {
+		t.Fatalf("reason %q, want the deadline after %d attempts", dl.Reason, calls.Load())
 	}
 }
 
@@ -164,6 +168,7 @@ func TestRejectedPayloads(t *testing.T) {
 		{"b", strings.Repeat(" ", 1001), "too_large"},
 		{"c", `{"tenant": 1}`, "wrong_shape"},
 		{"d", "\xff\xfe", "invalid_utf8"},
+		{"e", "{}" + strings.Repeat(" ", 998), "missing_field"}, // at the limit: not too large
 	} {
 		p.Handle(acks.msg(t, c.topic, []byte(c.payload)))
 		acks.wait(t, c.topic)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,58 @@ func TestDecodeConstructed(t *testing.T) {
 			}
 			if c.check != nil {
 				c.check(t, ev)
+			}
+		})
+	}
+}
+
+// withBuildsetResult returns a sample with its buildset.result replaced by the JSON value
+// result (the builds keep theirs).
+func withBuildsetResult(t testing.TB, sample, result string) []byte {
+	t.Helper()
+	re := regexp.MustCompile(`("buildset": \{"uuid": "[0-9a-f]+", "result": )"[A-Z_]+"`)
+	b := readSample(t, sample)
+	if len(re.FindAllIndex(b, -1)) != 1 {
+		t.Fatalf("%s: no single buildset result to replace", sample)
+	}
+	return re.ReplaceAll(b, []byte("${1}"+result))
+}
+
+// TestDecodeFinalWithoutResult: a final report whose buildset.result is null (or "") says
+// nothing by its result, so its action decides, and a failure action is a failure
+// (WIRE-FORMAT.md §6: any buildset result other than SUCCESS is a failure for alerting).
+// Read as a success, it would resolve the incident that the failure should open. The
+// config-error and merge-conflict reports carry no builds: only the action is left.
+func TestDecodeFinalWithoutResult(t *testing.T) {
+	for _, c := range []struct {
+		sample, result string
+	}{
+		{"periodic-daily_failure_mixed.json", `null`},
+		{"periodic-daily_failure_mixed.json", `""`},
+		{"periodic-daily_config_error_via_failure_reporter.json", `null`},
+		{"periodic-daily_config_error_via_failure_reporter.json", `""`},
+		{"check_merge_conflict.json", `null`},
+	} {
+		name := strings.TrimSuffix(c.sample, ".json") + " result null"
+		if c.result == `""` {
+			name = strings.TrimSuffix(c.sample, ".json") + " result empty"
+		}
+		t.Run(name, func(t *testing.T) {
+			ev, err := Decode(withBuildsetResult(t, c.sample, c.result))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Result != "" {
+				t.Fatalf("result %q, want none", ev.Result)
+			}
+			if ev.Outcome != OutcomeFailure {
+				t.Errorf("outcome %q, want %q (action %s)", ev.Outcome, OutcomeFailure, ev.Action)
+			}
+			if r, _ := ev.Field("result"); r != string(OutcomeFailure) {
+				t.Errorf("rule field result = %q, want %q", r, OutcomeFailure)
+			}
+			if !ev.Final() {
+				t.Error("not final")
 			}
 		})
 	}
