@@ -12,7 +12,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 )
 
-// A feature without JetStream is said once in the log (naming the feature and the fix),
+// A feature on a server lacking JetStream is said once in the log (naming the feature and the fix),
 // in the gauge and in the notes; an expected feature that works reads 0.
 func TestNoJetStream(t *testing.T) {
 	var log strings.Builder

@@ -43,7 +43,7 @@ type CAS struct {
 
 // NewCAS binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
 // an existing bucket is used as it is configured. An unreachable server is an error, a
-// server without JetStream is ErrNoJetStream.
+// server that lacks JetStream is ErrNoJetStream.
 func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	if o.Bucket == "" {
 		o.Bucket = DefaultCASBucket

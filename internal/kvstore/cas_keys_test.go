@@ -36,11 +36,11 @@ func TestCASKeys(t *testing.T) {
 	}
 }
 
-// A server without JetStream is told apart from an unreachable one.
+// A server that lacks JetStream is told apart from an unreachable one.
 func TestCASWithoutJetStream(t *testing.T) {
 	srv := natstest.Start(t, false)
 	_, err := kvstore.NewCAS(t.Context(), natstest.Connect(t, srv.ClientURL()), kvstore.CASOptions{})
 	if !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("NewCAS without JetStream: %v, want ErrNoJetStream", err)
+		t.Fatalf("NewCAS on a server lacking JetStream: %v, want ErrNoJetStream", err)
 	}
 }

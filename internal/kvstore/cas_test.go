@@ -81,12 +81,12 @@ func TestBucketCreated(t *testing.T) {
 	}
 }
 
-// A server without JetStream fails New; a stopped server makes operations fail within
+// A server that lacks JetStream fails New; a stopped server makes operations fail within
 // the timeout (the manager turns that into a retryable error).
 func TestUnavailable(t *testing.T) {
 	plain := natstest.Start(t, false)
 	if _, err := kvstore.NewCAS(t.Context(), natstest.Connect(t, plain.ClientURL()), kvstore.CASOptions{Timeout: time.Second}); err == nil {
-		t.Error("New without JetStream succeeded")
+		t.Error("New on a server lacking JetStream succeeded")
 	}
 	srv := natstest.Start(t, true)
 	s, err := kvstore.NewCAS(t.Context(), natstest.Connect(t, srv.ClientURL()), kvstore.CASOptions{Timeout: 300 * time.Millisecond})

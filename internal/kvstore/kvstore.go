@@ -34,7 +34,7 @@ func noJetStream(err error) bool {
 }
 
 // bind opens the bucket cfg names, creating it with cfg when it is missing (an existing
-// bucket is used as it is configured). A server without JetStream gives ErrNoJetStream.
+// bucket is used as it is configured). A server that lacks JetStream gives ErrNoJetStream.
 func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {

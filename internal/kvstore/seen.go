@@ -22,7 +22,7 @@ const SeenMaxAge = 30 * 24 * time.Hour
 // its TTL and one revision per key if it does not exist (an existing bucket is used as
 // configured). Keys are hashes ("seen.<sha256>", "cursor.<sha256>"), as Event IDs and
 // pipeline names may hold characters a key may not; the values are the id and the cursor
-// in clear, for inspection with `nats kv`. Without JetStream this fails with ErrNoJetStream.
+// in clear, for inspection with `nats kv`. On a server that lacks JetStream this fails with ErrNoJetStream.
 func NewSeen(ctx context.Context, js jetstream.JetStream, bucket string) (*Seen, error) {
 	kv, err := bind(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      bucket,

@@ -55,7 +55,7 @@ func NewTokenChain(nc *nats.Conn, o TokenChainOptions) *TokenChain {
 }
 
 // store opens the bucket at the first use, creating it if it is missing. A server
-// without JetStream (where the chain cannot be kept) gives ErrNoJetStream, told apart from
+// that lacks JetStream (where the chain cannot be kept) gives ErrNoJetStream, told apart from
 // one not reachable yet.
 func (s *TokenChain) store(ctx context.Context) (*CAS, error) {
 	s.mu.Lock()

@@ -44,9 +44,9 @@ func TestTokenChainWithoutJetStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if _, _, err := s.Load(ctx); !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("Load without JetStream: %v, want ErrNoJetStream", err)
+		t.Fatalf("Load on a server lacking JetStream: %v, want ErrNoJetStream", err)
 	}
 	if _, err := s.Save(ctx, []byte("x"), 0); !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("Save without JetStream: %v, want ErrNoJetStream", err)
+		t.Fatalf("Save on a server lacking JetStream: %v, want ErrNoJetStream", err)
 	}
 }

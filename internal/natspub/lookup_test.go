@@ -312,7 +312,7 @@ func TestLookupTimeoutIsRetried(t *testing.T) {
 	}
 	clock.advance(failureTTL)
 	if err := send("send with no JetStream"); err != nil {
-		t.Fatalf("send without JetStream: %v", err)
+		t.Fatalf("send on a server lacking JetStream: %v", err)
 	}
 	if n := marker(reports, "zuul.marker"); n != 1 {
 		t.Errorf("%d reports published, want 1", n)

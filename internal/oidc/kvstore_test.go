@@ -51,7 +51,7 @@ func TestTokenChainTwoReplicas(t *testing.T) {
 }
 
 // KVStore keeps the chain in the bucket, where another store (a restarted replica) reads
-// it; a server without JetStream is an error that says so, never an empty chain, so that
+// it; a server that lacks JetStream is an error that says so, never an empty chain, so that
 // the source neither starts over from a spent seed nor keeps the chain where a restart
 // loses it.
 func TestKVStore(t *testing.T) {
@@ -71,9 +71,9 @@ func TestKVStore(t *testing.T) {
 	plain := natstest.Start(t, false)
 	st = oidc.KVStore(kvstore.NewTokenChain(natstest.Connect(t, plain.ClientURL()), kvstore.TokenChainOptions{}))
 	if _, _, err := st.Load(ctx); !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("without JetStream: Load = %v, want kvstore.ErrNoJetStream", err)
+		t.Fatalf("on a server lacking JetStream: Load = %v, want kvstore.ErrNoJetStream", err)
 	}
 	if _, err := st.Save(ctx, chain, 0); !errors.Is(err, kvstore.ErrNoJetStream) {
-		t.Fatalf("without JetStream: Save = %v, want kvstore.ErrNoJetStream", err)
+		t.Fatalf("on a server lacking JetStream: Save = %v, want kvstore.ErrNoJetStream", err)
 	}
 }

@@ -116,7 +116,7 @@ type Outbox struct {
 }
 
 // Open binds the stream, creating it when it is missing. It does not wait: an unreachable
-// server is an error the caller retries; a server without JetStream is ErrNoJetStream.
+// server is an error the caller retries; a server that lacks JetStream is ErrNoJetStream.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Outbox, error) {
 	cfg.defaults()
 	js, err := jetstream.New(nc)

@@ -114,7 +114,7 @@ func TestOpenWithoutJetStream(t *testing.T) {
 	nc := connect(t, false)
 	_, err := outbox.Open(context.Background(), nc, outbox.Config{})
 	if !errors.Is(err, outbox.ErrNoJetStream) {
-		t.Fatalf("Open without JetStream: %v, want ErrNoJetStream", err)
+		t.Fatalf("Open on a server lacking JetStream: %v, want ErrNoJetStream", err)
 	}
 }
 

@@ -2,7 +2,7 @@
 // of every `statuspage:` route (it stores the report in the JetStream outbox), and the
 // background set-up of everything that needs a server (the outbox stream, the incident
 // key bucket, the status page catalogue), after which it runs the incident manager's loops
-// and the outbox worker. Nothing on the intake path waits for it. Without JetStream the
+// and the outbox worker. Nothing on the intake path waits for it. On a NATS server that lacks JetStream the
 // status page routes do not start and say why (package features); NATS routes run.
 package pagework
 
@@ -187,7 +187,7 @@ func (w *Work) Run(ctx context.Context) {
 }
 
 // openOutbox opens (or creates) the outbox stream, waiting for NATS as long as it takes;
-// a server without JetStream stops the status page side, said through the features set.
+// a server that lacks JetStream stops the status page side, said through the features set.
 func (w *Work) openOutbox(ctx context.Context) (*outbox.Outbox, error) {
 	var box *outbox.Outbox
 	err := retry.Until(ctx, w.o.StartupBackoff, func(ctx context.Context) (err error) {

@@ -129,7 +129,7 @@ func (s *Service) findTargets(ctx context.Context) ([]Target, error) {
 }
 
 // openStore opens the JetStream key-value bucket that keeps what was reconciled, so that a
-// restart republishes nothing, retrying while NATS cannot say. Without JetStream it gives
+// restart republishes nothing, retrying while NATS cannot say. If the server lacks JetStream it gives
 // up and says so: reconciliation needs the bucket.
 func (s *Service) openStore(ctx context.Context) (Store, error) {
 	var store *kvstore.Seen

@@ -80,7 +80,7 @@ func TestReportSettledBeforeTheServiceIsReady(t *testing.T) {
 	}
 }
 
-// Without JetStream reconciliation does not start: it says so through NoJetStream, with
+// On a server lacking JetStream reconciliation does not start: it says so through NoJetStream, with
 // the server's answer, and Run returns instead of reconciling without memory.
 func TestServiceNeedsJetStream(t *testing.T) {
 	e := newEnv(t, zuulwebfake.Options{})
@@ -97,7 +97,7 @@ func TestServiceNeedsJetStream(t *testing.T) {
 	select {
 	case <-ran:
 	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return without JetStream")
+		t.Fatal("Run did not return on a server lacking JetStream")
 	}
 	select {
 	case err := <-told:
