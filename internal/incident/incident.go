@@ -43,7 +43,9 @@ func (s *Sink) Name() string { return s.name }
 // open claims the key first and stores the id after (2 KV writes), an update and a
 // resolve write it once, a resolve deletes it; when another replica changed the entry
 // since this one looked, the incident is read again (GET incident). A key
-// another replica is opening or resolving, and an unreachable store, give retry=true.
+// another replica is opening or resolving, and an unreachable store, give retry=true; the
+// first with an error wrapping ErrKeyBusy (or ErrKeyResolving), which is over within
+// seconds, so the caller may ask again soon.
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return false, nil

@@ -33,12 +33,17 @@ type KeyLister interface {
 	Keys(ctx context.Context) ([]string, error)
 }
 
-// errKeyBusy: another replica claimed the key to open its incident a moment ago; the
-// report comes again (Send says retry) and then finds the incident and updates it.
-var errKeyBusy = errors.New("another replica is opening the incident of this key")
+// ErrKeyBusy is wrapped by the error of a report that cannot be applied now because
+// another replica holds its incident key: it is opening the key's incident (a claim),
+// or writing to it. The report is not applied and Send says retry; it can be applied as
+// soon as the other replica is done or its hold has run out (ManagerOptions.ClaimTimeout),
+// so a caller that recognises it (errors.Is) should ask again after a short, capped
+// backoff (seconds), not the long one of a status page outage.
+var ErrKeyBusy = errors.New("another replica is writing the incident of this key")
 
-// errKeyResolving: likewise while another replica resolves the key's incident.
-var errKeyResolving = errors.New("another replica is resolving the incident of this key")
+// ErrKeyResolving is ErrKeyBusy while the other replica resolves the key's incident
+// (errors.Is(err, ErrKeyBusy) holds for it too).
+var ErrKeyResolving = fmt.Errorf("%w (resolving it)", ErrKeyBusy)
 
 // defaultClaimTimeout is how long a claim without incident id is respected before
 // another replica takes it over. It must exceed the longest POST /incidents attempt.

@@ -23,7 +23,7 @@ import (
 // key's incident is read again (GET incident) and the rest taken from the entry.
 // Opening an incident needs the key's claim (Create;
 // a second replica gets ErrKeyExists and either updates the incident named in the entry
-// or, while the claim is young, asks for the report again). Every write names the
+// or, while the claim is young, asks for the report again: ErrKeyBusy). Every write names the
 // revision it expects; a mismatch means "read again and decide again".
 //
 // Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (updates
@@ -118,7 +118,7 @@ func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bo
 		return a.syncClaim(ctx, e, rev)
 	}
 	if e.Closing && e.Owner != m.owner && m.now().Sub(e.Since) < m.claimTTL {
-		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyResolving, e.Owner)}
+		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: by %s", ErrKeyResolving, e.Owner)}
 	}
 	cur, err := m.client.GetIncident(ctx, e.Incident)
 	deleted := statuspage.StatusOf(err) == http.StatusNotFound
@@ -170,7 +170,7 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 		return false, nil
 	}
 	if since := m.now().Sub(e.Since); since < m.claimTTL {
-		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyBusy, e.Owner)}
+		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: %s is opening it", ErrKeyBusy, e.Owner)}
 	}
 	// Abandoned: the owner stopped between claim and publish, maybe after its POST.
 	nrev, err := m.kv.Update(ctx, ks.hash, entry{Owner: m.owner, Since: m.now(), Route: a.s.name, Opening: e.Opening}.encode(), rev)

@@ -258,7 +258,7 @@ func TestReplicasAbandonedClaim(t *testing.T) {
 	}
 	c.fake.SetFault(nil)
 	retry, err := c.b.sink.Send(t.Context(), fail(2, hours(1)))
-	if !retry || err == nil || !strings.Contains(err.Error(), "another replica is opening") {
+	if !retry || !errors.Is(err, incident.ErrKeyBusy) {
 		t.Fatalf("young claim of a: retry=%v err=%v", retry, err)
 	}
 	c.clock.Set(hours(0).Add(3 * time.Minute)) // older than ClaimTimeout
