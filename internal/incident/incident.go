@@ -168,6 +168,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return err
 	}
 	fp := &fingerprint{Title: title, Began: ts, Report: a.rh}
+	start := time.Now()
 	claimed, err := a.claim(ctx, fp)
 	switch {
 	case err != nil:
@@ -180,7 +181,10 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return a.failure(ctx)
 	}
 	sev := t.severity
-	id, err := m.client.CreateIncident(ctx, statuspage.NewIncident{
+	// Within the claim's hold, so that another replica can rely on its deadline.
+	hctx, cancel := a.holdCtx(ctx, start)
+	defer cancel()
+	id, err := m.client.CreateIncident(hctx, statuspage.NewIncident{
 		DisplayName: title,
 		Description: desc,
 		BeganAt:     ts,

@@ -45,9 +45,15 @@ var ErrKeyBusy = errors.New("another replica is writing the incident of this key
 // (errors.Is(err, ErrKeyBusy) holds for it too).
 var ErrKeyResolving = fmt.Errorf("%w (resolving it)", ErrKeyBusy)
 
-// defaultClaimTimeout is how long a claim without incident id is respected before
-// another replica takes it over. It must exceed the longest POST /incidents attempt.
-const defaultClaimTimeout = 2 * time.Minute
+// defaultClaimTimeout is how long a replica holds a key for one write to the status page
+// (ManagerOptions.ClaimTimeout): the holder's requests end within half of it, 15 s (holdCtx),
+// more than the status page client's 10 s request timeout; the other half covers a request
+// the server finishes after its client gave up, and clock differences between replicas.
+const defaultClaimTimeout = 30 * time.Second
+
+// legacyClaimTimeout is the hold of an entry without Until, written by a bridge before
+// holds carried their deadline: those replicas bounded their writes only by this.
+const legacyClaimTimeout = 2 * time.Minute
 
 // entry is the value stored per key: the bridge's knowledge of the key's incident, the
 // truth for "this incident is ours" (the texts on the status page carry no marker).
@@ -73,6 +79,19 @@ type entry struct {
 	// Closing: Owner is resolving the incident (fence); the others wait like for a claim.
 	// A Closing entry naming an ended incident: the bridge ended it.
 	Closing bool `json:"closing,omitempty"`
+	// Until: with a claim or Closing, the end of Owner's hold: nothing Owner sends under
+	// it can reach the status page later, so from then on another replica that looked at
+	// the page and did not find Owner's write may take over. Zero (older entries): Since
+	// plus legacyClaimTimeout.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// until is the end of the hold of a claim or a Closing entry.
+func (e entry) until() time.Time {
+	if !e.Until.IsZero() {
+		return e.Until
+	}
+	return e.Since.Add(legacyClaimTimeout)
 }
 
 // appliedShared bounds the reports an entry remembers; redeliveries come within minutes.
