@@ -246,10 +246,21 @@ func (a *apply) update(ctx context.Context) error {
 	}
 	if inc.verifyUpdates {
 		if found, err := a.findUpdate(ctx, false, name); err != nil || found {
+			if found {
+				ks.applied.add(a.rh)
+				a.publish(ctx)
+			}
 			return err
 		}
 	}
-	if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
+	// The update is recorded as pending before it is sent, and sent within the hold.
+	start := time.Now()
+	if err := a.markUpdate(ctx, &pendingUpdate{Name: name, At: ts, Report: a.rh}); err != nil {
+		return err
+	}
+	hctx, cancel := a.holdCtx(ctx, start)
+	defer cancel()
+	if _, err := m.client.PostUpdate(hctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
 		if statuspage.MaybeApplied(err) {
 			inc.verifyUpdates = true
 		}

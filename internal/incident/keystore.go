@@ -79,14 +79,27 @@ type entry struct {
 	// Closing: Owner is resolving the incident (fence); the others wait like for a claim.
 	// A Closing entry naming an ended incident: the bridge ended it.
 	Closing bool `json:"closing,omitempty"`
-	// Until: with a claim or Closing, the end of Owner's hold: nothing Owner sends under
+	// Updating: Owner is posting this update (written before the POST, cleared by the
+	// entry written after it). Whoever reads an entry with it looks on the page whether
+	// it landed before posting anything to the incident (replicas.go, settlePending).
+	Updating *pendingUpdate `json:"updating,omitempty"`
+	// Until: with a claim, Closing or Updating, the end of Owner's hold: nothing Owner sends under
 	// it can reach the status page later, so from then on another replica that looked at
 	// the page and did not find Owner's write may take over. Zero (older entries): Since
 	// plus legacyClaimTimeout.
 	Until time.Time `json:"until,omitzero"`
 }
 
-// until is the end of the hold of a claim or a Closing entry.
+// pendingUpdate is an incident update being posted: found on the page by its display
+// name and its createdAt (to the second), as findUpdate does.
+type pendingUpdate struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+	// Report is the hash of the report it applies: applied once the update is found.
+	Report string `json:"report,omitempty"`
+}
+
+// until is the end of the hold of a claim, a Closing or an Updating entry.
 func (e entry) until() time.Time {
 	if !e.Until.IsZero() {
 		return e.Until

@@ -134,8 +134,18 @@ func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bo
 			// PATCH right now. (An incident found ended is its resolve done: cleaned up below.)
 			return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: by %s", ErrKeyResolving, e.Owner)}
 		}
+		var landed bool
+		if e.Updating != nil {
+			if landed, err = a.pendingLanded(ctx, e); err != nil {
+				return false, err
+			}
+		}
 		a.adoptEntry(e, cur)
 		ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = rev, false, false, nil
+		if e.Updating != nil {
+			a.settlePending(e.Updating, landed)
+			a.publish(ctx) // the entry without the mark, with the update counted if it landed
+		}
 		return false, nil
 	}
 	byBridge := !deleted && (e.Closing || endedByBridge(ks, cur))
@@ -239,6 +249,79 @@ func (a *apply) adoptClaimed(ctx context.Context, e entry, rev uint64, found []s
 	a.log.Info().Str("owner", e.Owner).Str("incident", ks.inc.id).Msg("adopted the incident of another replica's claim")
 	ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = nrev, false, false, nil
 	return false, nil
+}
+
+// pendingLanded looks on the page for the update an entry says its owner is posting
+// (Updating). Not there while the owner's hold lasts: the owner may be posting it right
+// now, so the report waits (ErrKeyBusy); a restarted owner (the same replica id) does not
+// wait for itself. The time is taken before the look, as for a claim: after the hold
+// nothing the owner sent can still land, so "not there" then means "never".
+func (a *apply) pendingLanded(ctx context.Context, e entry) (bool, error) {
+	m := a.s.m
+	expired := !m.now().Before(e.until())
+	us, err := m.client.ListUpdates(ctx, e.Incident)
+	if err != nil {
+		return false, err
+	}
+	for _, u := range us {
+		if u.DisplayName == e.Updating.Name && sameSecond(e.Updating.At, u.CreatedAt) {
+			return true, nil
+		}
+	}
+	if !expired && e.Owner != m.owner {
+		return false, &temporaryError{op: "update", err: fmt.Errorf("%w: %s is updating it", ErrKeyBusy, e.Owner)}
+	}
+	return false, nil
+}
+
+// settlePending counts an update found on the page (pendingLanded) into the key's
+// incident, as its poster would have after the answer: one more run, its report applied.
+// One not found is forgotten: its report, when it comes again, posts it.
+func (a *apply) settlePending(p *pendingUpdate, landed bool) {
+	ks, m := a.ks, a.s.m
+	if !landed {
+		a.log.Info().Str("incident", ks.inc.id).Str("update", p.Name).Msg("pending update of the key is not on the page; dropped")
+		return
+	}
+	if ks.applied.has(p.Report) {
+		return // counted already (the entry was written after it)
+	}
+	ks.inc.runs++
+	ks.inc.closingPosted = false
+	ks.lastFailure = later(ks.lastFailure, p.At)
+	switch {
+	case a.ev != nil && a.rh == p.Report:
+		ks.lastEvent = slim(a.ev)
+		m.obs.IncidentUpdated(a.s.name)
+	case ks.lastEvent != nil && p.At.After(ks.lastEvent.Timestamp):
+		ks.lastEvent = nil // what that failure was is unknown here
+	}
+	ks.applied.add(p.Report)
+	a.log.Info().Str("incident", ks.inc.id).Int("runs", ks.inc.runs).Str("update", p.Name).Msg("pending update of the key found on the page; counted")
+}
+
+// markUpdate records in the key's entry (compare-and-set) the update this replica is
+// about to post, so that whoever handles the key next looks for it on the page before
+// posting (the answer to the POST may be lost, or this replica may stop before writing
+// the entry after it).
+func (a *apply) markUpdate(ctx context.Context, p *pendingUpdate) error {
+	ks, m := a.ks, a.s.m
+	if ks.kvRev == 0 {
+		return &temporaryError{op: "update", err: errors.New("key store entry not read yet")}
+	}
+	e := a.openEntry()
+	e.Updating = p
+	e.Until = e.Since.Add(m.claimTTL)
+	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
+	switch {
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
+		return &temporaryError{op: "update", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
+	case err != nil:
+		return storeError("update", err)
+	}
+	ks.kvRev, ks.kvClaim = rev, false
+	return nil
 }
 
 // claimEntry is this replica's claim to open the key's incident (fp: what it sends),
