@@ -40,8 +40,9 @@ func (s *Sink) Name() string { return s.name }
 // after a lost answer or an error (looking before writing again).
 //
 // Every report first reads the key's entry (1 KV get); an
-// open claims the key first and stores the id after (2 KV writes), an update and a
-// resolve write it once, a resolve deletes it; when another replica changed the entry
+// open claims the key first and stores the id after (2 KV writes), an update records
+// itself as pending before its POST and counted after (2 KV writes), a resolve writes it
+// once (the closing mark) and deletes it; when another replica changed the entry
 // since this one looked, the incident is read again (GET incident). A key
 // another replica is opening or resolving, and an unreachable store, give retry=true; the
 // first with an error wrapping ErrKeyBusy (or ErrKeyResolving), which is over within

@@ -139,3 +139,33 @@ func TestReplicasClosingLostAnswerOnce(t *testing.T) {
 	}
 	eq(t, "open incidents b", c.b.m.OpenIncidents(), 0)
 }
+
+// An update a replica recorded as pending but whose POST never reached the page: the
+// other replica waits while a's hold lasts (a may be posting it right now), then posts
+// it once.
+func TestReplicasPendingUpdateNeverLanded(t *testing.T) {
+	c := newCluster(t)
+	if err := deliver(c.a, fail(1, hours(0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver(c.b, fail(2, hours(1))); err != nil {
+		t.Fatal(err)
+	}
+	c.clock.Set(hours(2))
+	c.fake.SetFault(faultOn("POST", "/updates", statuspagefake.Fault{CloseConn: true}))
+	if retry, err := c.a.sink.Send(t.Context(), fail(3, hours(2))); !retry || err == nil {
+		t.Fatalf("closed update POST: retry=%v err=%v", retry, err)
+	}
+	c.fake.SetFault(nil)
+	if retry, err := c.b.sink.Send(t.Context(), fail(3, hours(2))); !retry || !errors.Is(err, incident.ErrKeyBusy) {
+		t.Fatalf("young pending update of a: retry=%v err=%v, want ErrKeyBusy", retry, err)
+	}
+	c.clock.Set(hours(2).Add(31 * time.Second))
+	if err := deliver(c.b, fail(3, hours(2))); err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver(c.a, fail(3, hours(2))); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "updates", updateRuns(t, c.fake.Incidents()), "2 nights in a row; 3 nights in a row")
+}

@@ -32,8 +32,9 @@ import (
 // whose incident is there. Every write names the
 // revision it expects; a mismatch means "read again and decide again".
 //
-// Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (updates
-// rewrite it, so that the others notice) -> PATCH (resolve) -> Delete. An incident ended
+// Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (each
+// update: {updating: pending} -> POST .../updates -> rewritten without it, so that the
+// others notice) -> {closing} -> closing update + PATCH (resolve) -> Delete. An incident ended
 // by a person keeps its entry until a success or the quiet period: the entry is the
 // replicas' shared "do not reopen".
 
