@@ -35,7 +35,7 @@ type KeyLister interface {
 
 // ErrKeyBusy is wrapped by the error of a report that cannot be applied now because
 // another replica holds its incident key: it is opening the key's incident (a claim),
-// or writing to it. The report is not applied and Send says retry; it can be applied as
+// posting an update to it, or changed the key's entry while this replica decided. The report is not applied and Send says retry; it can be applied as
 // soon as the other replica is done or its hold has run out (ManagerOptions.ClaimTimeout),
 // so a caller that recognises it (errors.Is) should ask again after a short, capped
 // backoff (seconds), not the long one of a status page outage.

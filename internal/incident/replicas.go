@@ -353,7 +353,7 @@ func (a *apply) claim(ctx context.Context, fp *fingerprint) (ok bool, err error)
 		switch {
 		case errors.Is(err, kvstore.ErrRevisionMismatch):
 			ks.kvRev, ks.kvClaim = 0, false
-			return false, &temporaryError{op: "claim", err: errors.New("the key's entry changed meanwhile")}
+			return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
 		case err != nil:
 			return false, storeError("update", err)
 		}
@@ -477,7 +477,7 @@ func (a *apply) fence(ctx context.Context) error {
 	switch {
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
-		return &temporaryError{op: "resolve", err: errors.New("another replica changed the key meanwhile")}
+		return &temporaryError{op: "resolve", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
 	case err != nil:
 		return storeError("update", err)
 	}
