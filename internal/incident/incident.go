@@ -40,10 +40,13 @@ func (s *Sink) Name() string { return s.name }
 // after a lost answer or an error (looking before writing again).
 //
 // Every report first reads the key's entry (1 KV get); an
-// open claims the key first and stores the id after (2 KV writes), an update and a
-// resolve write it once, a resolve deletes it; when another replica changed the entry
+// open claims the key first and stores the id after (2 KV writes), an update records
+// itself as pending before its POST and counted after (2 KV writes), a resolve writes it
+// once (the closing mark) and deletes it; when another replica changed the entry
 // since this one looked, the incident is read again (GET incident). A key
-// another replica is opening or resolving, and an unreachable store, give retry=true.
+// another replica is opening or resolving, and an unreachable store, give retry=true; the
+// first with an error wrapping ErrKeyBusy (or ErrKeyResolving), which is over within
+// seconds, so the caller may ask again soon.
 func (s *Sink) Send(ctx context.Context, ev *zuul.Event) (retry bool, err error) {
 	if ev == nil || (ev.Outcome != zuul.OutcomeFailure && ev.Outcome != zuul.OutcomeSuccess) {
 		return false, nil
@@ -166,6 +169,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return err
 	}
 	fp := &fingerprint{Title: title, Began: ts, Report: a.rh}
+	start := time.Now()
 	claimed, err := a.claim(ctx, fp)
 	switch {
 	case err != nil:
@@ -178,7 +182,10 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		return a.failure(ctx)
 	}
 	sev := t.severity
-	id, err := m.client.CreateIncident(ctx, statuspage.NewIncident{
+	// Within the claim's hold, so that another replica can rely on its deadline.
+	hctx, cancel := a.holdCtx(ctx, start)
+	defer cancel()
+	id, err := m.client.CreateIncident(hctx, statuspage.NewIncident{
 		DisplayName: title,
 		Description: desc,
 		BeganAt:     ts,
@@ -240,10 +247,21 @@ func (a *apply) update(ctx context.Context) error {
 	}
 	if inc.verifyUpdates {
 		if found, err := a.findUpdate(ctx, false, name); err != nil || found {
+			if found {
+				ks.applied.add(a.rh)
+				a.publish(ctx)
+			}
 			return err
 		}
 	}
-	if _, err := m.client.PostUpdate(ctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
+	// The update is recorded as pending before it is sent, and sent within the hold.
+	start := time.Now()
+	if err := a.markUpdate(ctx, &pendingUpdate{Name: name, At: ts, Report: a.rh}); err != nil {
+		return err
+	}
+	hctx, cancel := a.holdCtx(ctx, start)
+	defer cancel()
+	if _, err := m.client.PostUpdate(hctx, inc.id, statuspage.IncidentUpdate{DisplayName: name, Description: body, CreatedAt: &ts}); err != nil {
 		if statuspage.MaybeApplied(err) {
 			inc.verifyUpdates = true
 		}

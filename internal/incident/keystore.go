@@ -33,16 +33,27 @@ type KeyLister interface {
 	Keys(ctx context.Context) ([]string, error)
 }
 
-// errKeyBusy: another replica claimed the key to open its incident a moment ago; the
-// report comes again (Send says retry) and then finds the incident and updates it.
-var errKeyBusy = errors.New("another replica is opening the incident of this key")
+// ErrKeyBusy is wrapped by the error of a report that cannot be applied now because
+// another replica holds its incident key: it is opening the key's incident (a claim),
+// posting an update to it, or changed the key's entry while this replica decided. The report is not applied and Send says retry; it can be applied as
+// soon as the other replica is done or its hold has run out (ManagerOptions.ClaimTimeout),
+// so a caller that recognises it (errors.Is) should ask again after a short, capped
+// backoff (seconds), not the long one of a status page outage.
+var ErrKeyBusy = errors.New("another replica is writing the incident of this key")
 
-// errKeyResolving: likewise while another replica resolves the key's incident.
-var errKeyResolving = errors.New("another replica is resolving the incident of this key")
+// ErrKeyResolving is ErrKeyBusy while the other replica resolves the key's incident
+// (errors.Is(err, ErrKeyBusy) holds for it too).
+var ErrKeyResolving = fmt.Errorf("%w (resolving it)", ErrKeyBusy)
 
-// defaultClaimTimeout is how long a claim without incident id is respected before
-// another replica takes it over. It must exceed the longest POST /incidents attempt.
-const defaultClaimTimeout = 2 * time.Minute
+// defaultClaimTimeout is how long a replica holds a key for one write to the status page
+// (ManagerOptions.ClaimTimeout): the holder's requests end within half of it, 15 s (holdCtx),
+// more than the status page client's 10 s request timeout; the other half covers a request
+// the server finishes after its client gave up, and clock differences between replicas.
+const defaultClaimTimeout = 30 * time.Second
+
+// legacyClaimTimeout is the hold of an entry without Until, written by a bridge before
+// holds carried their deadline: those replicas bounded their writes only by this.
+const legacyClaimTimeout = 2 * time.Minute
 
 // entry is the value stored per key: the bridge's knowledge of the key's incident, the
 // truth for "this incident is ours" (the texts on the status page carry no marker).
@@ -68,6 +79,32 @@ type entry struct {
 	// Closing: Owner is resolving the incident (fence); the others wait like for a claim.
 	// A Closing entry naming an ended incident: the bridge ended it.
 	Closing bool `json:"closing,omitempty"`
+	// Updating: Owner is posting this update (written before the POST, cleared by the
+	// entry written after it). Whoever reads an entry with it looks on the page whether
+	// it landed before posting anything to the incident (replicas.go, settlePending).
+	Updating *pendingUpdate `json:"updating,omitempty"`
+	// Until: with a claim, Closing or Updating, the end of Owner's hold: nothing Owner sends under
+	// it can reach the status page later, so from then on another replica that looked at
+	// the page and did not find Owner's write may take over. Zero (older entries): Since
+	// plus legacyClaimTimeout.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// pendingUpdate is an incident update being posted: found on the page by its display
+// name and its createdAt (to the second), as findUpdate does.
+type pendingUpdate struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+	// Report is the hash of the report it applies: applied once the update is found.
+	Report string `json:"report,omitempty"`
+}
+
+// until is the end of the hold of a claim, a Closing or an Updating entry.
+func (e entry) until() time.Time {
+	if !e.Until.IsZero() {
+		return e.Until
+	}
+	return e.Since.Add(legacyClaimTimeout)
 }
 
 // appliedShared bounds the reports an entry remembers; redeliveries come within minutes.

@@ -45,9 +45,16 @@ type ManagerOptions struct {
 	// replicas; a StatefulSet pod name is right (a restarted pod then recognises its own
 	// claims at once). "" = host name plus a random suffix.
 	ReplicaID string
-	// ClaimTimeout is how long another replica's claim without an incident id is waited
-	// for before it is taken over; it must exceed the longest POST /incidents attempt.
-	// <= 0 = 2m.
+	// ClaimTimeout is how long a replica holds an incident key for one write to the
+	// status page: the claim before POST /incidents, and the closing update and PATCH of
+	// a resolve (and a pending update, see replicas.go). The holder sends its requests with a deadline
+	// of half of it (a hung request is cut off, so nothing it sent can land later); another
+	// replica that meets the hold looks at the page first and adopts what it finds at once
+	// (the incident the claim describes; a resolve that went through), and takes the key
+	// over only once the hold is older than ClaimTimeout and what it guards is not on the
+	// page. The other half covers a request the server still finishes after its client
+	// gave up, and clock differences between replicas. Keep it at least twice the status
+	// page client's request timeout (10 s). <= 0 = 30s.
 	ClaimTimeout time.Duration
 }
 

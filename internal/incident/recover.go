@@ -62,7 +62,7 @@ func (m *Manager) recoverFromStore(ctx context.Context) error {
 			ks.inc.verifyUpdates = true
 		}
 		ks.mu.unlock()
-		if errors.Is(err, errKeyBusy) || errors.Is(err, errKeyResolving) {
+		if errors.Is(err, ErrKeyBusy) || errors.Is(err, ErrKeyResolving) {
 			// Another replica is opening or resolving it right now: the key's next
 			// report (or quiet-period check) reads the entry again.
 			a.log.Info().Err(err).Msg("key busy at start; read again with its next report")

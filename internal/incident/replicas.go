@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage"
@@ -22,12 +23,18 @@ import (
 // replica (or an earlier run of this one) changed it since this replica last looked, the
 // key's incident is read again (GET incident) and the rest taken from the entry.
 // Opening an incident needs the key's claim (Create;
-// a second replica gets ErrKeyExists and either updates the incident named in the entry
-// or, while the claim is young, asks for the report again). Every write names the
+// a second replica gets ErrKeyExists and either updates the incident named in the entry,
+// or meets the claim: it looks on the page for the incident the claim describes and
+// adopts it if it is there; if not, it asks for the report again while the claim's hold
+// lasts (ErrKeyBusy, Until = ClaimTimeout after the claim) and takes the claim over after
+// it. The holder's requests end within half the hold (holdCtx), so a write not on the
+// page after the hold never lands: no second incident, and no waiting on a dead replica
+// whose incident is there. Every write names the
 // revision it expects; a mismatch means "read again and decide again".
 //
-// Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (updates
-// rewrite it, so that the others notice) -> PATCH (resolve) -> Delete. An incident ended
+// Entry life cycle: claim {incident:""} -> POST /incidents -> {incident:id} -> (each
+// update: {updating: pending} -> POST .../updates -> rewritten without it, so that the
+// others notice) -> {closing} -> closing update + PATCH (resolve) -> Delete. An incident ended
 // by a person keeps its entry until a success or the quiet period: the entry is the
 // replicas' shared "do not reopen".
 
@@ -117,17 +124,29 @@ func (a *apply) syncEntry(ctx context.Context, raw []byte, rev uint64) (again bo
 	if e.Incident == "" {
 		return a.syncClaim(ctx, e, rev)
 	}
-	if e.Closing && e.Owner != m.owner && m.now().Sub(e.Since) < m.claimTTL {
-		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyResolving, e.Owner)}
-	}
 	cur, err := m.client.GetIncident(ctx, e.Incident)
 	deleted := statuspage.StatusOf(err) == http.StatusNotFound
 	if err != nil && !deleted {
 		return false, err
 	}
 	if !deleted && cur.EndedAt == nil {
+		if e.Closing && e.Owner != m.owner && m.now().Before(e.until()) {
+			// Another replica is resolving it and may be sending the closing update or the
+			// PATCH right now. (An incident found ended is its resolve done: cleaned up below.)
+			return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: by %s", ErrKeyResolving, e.Owner)}
+		}
+		var landed bool
+		if e.Updating != nil {
+			if landed, err = a.pendingLanded(ctx, e); err != nil {
+				return false, err
+			}
+		}
 		a.adoptEntry(e, cur)
 		ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = rev, false, false, nil
+		if e.Updating != nil {
+			a.settlePending(e.Updating, landed)
+			a.publish(ctx) // the entry without the mark, with the update counted if it landed
+		}
 		return false, nil
 	}
 	byBridge := !deleted && (e.Closing || endedByBridge(ks, cur))
@@ -169,20 +188,156 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 		}
 		return false, nil
 	}
-	if since := m.now().Sub(e.Since); since < m.claimTTL {
-		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w (%s)", errKeyBusy, e.Owner)}
+	// Someone else's claim. Look at the page first: the incident the claim describes may
+	// be there already (the owner died, or lost the answer, between its POST and writing
+	// the id). The time is taken before the look: a claim expired then can no longer get
+	// its incident onto the page after the look (the owner's POST ran with a deadline
+	// within the hold, holdCtx), so not finding it means it never comes.
+	expired := !m.now().Before(e.until())
+	if e.Opening != nil {
+		incs, err := m.listIncidents(ctx)
+		if err != nil {
+			return false, err
+		}
+		var found []statuspage.Incident
+		for _, inc := range incs {
+			if inc.ID != "" && e.Opening.matches(inc.DisplayName, inc.BeganAt, inc.EndedAt) {
+				found = append(found, inc)
+			}
+		}
+		if len(found) > 0 {
+			return a.adoptClaimed(ctx, e, rev, found)
+		}
 	}
-	// Abandoned: the owner stopped between claim and publish, maybe after its POST.
-	nrev, err := m.kv.Update(ctx, ks.hash, entry{Owner: m.owner, Since: m.now(), Route: a.s.name, Opening: e.Opening}.encode(), rev)
+	if !expired {
+		// The owner may be in the middle of its POST: ask again in a moment.
+		return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: %s is opening it", ErrKeyBusy, e.Owner)}
+	}
+	// Abandoned, and its incident not on the page: this replica opens the key's incident.
+	nrev, err := m.kv.Update(ctx, ks.hash, a.claimEntry(nil).encode(), rev)
 	switch {
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		return true, nil
 	case err != nil:
 		return false, storeError("update", err)
 	}
-	a.log.Warn().Str("owner", e.Owner).Time("since", e.Since).Msg("took over an abandoned claim; looking for its incident first")
-	ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = nrev, true, true, e.Opening
+	a.log.Warn().Str("owner", e.Owner).Time("since", e.Since).Msg("took over an abandoned claim whose incident is not on the page")
+	ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = nrev, true, false, nil
 	return false, nil
+}
+
+// adoptClaimed takes the incident another replica's claim opened (found on the page by
+// the claim's fingerprint) as the key's incident, writing its id into the entry in place
+// of the claim (compare-and-set: a mismatch means the owner wrote it meanwhile; read
+// again). The claim's report counts as applied: it opened the incident.
+func (a *apply) adoptClaimed(ctx context.Context, e entry, rev uint64, found []statuspage.Incident) (again bool, err error) {
+	ks, m := a.ks, a.s.m
+	a.s.adopt(ks, found)
+	if ks.inc == nil {
+		return false, fmt.Errorf("statuspage: adopt the incident of %s's claim: none of the matches is open", e.Owner)
+	}
+	ks.applied.add(e.Opening.Report)
+	ks.failStreak = 0
+	nrev, err := m.kv.Update(ctx, ks.hash, a.openEntry().encode(), rev)
+	switch {
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		ks.setIncident(m, nil)
+		return true, nil
+	case err != nil:
+		ks.setIncident(m, nil)
+		return false, storeError("update", err)
+	}
+	a.log.Info().Str("owner", e.Owner).Str("incident", ks.inc.id).Msg("adopted the incident of another replica's claim")
+	ks.kvRev, ks.kvClaim, ks.pendingCreate, ks.pendingOpen = nrev, false, false, nil
+	return false, nil
+}
+
+// pendingLanded looks on the page for the update an entry says its owner is posting
+// (Updating). Not there while the owner's hold lasts: the owner may be posting it right
+// now, so the report waits (ErrKeyBusy); a restarted owner (the same replica id) does not
+// wait for itself. The time is taken before the look, as for a claim: after the hold
+// nothing the owner sent can still land, so "not there" then means "never".
+func (a *apply) pendingLanded(ctx context.Context, e entry) (bool, error) {
+	m := a.s.m
+	expired := !m.now().Before(e.until())
+	us, err := m.client.ListUpdates(ctx, e.Incident)
+	if err != nil {
+		return false, err
+	}
+	for _, u := range us {
+		if u.DisplayName == e.Updating.Name && sameSecond(e.Updating.At, u.CreatedAt) {
+			return true, nil
+		}
+	}
+	if !expired && e.Owner != m.owner {
+		return false, &temporaryError{op: "update", err: fmt.Errorf("%w: %s is updating it", ErrKeyBusy, e.Owner)}
+	}
+	return false, nil
+}
+
+// settlePending counts an update found on the page (pendingLanded) into the key's
+// incident, as its poster would have after the answer: one more run, its report applied.
+// One not found is forgotten: its report, when it comes again, posts it.
+func (a *apply) settlePending(p *pendingUpdate, landed bool) {
+	ks, m := a.ks, a.s.m
+	if !landed {
+		a.log.Info().Str("incident", ks.inc.id).Str("update", p.Name).Msg("pending update of the key is not on the page; dropped")
+		return
+	}
+	if ks.applied.has(p.Report) {
+		return // counted already (the entry was written after it)
+	}
+	ks.inc.runs++
+	ks.inc.closingPosted = false
+	ks.lastFailure = later(ks.lastFailure, p.At)
+	switch {
+	case a.ev != nil && a.rh == p.Report:
+		ks.lastEvent = slim(a.ev)
+		m.obs.IncidentUpdated(a.s.name)
+	case ks.lastEvent != nil && p.At.After(ks.lastEvent.Timestamp):
+		ks.lastEvent = nil // what that failure was is unknown here
+	}
+	ks.applied.add(p.Report)
+	a.log.Info().Str("incident", ks.inc.id).Int("runs", ks.inc.runs).Str("update", p.Name).Msg("pending update of the key found on the page; counted")
+}
+
+// markUpdate records in the key's entry (compare-and-set) the update this replica is
+// about to post, so that whoever handles the key next looks for it on the page before
+// posting (the answer to the POST may be lost, or this replica may stop before writing
+// the entry after it).
+func (a *apply) markUpdate(ctx context.Context, p *pendingUpdate) error {
+	ks, m := a.ks, a.s.m
+	if ks.kvRev == 0 {
+		return &temporaryError{op: "update", err: errors.New("key store entry not read yet")}
+	}
+	e := a.openEntry()
+	e.Updating = p
+	e.Until = e.Since.Add(m.claimTTL)
+	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
+	switch {
+	case errors.Is(err, kvstore.ErrRevisionMismatch):
+		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
+		return &temporaryError{op: "update", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
+	case err != nil:
+		return storeError("update", err)
+	}
+	ks.kvRev, ks.kvClaim = rev, false
+	return nil
+}
+
+// claimEntry is this replica's claim to open the key's incident (fp: what it sends),
+// held until ClaimTimeout from now.
+func (a *apply) claimEntry(fp *fingerprint) entry {
+	m := a.s.m
+	now := m.now()
+	return entry{Owner: m.owner, Since: now, Until: now.Add(m.claimTTL), Route: a.s.name, Opening: fp}
+}
+
+// holdCtx bounds the status page requests a replica sends under a hold it wrote at start
+// (the wall clock, taken just before the entry was written) to half of ClaimTimeout, so
+// that none of them can land after the hold ended and another replica took over.
+func (a *apply) holdCtx(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, start.Add(a.s.m.claimTTL/2))
 }
 
 // claim makes this replica the opener of the key's incident, recording what it is about
@@ -190,7 +345,7 @@ func (a *apply) syncClaim(ctx context.Context, e entry, rev uint64) (again bool,
 // by a person (suppressed).
 func (a *apply) claim(ctx context.Context, fp *fingerprint) (ok bool, err error) {
 	ks, m := a.ks, a.s.m
-	claim := entry{Owner: m.owner, Since: m.now(), Route: a.s.name, Opening: fp}
+	claim := a.claimEntry(fp)
 	if ks.kvClaim {
 		// Already this replica's claim (taken over, or left by an earlier attempt whose
 		// incident was not found): record this create before it is sent.
@@ -198,7 +353,7 @@ func (a *apply) claim(ctx context.Context, fp *fingerprint) (ok bool, err error)
 		switch {
 		case errors.Is(err, kvstore.ErrRevisionMismatch):
 			ks.kvRev, ks.kvClaim = 0, false
-			return false, &temporaryError{op: "claim", err: errors.New("the key's entry changed meanwhile")}
+			return false, &temporaryError{op: "claim", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
 		case err != nil:
 			return false, storeError("update", err)
 		}
@@ -281,10 +436,9 @@ func (a *apply) publish(ctx context.Context) {
 		ks.kvRev, ks.kvClaim = rev, false
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		if ks.kvClaim {
-			// Taken over while the POST ran longer than ClaimTimeout: the taker looks for
-			// this incident (the claim recorded its title and beganAt) but may have opened
-			// a second one, which is then the key's incident.
-			a.log.Error().Str("incident", ks.inc.id).Msg("claim was taken over while opening; a second incident may appear for this key")
+			// Another replica found this incident on the page by the claim's fingerprint
+			// and adopted it into the entry: read again with the next report.
+			a.log.Info().Str("incident", ks.inc.id).Msg("another replica adopted the incident of this replica's claim")
 		}
 		ks.kvRev, ks.kvClaim = 0, false // the next report reads the entry again
 	default:
@@ -318,11 +472,12 @@ func (a *apply) fence(ctx context.Context) error {
 	}
 	e := a.openEntry()
 	e.Closing = true
+	e.Until = e.Since.Add(m.claimTTL)
 	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
 	switch {
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
-		return &temporaryError{op: "resolve", err: errors.New("another replica changed the key meanwhile")}
+		return &temporaryError{op: "resolve", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
 	case err != nil:
 		return storeError("update", err)
 	}

@@ -248,8 +248,9 @@ func TestReplicasHandEnded(t *testing.T) {
 }
 
 // A replica dies between its POST /incidents and storing the id (the answer is lost):
-// the other replica waits while the claim is young, then takes it over, finds the
-// incident by the title and beganAt the claim recorded, and updates it instead of opening a second one.
+// the other replica meets the claim, looks at the page for the incident the claim
+// describes (its title and beganAt), adopts it at once (no waiting for a timeout) and
+// applies its own report as an update instead of opening a second incident.
 func TestReplicasAbandonedClaim(t *testing.T) {
 	c := newCluster(t)
 	c.fake.SetFault(loseAnswerOnce("POST", "/incidents"))
@@ -257,21 +258,54 @@ func TestReplicasAbandonedClaim(t *testing.T) {
 		t.Fatalf("lost POST answer: retry=%v err=%v", retry, err)
 	}
 	c.fake.SetFault(nil)
-	retry, err := c.b.sink.Send(t.Context(), fail(2, hours(1)))
-	if !retry || err == nil || !strings.Contains(err.Error(), "another replica is opening") {
-		t.Fatalf("young claim of a: retry=%v err=%v", retry, err)
-	}
-	c.clock.Set(hours(0).Add(3 * time.Minute)) // older than ClaimTimeout
-	if err := deliver(c.b, fail(2, hours(1))); err != nil {
-		t.Fatal(err)
-	}
-	// a's redelivery finds its report in the incident b adopted.
-	if err := deliver(c.a, fail(1, hours(0))); err != nil {
-		t.Fatal(err)
+	c.clock.Set(hours(0).Add(5 * time.Second)) // well within ClaimTimeout
+	if retry, err := c.b.sink.Send(t.Context(), fail(2, hours(1))); retry || err != nil {
+		t.Fatalf("claim of a whose incident is on the page: retry=%v err=%v, want adopted and updated", retry, err)
 	}
 	incs := c.fake.Incidents()
 	eq(t, "incidents", len(incs), 1)
 	eq(t, "updates", len(incs[0].Updates), 1)
+	bOpened, bUpdated, _, _ := c.b.obs.get()
+	eq(t, "b opened", bOpened, 0)
+	eq(t, "b updated", bUpdated, 1)
+	// a's redelivery finds its report in the incident b adopted.
+	if err := deliver(c.a, fail(1, hours(0))); err != nil {
+		t.Fatal(err)
+	}
+	// b's own redelivery too.
+	if err := deliver(c.b, fail(2, hours(1))); err != nil {
+		t.Fatal(err)
+	}
+	incs = c.fake.Incidents()
+	eq(t, "incidents after the redeliveries", len(incs), 1)
+	eq(t, "updates after the redeliveries", len(incs[0].Updates), 1)
+}
+
+// A replica claims the key and dies before its POST /incidents reaches the page: the
+// other replica waits while the claim may still be in flight (ErrKeyBusy), and opens
+// exactly one incident once the claim's short deadline (ClaimTimeout, 30s) has passed.
+func TestReplicasClaimNeverLanded(t *testing.T) {
+	c := newCluster(t)
+	c.fake.FailNext(1, statuspagefake.Fault{CloseConn: true})
+	if retry, err := c.a.sink.Send(t.Context(), fail(1, hours(0))); !retry || err == nil {
+		t.Fatalf("closed POST: retry=%v err=%v", retry, err)
+	}
+	c.clock.Set(hours(0).Add(5 * time.Second))
+	if retry, err := c.b.sink.Send(t.Context(), fail(2, hours(1))); !retry || !errors.Is(err, incident.ErrKeyBusy) {
+		t.Fatalf("young claim of a, nothing on the page: retry=%v err=%v, want ErrKeyBusy", retry, err)
+	}
+	eq(t, "incidents while a's claim is young", len(c.fake.Incidents()), 0)
+	c.clock.Set(hours(0).Add(31 * time.Second)) // past the claim's deadline
+	if retry, err := c.b.sink.Send(t.Context(), fail(2, hours(1))); retry || err != nil {
+		t.Fatalf("expired claim of a: retry=%v err=%v, want opened", retry, err)
+	}
+	incs := c.fake.Incidents()
+	eq(t, "incidents", len(incs), 1)
+	if len(incs) == 1 {
+		eq(t, "updates", len(incs[0].Updates), 0)
+	}
+	bOpened, _, _, _ := c.b.obs.get()
+	eq(t, "b opened", bOpened, 1)
 }
 
 // NATS down: Send applies nothing and asks for the report again.

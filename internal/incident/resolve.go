@@ -59,9 +59,14 @@ func (a *apply) resolve(ctx context.Context, reason string, endAt time.Time) err
 		ks.successStreak = 0
 		return nil
 	}
+	start := time.Now()
 	if err := a.fence(ctx); err != nil {
 		return err
 	}
+	// The closing update and the PATCH go out within the fence's hold, so that another
+	// replica can rely on its deadline.
+	ctx, cancel := a.holdCtx(ctx, start)
+	defer cancel()
 	inc := ks.inc
 	name, body, err := a.closingTexts(inc.runs, inc.began, reason, endAt)
 	if err != nil {
