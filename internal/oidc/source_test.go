@@ -265,3 +265,16 @@ func TestIssuerDownIsNotRefused(t *testing.T) {
 		t.Errorf("observer: %+v", ob)
 	}
 }
+
+// noTokens fails when a token the issuer handed out (or the seed) is in the log.
+func noTokens(t *testing.T, r *rig) {
+	t.Helper()
+	r.logMu.Lock()
+	out := r.log.String()
+	r.logMu.Unlock()
+	for _, tok := range append(r.is.Issued(), r.seed) {
+		if strings.Contains(out, tok) {
+			t.Fatalf("a token is in the log:\n%s", out)
+		}
+	}
+}
