@@ -78,8 +78,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func (r *rig) source(t *testing.T, owner string, ob oidc.Observer) *oidc.Source {
 	t.Helper()
+	return r.sourceOn(t, r.store, owner, ob)
+}
+
+// sourceOn is source with another store (r.store wrapped).
+func (r *rig) sourceOn(t *testing.T, store oidc.ChainStore, owner string, ob oidc.Observer) *oidc.Source {
+	t.Helper()
 	s, err := oidc.New(oidc.Options{
-		Issuer: r.is.URL(), Seed: func() (string, error) { return r.seed, nil }, Store: r.store, Owner: owner,
+		Issuer: r.is.URL(), Seed: func() (string, error) { return r.seed, nil }, Store: store, Owner: owner,
 		Observer: ob, Now: r.clock.Now, Log: zerolog.New(lockedWriter{r.logMu, r.log}).Level(zerolog.DebugLevel),
 	})
 	if err != nil {
