@@ -108,8 +108,9 @@ type idToken struct {
 
 // pendingSave is a refreshed chain not yet stored: it is stored before anything else.
 type pendingSave struct {
-	c   Chain
-	rev uint64
+	c     Chain
+	spent string // the refresh token c.RefreshToken replaces
+	rev   uint64
 }
 
 const (
@@ -255,7 +256,7 @@ func (s *Source) obtain(ctx context.Context) (idToken, error) {
 		return idToken{}, err
 	}
 	if p := s.pending; p != nil {
-		if _, err := s.o.Store.Save(ctx, p.c, p.rev); err != nil && !errors.Is(err, ErrConflict) {
+		if err := s.keep(ctx, p.c, p.spent, p.rev); err != nil {
 			return idToken{}, fmt.Errorf("oidc: store the new refresh token: %w", err)
 		}
 		s.pending = nil
@@ -302,9 +303,17 @@ func (s *Source) obtain(ctx context.Context) (idToken, error) {
 		} else if err != nil {
 			return idToken{}, fmt.Errorf("oidc: take the refresh lease: %w", err)
 		}
-		return s.spend(ctx, c, rev)
+		t, err := s.spend(ctx, c, rev)
+		if errors.Is(err, errMovedOn) {
+			continue
+		}
+		return t, err
 	}
 }
+
+// errMovedOn: the issuer refused the refresh token because another replica spent it
+// first and stored the successor; the stored chain is to be used.
+var errMovedOn = errors.New("oidc: the chain moved on")
 
 // spend spends the chain's refresh token under the lease taken at rev and stores its
 // successor. From here on the caller's cancellation is not heeded (see finishTimeout).
@@ -312,6 +321,14 @@ func (s *Source) spend(ctx context.Context, c Chain, rev uint64) (idToken, error
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	raw, next, err := s.refreshLost(ctx, c.RefreshToken)
+	if re := (*RefreshError)(nil); errors.As(err, &re) && re.Refused {
+		if cur, _, lerr := s.o.Store.Load(ctx); lerr == nil && cur.RefreshToken != c.RefreshToken {
+			// Our lease ran out and another replica spent the token first and stored its
+			// successor (or a new seed came): nothing is broken.
+			s.log.Info().Msg("the issuer refused the refresh token, but another replica stored its successor meanwhile; using that")
+			return idToken{}, errMovedOn
+		}
+	}
 	if err != nil {
 		c.RefreshingBy, c.RefreshingUntil = "", time.Time{}
 		_, _ = s.o.Store.Save(ctx, c, rev) // give the lease back; it expires anyway
@@ -321,16 +338,12 @@ func (s *Source) spend(ctx context.Context, c Chain, rev uint64) (idToken, error
 	// worth, and before the id_token is used, so that a process killed from here on
 	// leaves a chain whose refresh token the issuer accepts.
 	t, verr := s.verify(ctx, raw)
-	done := Chain{RefreshToken: next, SeedHash: c.SeedHash, Refreshes: c.Refreshes + 1}
+	done := Chain{RefreshToken: next, ParentHash: SeedHash(c.RefreshToken), SeedHash: c.SeedHash, Refreshes: c.Refreshes + 1}
 	if verr == nil {
 		done.IDToken, done.IDTokenExpiry, done.IDTokenIssued = t.raw, t.exp, t.issuedAt
 	}
-	if _, err := s.o.Store.Save(ctx, done, rev); errors.Is(err, ErrConflict) {
-		// Replaced while we held the lease (a new seed, or our lease ran out): the stored
-		// chain wins; our id_token is valid all the same.
-		s.log.Warn().Msg("the refresh-token chain was replaced during the refresh; keeping the stored one")
-	} else if err != nil {
-		s.pending = &pendingSave{c: done, rev: rev}
+	if err := s.keep(ctx, done, c.RefreshToken, rev); err != nil {
+		s.pending = &pendingSave{c: done, spent: c.RefreshToken, rev: rev}
 		return idToken{}, fmt.Errorf("oidc: store the new refresh token (kept to store again): %w", err)
 	}
 	if verr != nil {
@@ -341,6 +354,49 @@ func (s *Source) spend(ctx context.Context, c Chain, rev uint64) (idToken, error
 	}
 	s.log.Debug().Uint64("refreshes", done.Refreshes).Time("expires", t.exp).Msg("id_token refreshed")
 	return t, nil
+}
+
+// keep stores done, the successor of the refresh token spent, with compare-and-set on
+// rev (the revision of our lease). A valid successor is never thrown away: on a conflict
+// the stored chain is read again and
+//   - still holds spent (another replica took over our lease, or took it and gave it back
+//     after the issuer refused it): the successor we hold is the token the issuer handed
+//     out last, so it is stored over that chain (and the other replica, if it gets an
+//     answer at all, gets the same successor within the reuse window);
+//   - holds our successor already (the other replica was answered with it): done;
+//   - holds anything else (a new seed, or our successor spent already by another
+//     replica): the stored chain is newer and stays; our id_token is valid all the same.
+//
+// The stored chain only ever moves forward along the chain (or to a new seed), so a
+// chain that still holds spent is never newer than done.
+func (s *Source) keep(ctx context.Context, done Chain, spent string, rev uint64) error {
+	for {
+		_, err := s.o.Store.Save(ctx, done, rev)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		stored, srev, err := s.o.Store.Load(ctx)
+		switch {
+		case err != nil && !errors.Is(err, ErrNoChain):
+			return err
+		case err == nil && stored.RefreshToken == done.RefreshToken:
+			return nil
+		case err == nil && stored.RefreshToken != spent:
+			ev, msg := s.log.Info(), "the refresh-token chain moved on during the refresh (a new seed, or refreshed further by another replica); keeping the stored one"
+			switch stored.ParentHash {
+			case SeedHash(done.RefreshToken):
+				msg = "another replica refreshed with our new refresh token already; keeping the stored chain"
+			case SeedHash(spent):
+				// Not with Dex, which answers a reused token with the same successor.
+				ev, msg = s.log.Warn(), "the issuer handed out two successors of one refresh token; keeping the stored one"
+			}
+			ev.Msg(msg)
+			return nil
+		}
+		// Still the chain we spent (or none: deleted or damaged): store ours over it.
+		s.log.Info().Msg("another replica took over the refresh lease meanwhile; storing our new refresh token over its chain")
+		rev = srev
+	}
 }
 
 // refreshLost is refresh, asked again at once when no answer came (the connection broke,
