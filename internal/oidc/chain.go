@@ -14,9 +14,32 @@ import (
 // Chain is the state of one refresh-token chain, shared by every replica through a
 // ChainStore. Dex rotates the refresh token on every refresh and refuses the old one a
 // few seconds later, so the current refresh token lives here, not in the mounted seed.
+//
+// How the replicas keep one chain (Source):
+//   - A replica takes the lease (RefreshingBy/Until, compare-and-set) before it spends
+//     RefreshToken; the others wait for the chain it stores. The lease is shorter than
+//     the issuer's reuse window (Options.LeaseTimeout): a replica that died after the
+//     issuer rotated the token is taken over while the issuer still answers the old token
+//     with the same successor.
+//   - Once the token is being spent, the request and the saving of the successor run
+//     under a context of their own (a shutdown does not cancel them); an answer lost on
+//     the way is asked for again within the reuse window.
+//   - The successor is never thrown away: when its compare-and-set fails, the chain is
+//     read again; if it still holds the token that was spent (another replica took over
+//     the lease, spent it too and got the same successor, or was refused), the successor
+//     is stored over it; if it holds something else (that same successor, a new seed, a
+//     chain refreshed further) the stored chain stays. A save that fails otherwise is
+//     kept in the process and stored before anything else. Stored chains only ever move
+//     forward, so a chain that still holds the spent token is never newer.
+//   - A replica the issuer refused because another one spent the token first and stored
+//     the successor uses the stored chain instead of reporting a broken one.
 type Chain struct {
 	// RefreshToken is the one refresh token that may be spent next.
 	RefreshToken string `json:"refresh_token"`
+	// ParentHash identifies (SeedHash of it) the refresh token that was spent to get
+	// RefreshToken; "" for a chain that starts from its seed. It tells, in the logs, why
+	// a replica's successor was not stored (see Source's keep).
+	ParentHash string `json:"parent_hash,omitempty"`
 	// SeedHash identifies the seed the chain started from; a different seed in the
 	// Secret replaces the chain.
 	SeedHash string `json:"seed_hash"`

@@ -44,10 +44,19 @@ type Options struct {
 	Store ChainStore
 	// Owner names this replica in the chain's lease; it must differ between replicas
 	// that run at the same time and should stay the same across a restart.
-	Owner        string
-	HTTPClient   *http.Client  // nil = own client with a 10 s timeout
-	LeaseTimeout time.Duration // how long a refresh may hold the chain; <= 0 = 30s
-	Observer     Observer      // nil = none
+	Owner      string
+	HTTPClient *http.Client // nil = own client with a 10 s timeout
+	// ReuseWindow is how long the issuer accepts a refresh token again after it rotated
+	// it, answering with the same successor (Dex's reuseInterval); <= 0 = 3s, Dex's
+	// default.
+	ReuseWindow time.Duration
+	// LeaseTimeout is how long a refresh may hold the chain before another replica takes
+	// over. <= 0 = two thirds of ReuseWindow (2s): a replica that takes over from one that
+	// died after the issuer rotated the refresh token presents it again within the reuse
+	// window and is answered with the successor the dead one never stored. A longer lease
+	// lets such a death break the chain.
+	LeaseTimeout time.Duration
+	Observer     Observer // nil = none
 	Log          zerolog.Logger
 	Now          func() time.Time // nil = time.Now
 }
@@ -67,6 +76,7 @@ var ErrNoSeed = errors.New("oidc: no refresh token: the chain store is empty and
 // RefreshError is a failed refresh at the issuer. Its text never holds a token.
 type RefreshError struct {
 	Refused bool // the issuer refused the refresh token or the client (4xx)
+	local   bool // failed before anything was sent
 	msg     string
 	err     error
 }
@@ -98,14 +108,22 @@ type idToken struct {
 
 // pendingSave is a refreshed chain not yet stored: it is stored before anything else.
 type pendingSave struct {
-	c   Chain
-	rev uint64
+	c     Chain
+	spent string // the refresh token c.RefreshToken replaces
+	rev   uint64
 }
 
 const (
-	defaultLease  = 30 * time.Second
-	forcedEvery   = 30 * time.Second // at most one refresh per this for refused tokens
-	leaseWaitStep = 100 * time.Millisecond
+	defaultReuseWindow = 3 * time.Second
+	// finishTimeout bounds a refresh once the refresh token is being spent: the request
+	// (asked again when its answer is lost) and the saving of the successor run under a
+	// context of their own that the caller's cancellation (a shutdown) does not end, since
+	// a successor not stored is a chain broken for good.
+	finishTimeout   = 15 * time.Second
+	lostAnswerTries = 3                      // requests for one refresh when answers are lost
+	lostAnswerPause = 100 * time.Millisecond // between them
+	forcedEvery     = 30 * time.Second       // at most one refresh per this for refused tokens
+	leaseWaitStep   = 100 * time.Millisecond
 )
 
 // New checks the options; nothing is contacted until the first token is needed.
@@ -120,8 +138,11 @@ func New(o Options) (*Source, error) {
 	if o.Store == nil {
 		return nil, errors.New("oidc: no store for the refresh-token chain")
 	}
+	if o.ReuseWindow <= 0 {
+		o.ReuseWindow = defaultReuseWindow
+	}
 	if o.LeaseTimeout <= 0 {
-		o.LeaseTimeout = defaultLease
+		o.LeaseTimeout = o.ReuseWindow * 2 / 3
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -235,7 +256,7 @@ func (s *Source) obtain(ctx context.Context) (idToken, error) {
 		return idToken{}, err
 	}
 	if p := s.pending; p != nil {
-		if _, err := s.o.Store.Save(ctx, p.c, p.rev); err != nil && !errors.Is(err, ErrConflict) {
+		if err := s.keep(ctx, p.c, p.spent, p.rev); err != nil {
 			return idToken{}, fmt.Errorf("oidc: store the new refresh token: %w", err)
 		}
 		s.pending = nil
@@ -282,36 +303,117 @@ func (s *Source) obtain(ctx context.Context) (idToken, error) {
 		} else if err != nil {
 			return idToken{}, fmt.Errorf("oidc: take the refresh lease: %w", err)
 		}
-		raw, next, err := s.refresh(ctx, c.RefreshToken)
-		if err != nil {
-			c.RefreshingBy, c.RefreshingUntil = "", time.Time{}
-			_, _ = s.o.Store.Save(ctx, c, rev) // give the lease back; it expires anyway
-			return idToken{}, err
+		t, err := s.spend(ctx, c, rev)
+		if errors.Is(err, errMovedOn) {
+			continue
 		}
-		// The refresh token is spent: its successor is stored whatever the id_token is
-		// worth, and before the id_token is used, so that a process killed from here on
-		// leaves a chain whose refresh token the issuer accepts.
-		t, verr := s.verify(ctx, raw)
-		done := Chain{RefreshToken: next, SeedHash: c.SeedHash, Refreshes: c.Refreshes + 1}
-		if verr == nil {
-			done.IDToken, done.IDTokenExpiry, done.IDTokenIssued = t.raw, t.exp, t.issuedAt
+		return t, err
+	}
+}
+
+// errMovedOn: the issuer refused the refresh token because another replica spent it
+// first and stored the successor; the stored chain is to be used.
+var errMovedOn = errors.New("oidc: the chain moved on")
+
+// spend spends the chain's refresh token under the lease taken at rev and stores its
+// successor. From here on the caller's cancellation is not heeded (see finishTimeout).
+func (s *Source) spend(ctx context.Context, c Chain, rev uint64) (idToken, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	raw, next, err := s.refreshLost(ctx, c.RefreshToken)
+	if re := (*RefreshError)(nil); errors.As(err, &re) && re.Refused {
+		if cur, _, lerr := s.o.Store.Load(ctx); lerr == nil && cur.RefreshToken != c.RefreshToken {
+			// Our lease ran out and another replica spent the token first and stored its
+			// successor (or a new seed came): nothing is broken.
+			s.log.Info().Msg("the issuer refused the refresh token, but another replica stored its successor meanwhile; using that")
+			return idToken{}, errMovedOn
 		}
-		if _, err := s.o.Store.Save(ctx, done, rev); errors.Is(err, ErrConflict) {
-			// Replaced while we held the lease (a new seed, or our lease ran out): the stored
-			// chain wins; our id_token is valid all the same.
-			s.log.Warn().Msg("the refresh-token chain was replaced during the refresh; keeping the stored one")
-		} else if err != nil {
-			s.pending = &pendingSave{c: done, rev: rev}
-			return idToken{}, fmt.Errorf("oidc: store the new refresh token (kept to store again): %w", err)
+	}
+	if err != nil {
+		c.RefreshingBy, c.RefreshingUntil = "", time.Time{}
+		_, _ = s.o.Store.Save(ctx, c, rev) // give the lease back; it expires anyway
+		return idToken{}, err
+	}
+	// The refresh token is spent: its successor is stored whatever the id_token is
+	// worth, and before the id_token is used, so that a process killed from here on
+	// leaves a chain whose refresh token the issuer accepts.
+	t, verr := s.verify(ctx, raw)
+	done := Chain{RefreshToken: next, ParentHash: SeedHash(c.RefreshToken), SeedHash: c.SeedHash, Refreshes: c.Refreshes + 1}
+	if verr == nil {
+		done.IDToken, done.IDTokenExpiry, done.IDTokenIssued = t.raw, t.exp, t.issuedAt
+	}
+	if err := s.keep(ctx, done, c.RefreshToken, rev); err != nil {
+		s.pending = &pendingSave{c: done, spent: c.RefreshToken, rev: rev}
+		return idToken{}, fmt.Errorf("oidc: store the new refresh token (kept to store again): %w", err)
+	}
+	if verr != nil {
+		return idToken{}, verr
+	}
+	if s.o.Observer != nil {
+		s.o.Observer.Refreshed()
+	}
+	s.log.Debug().Uint64("refreshes", done.Refreshes).Time("expires", t.exp).Msg("id_token refreshed")
+	return t, nil
+}
+
+// keep stores done, the successor of the refresh token spent, with compare-and-set on
+// rev (the revision of our lease). A valid successor is never thrown away: on a conflict
+// the stored chain is read again and
+//   - still holds spent (another replica took over our lease, or took it and gave it back
+//     after the issuer refused it): the successor we hold is the token the issuer handed
+//     out last, so it is stored over that chain (and the other replica, if it gets an
+//     answer at all, gets the same successor within the reuse window);
+//   - holds our successor already (the other replica was answered with it): done;
+//   - holds anything else (a new seed, or our successor spent already by another
+//     replica): the stored chain is newer and stays; our id_token is valid all the same.
+//
+// The stored chain only ever moves forward along the chain (or to a new seed), so a
+// chain that still holds spent is never newer than done.
+func (s *Source) keep(ctx context.Context, done Chain, spent string, rev uint64) error {
+	for {
+		_, err := s.o.Store.Save(ctx, done, rev)
+		if !errors.Is(err, ErrConflict) {
+			return err
 		}
-		if verr != nil {
-			return idToken{}, verr
+		stored, srev, err := s.o.Store.Load(ctx)
+		switch {
+		case err != nil && !errors.Is(err, ErrNoChain):
+			return err
+		case err == nil && stored.RefreshToken == done.RefreshToken:
+			return nil
+		case err == nil && stored.RefreshToken != spent:
+			ev, msg := s.log.Info(), "the refresh-token chain moved on during the refresh (a new seed, or refreshed further by another replica); keeping the stored one"
+			switch stored.ParentHash {
+			case SeedHash(done.RefreshToken):
+				msg = "another replica refreshed with our new refresh token already; keeping the stored chain"
+			case SeedHash(spent):
+				// Not with Dex, which answers a reused token with the same successor.
+				ev, msg = s.log.Warn(), "the issuer handed out two successors of one refresh token; keeping the stored one"
+			}
+			ev.Msg(msg)
+			return nil
 		}
-		if s.o.Observer != nil {
-			s.o.Observer.Refreshed()
+		// Still the chain we spent (or none: deleted or damaged): store ours over it.
+		s.log.Info().Msg("another replica took over the refresh lease meanwhile; storing our new refresh token over its chain")
+		rev = srev
+	}
+}
+
+// refreshLost is refresh, asked again at once when no answer came (the connection broke,
+// the answer was garbled or the issuer failed): the issuer may have rotated rt already,
+// and within its reuse window it answers rt again with the same successor. A refusal is
+// final.
+func (s *Source) refreshLost(ctx context.Context, rt string) (raw, next string, err error) {
+	for try := 1; ; try++ {
+		raw, next, err = s.refresh(ctx, rt)
+		var re *RefreshError
+		if err == nil || try == lostAnswerTries || (errors.As(err, &re) && (re.Refused || re.local)) {
+			return raw, next, err
 		}
-		s.log.Debug().Uint64("refreshes", done.Refreshes).Time("expires", t.exp).Msg("id_token refreshed")
-		return t, nil
+		s.log.Info().Err(err).Int("try", try).Msg("no answer to the refresh; asking again within the issuer's reuse window")
+		if !retry.Sleep(ctx, lostAnswerPause) {
+			return raw, next, err
+		}
 	}
 }
 
@@ -348,7 +450,7 @@ func (s *Source) refresh(ctx context.Context, rt string) (string, string, error)
 	if s.o.ClientSecret != nil {
 		v, err := s.o.ClientSecret()
 		if err != nil {
-			return "", "", fmt.Errorf("oidc: client secret: %w", err)
+			return "", "", &RefreshError{local: true, msg: "oidc: client secret: " + err.Error(), err: err}
 		}
 		secret = strings.TrimSpace(v)
 	}

@@ -78,8 +78,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func (r *rig) source(t *testing.T, owner string, ob oidc.Observer) *oidc.Source {
 	t.Helper()
+	return r.sourceOn(t, r.store, owner, ob)
+}
+
+// sourceOn is source with another store (r.store wrapped).
+func (r *rig) sourceOn(t *testing.T, store oidc.ChainStore, owner string, ob oidc.Observer) *oidc.Source {
+	t.Helper()
 	s, err := oidc.New(oidc.Options{
-		Issuer: r.is.URL(), Seed: func() (string, error) { return r.seed, nil }, Store: r.store, Owner: owner,
+		Issuer: r.is.URL(), Seed: func() (string, error) { return r.seed, nil }, Store: store, Owner: owner,
 		Observer: ob, Now: r.clock.Now, Log: zerolog.New(lockedWriter{r.logMu, r.log}).Level(zerolog.DebugLevel),
 	})
 	if err != nil {
@@ -263,5 +269,18 @@ func TestIssuerDownIsNotRefused(t *testing.T) {
 	token(t, s) // the seed was not spent by the failed attempt
 	if ob.refused != 0 || ob.failed != 1 {
 		t.Errorf("observer: %+v", ob)
+	}
+}
+
+// noTokens fails when a token the issuer handed out (or the seed) is in the log.
+func noTokens(t *testing.T, r *rig) {
+	t.Helper()
+	r.logMu.Lock()
+	out := r.log.String()
+	r.logMu.Unlock()
+	for _, tok := range append(r.is.Issued(), r.seed) {
+		if strings.Contains(out, tok) {
+			t.Fatalf("a token is in the log:\n%s", out)
+		}
 	}
 }

@@ -34,6 +34,11 @@ type Options struct {
 	// Issuer overrides the iss claim (and the discovery document's issuer), to test a
 	// token of an untrusted issuer. "" = the server's URL.
 	Issuer string
+	// Answer, if set, runs after the issuer decided its answer to the n-th refresh grant
+	// (1-based; the rotation, reuse or refusal has happened) and before the answer is
+	// written. It may block to hold the answer back; true drops the answer: the
+	// connection is closed without one, as when an answer is lost on the way.
+	Answer func(n int) (drop bool)
 }
 
 // Counts are what the issuer observed, for assertions.
@@ -58,6 +63,7 @@ type Issuer struct {
 	counts Counts
 	issued []string // every token (refresh and id) handed out, for leak checks
 	down   bool
+	grants int // refresh grants seen, for Options.Answer
 }
 
 type refreshToken struct {
@@ -216,11 +222,28 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "Couldn't parse data")
 		return
 	}
+	status, body, n := is.grant(r)
+	if n > 0 && is.o.Answer != nil && is.o.Answer(n) {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // closes the connection without an answer
+	}
+	if status == http.StatusOK {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSON(w, status, body)
+}
+
+// grant decides the answer to a token request; n > 0 numbers a refresh grant.
+func (is *Issuer) grant(r *http.Request) (status int, body any, n int) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	if is.down {
-		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "down for a test")
-		return
+		return http.StatusServiceUnavailable, oauthErr("temporarily_unavailable", "down for a test"), 0
 	}
 	clientID, secret, basic := r.BasicAuth()
 	if !basic {
@@ -228,54 +251,54 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if clientID != is.o.ClientID || (is.o.ClientSecret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(is.o.ClientSecret)) != 1) {
 		is.counts.BadClient++
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "Invalid client credentials.")
-		return
+		return http.StatusUnauthorized, oauthErr("invalid_client", "Invalid client credentials."), 0
 	}
 	if g := r.PostForm.Get("grant_type"); g != "refresh_token" {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "the fake answers the refresh_token grant only")
-		return
+		return http.StatusBadRequest, oauthErr("unsupported_grant_type", "the fake answers the refresh_token grant only"), 0
 	}
+	is.grants++
+	n = is.grants
 	presented := r.PostForm.Get("refresh_token")
 	rt, ok := is.tokens[presented]
 	now := is.o.Now()
-	refused := func() {
+	refused := func() (int, any, int) {
 		is.counts.Refused++
-		oauthError(w, http.StatusBadRequest, "invalid_request", "Refresh token is invalid or has already been claimed by another client.")
+		return http.StatusBadRequest, oauthErr("invalid_request", "Refresh token is invalid or has already been claimed by another client."), n
 	}
 	switch {
 	case !ok || rt.revoked:
-		refused()
-		return
+		return refused()
 	case rt.successor != "":
 		if now.Sub(rt.usedAt) > is.o.ReuseWindow {
 			is.counts.ReusedTooLate++
-			refused()
-			return
+			return refused()
 		}
 		is.counts.Reuses++
-		is.answer(w, now, rt.successor)
-		return
+		return http.StatusOK, is.answer(now, rt.successor), n
 	}
 	next := "rt-" + randomHex(16)
 	rt.successor, rt.usedAt = next, now
 	is.tokens[next] = &refreshToken{}
 	is.issued = append(is.issued, next)
 	is.counts.Refreshes++
-	is.answer(w, now, next)
+	return http.StatusOK, is.answer(now, next), n
 }
 
-func (is *Issuer) answer(w http.ResponseWriter, now time.Time, refresh string) {
+func (is *Issuer) answer(now time.Time, refresh string) map[string]any {
 	id := is.idTokenLocked(now, is.o.IDTokenTTL)
 	access := "at-" + randomHex(16)
 	is.issued = append(is.issued, access)
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
+	return map[string]any{
 		"access_token":  access,
 		"token_type":    "bearer",
 		"expires_in":    int(is.o.IDTokenTTL.Seconds()),
 		"refresh_token": refresh,
 		"id_token":      id,
-	})
+	}
+}
+
+func oauthErr(code, desc string) map[string]string {
+	return map[string]string{"error": code, "error_description": desc}
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {

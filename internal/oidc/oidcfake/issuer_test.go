@@ -83,3 +83,27 @@ func TestRefreshRotationAndReuseWindow(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// Options.Answer sees every refresh grant after the issuer decided it; dropping the
+// answer leaves the rotation done, as an answer lost on the way does.
+func TestAnswerHookDropsAnswer(t *testing.T) {
+	var seen []int
+	is := New(t, Options{Answer: func(n int) bool { seen = append(seen, n); return n == 1 }})
+	ctx := context.Background()
+	p, err := gooidc.NewProvider(ctx, is.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: is.ClientID(), Endpoint: p.Endpoint()}
+	conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	seed := is.Seed()
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: seed}).Token(); err == nil {
+		t.Fatal("a dropped answer arrived")
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: seed}).Token(); err != nil {
+		t.Fatalf("the lost answer's token again, within the window: %v", err)
+	}
+	if got := is.Counts(); got.Refreshes != 1 || got.Reuses != 1 || len(seen) != 2 {
+		t.Errorf("counts %+v, hook saw %v", got, seen)
+	}
+}
