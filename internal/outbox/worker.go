@@ -175,12 +175,9 @@ func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log
 	dead := func(reason string) {
 		dl := delivery.DeadLetter{Topic: msg.Subject(), Payload: msg.Data(), ID: msg.Headers().Get(HeaderID),
 			Route: route, Sink: "statuspage", Reason: reason}
-		if !o.deadLetter(ctx, w, log, msg, dl) {
-			return
+		if o.deadLetter(ctx, w, log, msg, dl) {
+			o.ack(ctx, log, msg)
 		}
-		m.items.WithLabelValues(route, "dead_lettered").Inc()
-		log.Error().Str("reason", reason).Msg("outbox item dead-lettered")
-		o.ack(ctx, log, msg)
 	}
 	if err := w.Ready(route); err != nil {
 		m.items.WithLabelValues(route, "deferred").Inc()
@@ -247,11 +244,17 @@ func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log
 	}
 }
 
-// deadLetter records dl until it is recorded or ctx ends (then the item is left to come
-// again); it reports whether the item may be removed.
+// deadLetter records dl until it is recorded, refused for good (then it is dropped with a
+// count) or ctx ends (then the item is left to come again); it reports whether the item
+// may be removed.
 func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.Logger, msg jetstream.Msg, dl delivery.DeadLetter) bool {
-	if w.DeadLetter == nil {
+	recorded := func() bool {
+		w.Metrics.items.WithLabelValues(dl.Route, "dead_lettered").Inc()
+		log.Error().Str("reason", dl.Reason).Msg("outbox item dead-lettered")
 		return true
+	}
+	if w.DeadLetter == nil {
+		return recorded()
 	}
 	// The waits stay below the ack wait, and the item is kept ours through them.
 	b := retry.Backoff{Min: w.Backoff.Min, Max: min(w.Backoff.Max, o.cfg.AckWait/3)}
@@ -259,15 +262,24 @@ func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.L
 		dctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 		defer cancel()
 		return w.DeadLetter(dctx, dl)
-	}, nil, func(err error, wait time.Duration) {
+	}, delivery.IsPermanent, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("dead letter not recorded, retrying")
 		_ = msg.InProgress()
 	})
+	if err != nil && delivery.IsPermanent(err) {
+		// Retrying cannot record it (e.g. the dead-letter subject is denied), and holding
+		// the item would stall its key for good: the loss is logged and counted, and the
+		// item removed, as the delivery path does.
+		w.Metrics.dlFail.WithLabelValues(dl.Route).Inc()
+		log.Error().Err(err).Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
+			Int("size", len(dl.Payload)).Str("reason", dl.Reason).Msg("dead letter refused for good; outbox item dropped")
+		return true
+	}
 	if err != nil {
 		_ = msg.Nak()
 		return false
 	}
-	return true
+	return recorded()
 }
 
 // ack removes the item; the server confirms it (a lost ack would apply the item again).
