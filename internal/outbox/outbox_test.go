@@ -296,6 +296,9 @@ func TestRouteNotReadyHoldsOnlyItself(t *testing.T) {
 	if n, _, _ := box.Stats(ctx); n != 3 {
 		t.Fatalf("%d items stored, want the 3 of the route that is not ready", n)
 	}
+	waitFor(t, 10*time.Second, "an item of the route that is not ready deferred", func() bool {
+		return counterValue(t, reg, "zuul_bridge_outbox_items_total", map[string]string{"route": "typo", "outcome": "deferred"}) >= 1
+	})
 	ready.Store("typo", true)
 	waitFor(t, 10*time.Second, "the held items", func() bool { return len(rec.list()) == 6 })
 	if got := rec.list()[3:]; !reflect.DeepEqual(got, []string{"typo/typo0", "typo/typo1", "typo/typo2"}) {
