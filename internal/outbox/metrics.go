@@ -13,6 +13,7 @@ import (
 type Metrics struct {
 	items   *prometheus.CounterVec
 	retries *prometheus.CounterVec
+	dlFail  *prometheus.CounterVec
 	latency prometheus.Histogram
 	depth   prometheus.Gauge
 	oldest  prometheus.Gauge
@@ -26,6 +27,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"route", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_outbox_retries_total",
 			Help: "Failed attempts to apply an outbox item that are retried."}, []string{"route"}),
+		dlFail: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zuul_bridge_outbox_dead_letter_failures_total",
+			Help: "Outbox items dropped because their dead letter was refused for good (e.g. the dead-letter subject denied); alert on it."},
+			[]string{"route"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "zuul_bridge_outbox_apply_delay_seconds",
 			Help:    "Time from storing an outbox item to applying it on the status page.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600}}),
@@ -35,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Age of the oldest item in the outbox stream; 0 when it is empty."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.items, m.retries, m.latency, m.depth, m.oldest)
+		reg.MustRegister(m.items, m.retries, m.dlFail, m.latency, m.depth, m.oldest)
 	}
 	return m
 }

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/outbox"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/retry"
@@ -294,6 +296,9 @@ func TestRouteNotReadyHoldsOnlyItself(t *testing.T) {
 	if n, _, _ := box.Stats(ctx); n != 3 {
 		t.Fatalf("%d items stored, want the 3 of the route that is not ready", n)
 	}
+	waitFor(t, 10*time.Second, "an item of the route that is not ready deferred", func() bool {
+		return counterValue(t, reg, "zuul_bridge_outbox_items_total", map[string]string{"route": "typo", "outcome": "deferred"}) >= 1
+	})
 	ready.Store("typo", true)
 	waitFor(t, 10*time.Second, "the held items", func() bool { return len(rec.list()) == 6 })
 	if got := rec.list()[3:]; !reflect.DeepEqual(got, []string{"typo/typo0", "typo/typo1", "typo/typo2"}) {
@@ -417,6 +422,72 @@ func TestOrphanedRouteNamedAtStart(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("no warning about the retired route's items")
+		}
+	}
+}
+
+// TestDeadLetterRefusedForGoodDoesNotStall (issue 24.3): the dead-letter subject is denied
+// to the bridge's NATS user, so recording a poison item's dead letter fails for good
+// (natspub reports the permission violation as delivery.Permanent). The item is dropped
+// with a log line and a count, and the items behind it are applied.
+func TestDeadLetterRefusedForGoodDoesNotStall(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(),
+		Users: []*server.User{{Username: "bridge", Password: "pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"dead.>"}}}}}}
+	s := natstest.StartWith(t, opts)
+	nc := natstest.Connect(t, s.ClientURL(), nats.UserInfo("bridge", "pw"))
+	box := open(t, nc, outbox.Config{})
+	ctx := context.Background()
+	for _, id := range []string{"poison", "good1", "good2"} {
+		if _, err := box.Sink("nightly").Send(ctx, event(t, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := natspub.NewPublisher(nc, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	rec.fail = func(_ string, ev *zuul.Event) (bool, error) {
+		if ev.ID == "poison" {
+			return false, errors.New("400 bad request")
+		}
+		return false, nil
+	}
+	reg := prometheus.NewRegistry()
+	lines := make(logLines, 1000)
+	run(t, box, []string{"nightly"}, outbox.WorkerOptions{
+		Apply:      rec.apply,
+		DeadLetter: pub.DeadLetterer("dead.letters"),
+		Backoff:    retryBackoff(),
+		Metrics:    outbox.NewMetrics(reg),
+		Log:        zerolog.New(lines),
+	})
+	waitFor(t, 10*time.Second, "both good items applied", func() bool { return len(rec.list()) == 2 })
+	if got := rec.list(); !reflect.DeepEqual(got, []string{"nightly/good1", "nightly/good2"}) {
+		t.Fatalf("applied %v", got)
+	}
+	if n := counterValue(t, reg, "zuul_bridge_outbox_dead_letter_failures_total", map[string]string{"route": "nightly"}); n != 1 {
+		t.Errorf("dead letters refused for good counted %v, want 1", n)
+	}
+	waitFor(t, 10*time.Second, "the stream empty", func() bool {
+		n, _, err := box.Stats(ctx)
+		return err == nil && n == 0
+	})
+	for {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, "dead letter refused for good") {
+				for _, want := range []string{`"route":"nightly"`, `"id":"poison"`, `400 bad request`, `permissions violation`} {
+					if !strings.Contains(l, want) {
+						t.Errorf("log line lacks %s: %s", want, l)
+					}
+				}
+				return
+			}
+		default:
+			t.Fatal("no error log line about the dropped dead letter")
 		}
 	}
 }

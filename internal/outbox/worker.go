@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -36,9 +37,23 @@ type WorkerOptions struct {
 	AttemptTimeout time.Duration
 	// DeferDelay is how long an item of a route that is not ready waits; <= 0 = 1m.
 	DeferDelay time.Duration
-	Log        zerolog.Logger
-	Metrics    *Metrics // nil: not counted
-	Now        func() time.Time
+	// Key is the incident key of an item: the items of one key are applied one at a time
+	// in the order they were stored; items of different keys do not wait for each other.
+	// nil = one key per route (the route's items one at a time, in order).
+	Key func(route string, ev *zuul.Event) string
+	// ShortRetry names the retryable errors that are retried on ShortBackoff rather than
+	// Backoff (another replica works the same key right now). nil = none.
+	ShortRetry func(error) bool
+	// ShortBackoff paces the retries of ShortRetry's errors; zero = 1s doubling to 5s.
+	ShortBackoff retry.Backoff
+	// MaxPending bounds the items of a route a replica holds at once (waiting in their
+	// key's line or being applied): the consumer's MaxAckPending; <= 0 = 256.
+	MaxPending int
+	// Parallel bounds the Apply calls of a route running at once; <= 0 = 8.
+	Parallel int
+	Log      zerolog.Logger
+	Metrics  *Metrics // nil: not counted
+	Now      func() time.Time
 }
 
 func (w *WorkerOptions) defaults() {
@@ -57,6 +72,21 @@ func (w *WorkerOptions) defaults() {
 	if w.DeferDelay <= 0 {
 		w.DeferDelay = time.Minute
 	}
+	if w.ShortBackoff.Min <= 0 {
+		w.ShortBackoff.Min = time.Second
+	}
+	if w.ShortBackoff.Max < w.ShortBackoff.Min {
+		w.ShortBackoff.Max = max(5*time.Second, w.ShortBackoff.Min)
+	}
+	if w.MaxPending <= 0 {
+		w.MaxPending = 256
+	}
+	if w.Parallel <= 0 {
+		w.Parallel = 8
+	}
+	if w.Key == nil {
+		w.Key = func(string, *zuul.Event) string { return "" }
+	}
 	if w.Metrics == nil {
 		w.Metrics = NewMetrics(nil)
 	}
@@ -68,32 +98,53 @@ func (w *WorkerOptions) defaults() {
 	}
 }
 
-// consumer binds the durable consumer of route that every replica shares. MaxAckPending
-// 1 keeps one item of the route in flight for the whole deployment, so the items of one
-// incident key (indeed of the route) are applied in the order they were stored; status
-// page work is low volume. One consumer per route (work-queue consumers must not
-// overlap) keeps a route that cannot be applied from holding back the others.
-func (o *Outbox) consumer(ctx context.Context, route string) (jetstream.Consumer, error) {
+// pinGroup is the priority group of the route consumers: one replica at a time (the
+// pinned one) receives a route's items.
+const pinGroup = "bridge"
+
+// pinnedTTL is how long a replica that stopped pulling stays pinned: longer than the ack
+// wait, so that the items it held (crashed) are due for redelivery, in stream order,
+// before another replica receives new ones.
+func (o *Outbox) pinnedTTL() time.Duration { return max(2*o.cfg.AckWait, 5*time.Second) }
+
+// pullExpiry renews the pull (and with it the pin) well within pinnedTTL.
+func (o *Outbox) pullExpiry() time.Duration {
+	return min(30*time.Second, max(time.Second, o.pinnedTTL()/4))
+}
+
+// consumer binds the durable consumer of route that every replica shares. It is pinned
+// (priority policy pinned_client): one replica at a time receives the route's items, up
+// to maxPending of them, and orders them per incident key in memory; a second replica
+// takes over when the first stops pulling for pinnedTTL (or hands the pin over when it
+// stops). So the items of one key are never applied by two replicas out of order. One
+// consumer per route (work-queue consumers must not overlap) keeps a route that cannot be
+// applied from holding back the others.
+func (o *Outbox) consumer(ctx context.Context, route string, maxPending int) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
 	return o.js.CreateOrUpdateConsumer(ctx, o.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       o.cfg.Consumer + "-" + route,
-		Description:   "zuul-bridge: applies route " + route + " of the outbox to the status page",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.cfg.AckWait,
-		MaxAckPending: 1,
-		MaxDeliver:    -1,
-		FilterSubject: o.Subject(route),
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Durable:        o.consumerName(route),
+		Description:    "zuul-bridge: applies route " + route + " of the outbox to the status page",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        o.cfg.AckWait,
+		MaxAckPending:  maxPending,
+		MaxDeliver:     -1,
+		FilterSubject:  o.Subject(route),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{pinGroup},
+		PinnedTTL:      o.pinnedTTL(),
 	})
 }
+
+func (o *Outbox) consumerName(route string) string { return o.cfg.Consumer + "-" + route }
 
 // Run applies the outbox items of routes until ctx is done, one worker per route. Errors
 // of the NATS server (down, no consumer yet) are retried; Run returns only with ctx.
 func (o *Outbox) Run(ctx context.Context, routes []string, w WorkerOptions) {
 	w.defaults()
 	log := w.Log.With().Str("component", "outbox").Logger()
-	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Stringer("retry_window", w.RetryWindow).Msg("outbox worker started")
+	log.Info().Str("stream", o.cfg.Stream).Strs("routes", routes).Stringer("retry_window", w.RetryWindow.Round(time.Millisecond)).Msg("outbox worker started")
 	o.warnOrphans(ctx, routes, log)
 	var wg sync.WaitGroup
 	for _, route := range routes {
@@ -113,7 +164,7 @@ func (o *Outbox) warnOrphans(ctx context.Context, routes []string, log zerolog.L
 	for route, n := range orphans {
 		log.Warn().Str("route", route).Uint64("items", n).
 			Str("purge", fmt.Sprintf("nats stream purge %s --subject %s; nats consumer rm %s %s-%s", o.cfg.Stream, o.Subject(route), o.cfg.Stream, o.cfg.Consumer, route)).
-			Stringer("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
+			Dur("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
 			Msg("outbox items of a route that is not in the rules: nobody applies them; purge them, or the stream drops them after its max age")
 	}
 }
@@ -130,11 +181,12 @@ func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, l
 }
 
 // pull binds the route's consumer and applies its items until ctx is done (nil) or the
-// pull fails (the consumer was deleted, the server lost it).
+// pull fails (the consumer was deleted, the server lost it, the keep-alives of the held
+// items are not confirmed).
 func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) error {
 	var cons jetstream.Consumer
 	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) (err error) {
-		cons, err = o.consumer(ctx, route)
+		cons, err = o.consumer(ctx, route, w.MaxPending)
 		return err
 	}, nil, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("outbox consumer not available yet")
@@ -142,139 +194,100 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 	if err != nil {
 		return nil
 	}
-	// One long pull: the server hands over the next item as soon as the previous one is
-	// acknowledged, without a request per item.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(30*time.Second))
+	// One long pull: the server hands over items as they come, up to MaxPending unacked.
+	// The loop below never blocks on the work, so the pull (and the pin) stays renewed.
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.MaxPending), jetstream.PullExpiry(o.pullExpiry()),
+		jetstream.PullPriorityGroup(pinGroup))
 	if err != nil {
 		return err
 	}
 	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	stopIt := context.AfterFunc(runCtx, it.Stop)
+	defer stopIt()
+	r := newRouteRun(runCtx, o, route, w, log)
+	keep := make(chan struct{})
+	go func() { defer close(keep); r.keepAlive(func(err error) { stopRun(err) }) }()
 	for {
 		msg, err := it.Next()
-		if ctx.Err() != nil {
-			return nil
+		if runCtx.Err() != nil {
+			break
 		}
 		if err != nil {
-			return err
+			stopRun(err)
+			break
 		}
-		o.handle(ctx, route, w, log, msg)
+		r.add(msg)
 	}
+	<-keep
+	r.wg.Wait() // every line stopped: what is held stays held
+	cause := context.Cause(runCtx)
+	if errors.Is(cause, errKeepAliveLost) {
+		// NATS does not confirm: the held items are left to expire, and come back (to
+		// whichever replica pulls) in stream order after the ack wait.
+		r.abandon()
+		return cause
+	}
+	returned := r.returnAll()
+	if ctx.Err() != nil {
+		if returned {
+			o.handOver(cons, route, r.pinID(), log)
+		}
+		return nil
+	}
+	return cause
 }
 
-// handle applies one item of route (its consumer takes only that route's subject),
-// retrying in place (and keeping it alive) within its window.
-func (o *Outbox) handle(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger, msg jetstream.Msg) {
-	m := w.Metrics
-	stored := w.Now()
-	if md, err := msg.Metadata(); err == nil {
-		stored = md.Timestamp
-	}
-	log = log.With().Str("id", msg.Headers().Get(HeaderID)).Logger()
-	dead := func(reason string) {
-		dl := delivery.DeadLetter{Topic: msg.Subject(), Payload: msg.Data(), ID: msg.Headers().Get(HeaderID),
-			Route: route, Sink: "statuspage", Reason: reason}
-		if !o.deadLetter(ctx, w, log, msg, dl) {
-			return
-		}
-		m.items.WithLabelValues(route, "dead_lettered").Inc()
-		log.Error().Str("reason", reason).Msg("outbox item dead-lettered")
-		o.ack(ctx, log, msg)
-	}
-	if err := w.Ready(route); err != nil {
-		m.items.WithLabelValues(route, "deferred").Inc()
-		log.Warn().Err(err).Stringer("delay", w.DeferDelay).Msg("outbox item deferred: its route cannot be applied yet")
-		_ = msg.NakWithDelay(w.DeferDelay)
+// handOver unpins this replica once it returned every item it held, so that another
+// takes the route at once instead of after the pinned TTL. Only its own pin is removed.
+func (o *Outbox) handOver(cons jetstream.Consumer, route, pin string, log zerolog.Logger) {
+	if pin == "" {
 		return
 	}
-	ev, err := decode(msg.Data())
+	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.Timeout)
+	defer cancel()
+	info, err := cons.Info(ctx)
 	if err != nil {
-		dead(fmt.Sprintf("outbox item does not decode: %v", err))
 		return
 	}
-	// Keep the item ours while it is worked on, also during the waits between attempts.
-	alive, stopAlive := context.WithCancel(ctx)
-	defer stopAlive()
-	go func() {
-		t := time.NewTicker(o.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-alive.Done():
-				return
-			case <-t.C:
-				_ = msg.InProgress()
+	for _, g := range info.PriorityGroups {
+		if g.Group == pinGroup && g.PinnedClientID == pin {
+			if err := o.stream.UnpinConsumer(ctx, o.consumerName(route), pinGroup); err != nil {
+				log.Debug().Err(err).Msg("outbox route not handed over; another replica takes it after the pinned TTL")
 			}
 		}
-	}()
-	deadline := stored.Add(w.RetryWindow)
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, w.AttemptTimeout)
-		again, err := w.Apply(actx, route, ev)
-		cancel()
-		if err == nil {
-			stopAlive()
-			m.items.WithLabelValues(route, "applied").Inc()
-			m.latency.Observe(w.Now().Sub(stored).Seconds())
-			log.Debug().Int("attempts", attempt+1).Msg("outbox item applied")
-			o.ack(ctx, log, msg)
-			return
-		}
-		if ctx.Err() != nil {
-			stopAlive()
-			_ = msg.Nak() // shutting down: another replica takes it at once
-			return
-		}
-		if !again {
-			stopAlive()
-			dead(fmt.Sprintf("status page: failed for good: %v", err))
-			return
-		}
-		wait := w.Backoff.Delay(attempt)
-		if !w.Now().Add(wait).Before(deadline) {
-			stopAlive()
-			dead(fmt.Sprintf("status page: retry window of %s passed after %d attempts: %v", w.RetryWindow, attempt+1, err))
-			return
-		}
-		m.retries.WithLabelValues(route).Inc()
-		log.Warn().Err(err).Int("attempt", attempt+1).Stringer("backoff", wait.Round(time.Millisecond)).Time("stored", stored).Msg("outbox item not applied, retrying")
-		if !retry.Sleep(ctx, wait) {
-			stopAlive()
-			_ = msg.Nak()
-			return
-		}
 	}
 }
 
-// deadLetter records dl until it is recorded or ctx ends (then the item is left to come
-// again); it reports whether the item may be removed.
-func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.Logger, msg jetstream.Msg, dl delivery.DeadLetter) bool {
-	if w.DeadLetter == nil {
+// deadLetter records dl until it is recorded, refused for good (then it is dropped with a
+// count) or ctx ends (then the item is returned); it reports whether the item may be
+// removed. The item is kept alive meanwhile by its route's keep-alive loop.
+func (o *Outbox) deadLetter(ctx context.Context, w *WorkerOptions, log zerolog.Logger, dl delivery.DeadLetter) bool {
+	recorded := func() bool {
+		w.Metrics.items.WithLabelValues(dl.Route, "dead_lettered").Inc()
+		log.Error().Str("reason", dl.Reason).Msg("outbox item dead-lettered")
 		return true
 	}
-	// The waits stay below the ack wait, and the item is kept ours through them.
-	b := retry.Backoff{Min: w.Backoff.Min, Max: min(w.Backoff.Max, o.cfg.AckWait/3)}
+	if w.DeadLetter == nil {
+		return recorded()
+	}
+	b := retry.Backoff{Min: w.Backoff.Min, Max: min(w.Backoff.Max, 30*time.Second)}
 	err := retry.Until(ctx, b, func(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 		defer cancel()
 		return w.DeadLetter(dctx, dl)
-	}, nil, func(err error, wait time.Duration) {
+	}, delivery.IsPermanent, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("dead letter not recorded, retrying")
-		_ = msg.InProgress()
 	})
-	if err != nil {
-		_ = msg.Nak()
-		return false
+	if err != nil && delivery.IsPermanent(err) {
+		// Retrying cannot record it (e.g. the dead-letter subject is denied), and holding
+		// the item would stall its key for good: the loss is logged and counted, and the
+		// item removed, as the delivery path does.
+		w.Metrics.dlFail.WithLabelValues(dl.Route).Inc()
+		log.Error().Err(err).Str("topic", dl.Topic).Str("id", dl.ID).Str("route", dl.Route).Str("sink", dl.Sink).
+			Int("size", len(dl.Payload)).Str("reason", dl.Reason).Msg("dead letter refused for good; outbox item dropped")
+		return true
 	}
-	return true
-}
-
-// ack removes the item; the server confirms it (a lost ack would apply the item again).
-func (o *Outbox) ack(ctx context.Context, log zerolog.Logger, msg jetstream.Msg) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.Timeout)
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
-		log.Warn().Err(err).Msg("outbox item applied, but its removal was not confirmed; it may be applied again (harmless)")
-	}
+	return err == nil && recorded()
 }
