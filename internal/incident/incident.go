@@ -359,3 +359,10 @@ func (a *apply) data(run int, since time.Time, reason string, at time.Time) *Tem
 func endedByBridge(ks *keyState, cur statuspage.Incident) bool {
 	return ks.inc != nil && ks.inc.endSent != nil && sameSecond(*ks.inc.endSent, cur.EndedAt)
 }
+
+// KeyOf is the incident key a report of this route belongs to: reports of one key are
+// applied in order, reports of different keys independently (the outbox's lanes).
+func (s *Sink) KeyOf(ev *zuul.Event) string {
+	h, _ := keyOf(s.name, s.cfg.Key, ev)
+	return h
+}

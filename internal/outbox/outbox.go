@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,6 +114,8 @@ type Outbox struct {
 	cfg    Config
 	js     jetstream.JetStream
 	stream jetstream.Stream
+
+	unpinnedLogged atomic.Bool // the server cannot pin consumers: said once
 }
 
 // Open binds the stream, creating it when it is missing. It does not wait: an unreachable

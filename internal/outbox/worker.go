@@ -119,10 +119,15 @@ func (o *Outbox) pullExpiry() time.Duration {
 // stops). So the items of one key are never applied by two replicas out of order. One
 // consumer per route (work-queue consumers must not overlap) keeps a route that cannot be
 // applied from holding back the others.
-func (o *Outbox) consumer(ctx context.Context, route string, maxPending int) (jetstream.Consumer, error) {
+//
+// A NATS server before 2.11 does not know priority policies and drops them silently (the
+// consumer reads back without one): then the consumer allows one unacknowledged item for
+// the whole deployment, as before pinning, which keeps every key in order at the cost of
+// parallelism; pinned says which it is.
+func (o *Outbox) consumer(ctx context.Context, route string, maxPending int) (cons jetstream.Consumer, pinned bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
-	return o.js.CreateOrUpdateConsumer(ctx, o.cfg.Stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        o.consumerName(route),
 		Description:    "zuul-bridge: applies route " + route + " of the outbox to the status page",
 		AckPolicy:      jetstream.AckExplicitPolicy,
@@ -134,7 +139,14 @@ func (o *Outbox) consumer(ctx context.Context, route string, maxPending int) (je
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PriorityGroups: []string{pinGroup},
 		PinnedTTL:      o.pinnedTTL(),
-	})
+	}
+	cons, err = o.js.CreateOrUpdateConsumer(ctx, o.cfg.Stream, cfg)
+	if err != nil || cons.CachedInfo().Config.PriorityPolicy == jetstream.PriorityPolicyPinned {
+		return cons, err == nil, err
+	}
+	cfg.PriorityPolicy, cfg.PriorityGroups, cfg.PinnedTTL, cfg.MaxAckPending = jetstream.PriorityPolicyNone, nil, 0, 1
+	cons, err = o.js.CreateOrUpdateConsumer(ctx, o.cfg.Stream, cfg)
+	return cons, false, err
 }
 
 func (o *Outbox) consumerName(route string) string { return o.cfg.Consumer + "-" + route }
@@ -185,8 +197,9 @@ func (o *Outbox) runRoute(ctx context.Context, route string, w *WorkerOptions, l
 // items are not confirmed).
 func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log zerolog.Logger) error {
 	var cons jetstream.Consumer
+	var pinned bool
 	err := retry.Until(ctx, retry.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) (err error) {
-		cons, err = o.consumer(ctx, route, w.MaxPending)
+		cons, pinned, err = o.consumer(ctx, route, w.MaxPending)
 		return err
 	}, nil, func(err error, wait time.Duration) {
 		log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("outbox consumer not available yet")
@@ -194,10 +207,21 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 	if err != nil {
 		return nil
 	}
+	pullOpts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(w.MaxPending), jetstream.PullExpiry(o.pullExpiry()),
+		jetstream.PullPriorityGroup(pinGroup)}
+	if !pinned {
+		if o.unpinnedLogged.CompareAndSwap(false, true) {
+			log.Warn().Msg("the NATS server does not pin consumers (before 2.11): the outbox applies one item at a time " +
+				"for the whole deployment to keep each incident key in order; upgrade NATS to apply keys in parallel")
+		}
+		one := *w
+		one.MaxPending, one.Parallel = 1, 1
+		w = &one
+		pullOpts = []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(1), jetstream.PullExpiry(o.pullExpiry())}
+	}
 	// One long pull: the server hands over items as they come, up to MaxPending unacked.
 	// The loop below never blocks on the work, so the pull (and the pin) stays renewed.
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.MaxPending), jetstream.PullExpiry(o.pullExpiry()),
-		jetstream.PullPriorityGroup(pinGroup))
+	it, err := cons.Messages(pullOpts...)
 	if err != nil {
 		return err
 	}

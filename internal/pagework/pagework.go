@@ -176,6 +176,10 @@ func (w *Work) Run(ctx context.Context) {
 			}
 			return nil
 		},
+		// The items of one incident key are applied in order; other keys do not wait.
+		Key: func(route string, ev *zuul.Event) string { return w.sinks[route].KeyOf(ev) },
+		// Another replica opening or resolving the same key: try again soon.
+		ShortRetry:     func(err error) bool { return errors.Is(err, incident.ErrKeyBusy) },
 		DeadLetter:     w.o.DeadLetter,
 		RetryWindow:    w.o.RetryWindow,
 		Backoff:        retry.Backoff{Min: time.Second, Max: 5 * time.Minute},
