@@ -190,4 +190,3 @@ func mustGauge(t *testing.T, reg *prometheus.Registry, name, value string) prome
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return -1 })
 }
-
