@@ -127,6 +127,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			if errors.Is(err, delivery.ErrInFlight) { // the MQTT copy is delivered: not ours
 				return fmt.Errorf("%w: %w", reconcile.ErrDeferred, err)
 			}
+			if errors.Is(err, delivery.ErrDeadLettered) {
+				return fmt.Errorf("%w: %w", reconcile.ErrNotApplied, err)
+			}
 			return err
 		}
 		feats.Expect(reconcileFeature)

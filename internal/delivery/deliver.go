@@ -13,8 +13,9 @@ import (
 )
 
 // settle delivers a report to every target of the matched routes, dead-letters what failed
-// for good, and reports whether the report is settled (false: abandoned at shutdown).
-func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, payload []byte) bool {
+// for good, and reports whether the report is settled (false: abandoned at shutdown) and
+// whether it was applied (settled with no delivery dead-lettered).
+func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, payload []byte) (settled, applied bool) {
 	type result struct {
 		route *Route
 		t     Target
@@ -55,12 +56,12 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 		}
 	}
 	if abandoned {
-		return false
+		return false, false
 	}
 	for _, f := range failed {
 		dl := DeadLetter{Topic: topic, Payload: payload, ID: ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
 		if !p.deadLetter(dl) {
-			return false
+			return false, false
 		}
 	}
 	var deadLettered []string
@@ -71,7 +72,7 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 	if p.o.Settled != nil {
 		p.o.Settled(ev, len(failed) == 0)
 	}
-	return true
+	return true, len(failed) == 0
 }
 
 var errAbandoned = errors.New("abandoned at shutdown")

@@ -331,7 +331,7 @@ func (p *Dispatcher) process(j job) {
 		}
 		return
 	}
-	if p.settle(j.ev, j.routes, j.msg.Topic, j.msg.Payload) {
+	if settled, _ := p.settle(j.ev, j.routes, j.msg.Topic, j.msg.Payload); settled {
 		p.ack(j.msg)
 	}
 }
@@ -339,7 +339,9 @@ func (p *Dispatcher) process(j job) {
 // Submit routes and delivers one event from another source (the zuul-web reconciler) like
 // an MQTT report, and returns when it settled. An error means it did not settle (shutdown);
 // the caller tries again later. ErrInFlight means an MQTT message holds the same report:
-// the MQTT path delivers it (inflight.go).
+// the MQTT path delivers it (inflight.go). ErrDeadLettered means it settled without being
+// applied: a delivery failed for good and was dead-lettered; an MQTT copy of the report
+// waiting meanwhile then delivers itself instead of being acknowledged as delivered.
 func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
@@ -362,13 +364,20 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	if err != nil {
 		return err
 	}
-	settled := p.settle(ev, routes, "zuul-web", ev.Raw)
-	done(settled)
-	if !settled {
+	settled, applied := p.settle(ev, routes, "zuul-web", ev.Raw)
+	done(applied)
+	switch {
+	case !settled:
 		return errAbandoned
+	case !applied:
+		return ErrDeadLettered
 	}
 	return nil
 }
+
+// ErrDeadLettered: Submit settled a report by dead-lettering a delivery that failed for
+// good; the report was not applied.
+var ErrDeadLettered = errors.New("delivery: settled by a dead letter, not applied")
 
 func (p *Dispatcher) ack(msg Message) {
 	if err := msg.Ack(); err != nil {

@@ -124,3 +124,42 @@ func TestMQTTCopyWaitsForSubmit(t *testing.T) {
 		t.Fatalf("delivered %d times, want once", sent.Load())
 	}
 }
+
+// TestSubmitThatOnlyDeadLetteredIsNotApplied: a Submit whose delivery fails for good
+// settles through the dead letter and says so (ErrDeadLettered), so that reconciliation
+// does not remember the report as applied; an MQTT copy that waited for it is delivered by
+// itself, not acknowledged as if the Submit had delivered it.
+func TestSubmitThatOnlyDeadLetteredIsNotApplied(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var calls, delivered atomic.Int32
+	sink := sinkFunc(func(context.Context, *zuul.Event) (bool, error) {
+		if calls.Add(1) == 1 { // the Submit's delivery: held, then refused for good
+			entered <- struct{}{}
+			<-release
+			return false, errors.New("400 Bad Request")
+		}
+		delivered.Add(1)
+		return false, nil
+	})
+	o := fastOptions(Route{Name: "r", Match: failing, Targets: []Target{{"test", sink}}})
+	var dead atomic.Int32
+	o.DeadLetter = func(context.Context, DeadLetter) error { dead.Add(1); return nil }
+	p := New(o)
+	raw := payload(t, "periodic-daily_failure_mixed.json")
+	ev, _ := zuul.Decode(raw)
+	submitted := make(chan error, 1)
+	go func() { submitted <- p.Submit(context.Background(), ev) }()
+	receive(t, entered, "the Submit's delivery in the sink")
+	acks := newAcks()
+	p.Handle(acks.msg(t, "mqtt", raw)) // waits for the Submit
+	close(release)
+	if err := receive(t, submitted, "the Submit's result"); !errors.Is(err, ErrDeadLettered) {
+		t.Fatalf("Submit = %v, want ErrDeadLettered", err)
+	}
+	acks.wait(t, "mqtt")
+	p.Drain(context.Background())
+	if dead.Load() != 1 || delivered.Load() != 1 {
+		t.Fatalf("dead letters %d (want 1, the Submit's), deliveries of the MQTT copy %d (want 1)", dead.Load(), delivered.Load())
+	}
+}

@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ type recorder struct {
 	mu     sync.Mutex
 	events []*zuul.Event
 	fail   map[string]int // Event.ID -> failures left
+	// deadLetter: Event.IDs that settle only through a dead letter (ErrNotApplied).
+	deadLetter map[string]bool
 }
 
 func (r *recorder) submit(_ context.Context, ev *zuul.Event) error {
@@ -35,6 +38,10 @@ func (r *recorder) submit(_ context.Context, ev *zuul.Event) error {
 	if r.fail[ev.ID] > 0 {
 		r.fail[ev.ID]--
 		return errors.New("sink unavailable")
+	}
+	if r.deadLetter[ev.ID] {
+		r.events = append(r.events, ev)
+		return fmt.Errorf("%w: a sink refused it for good", reconcile.ErrNotApplied)
 	}
 	r.events = append(r.events, ev)
 	return nil
@@ -73,7 +80,7 @@ func newEnv(t *testing.T, o zuulwebfake.Options) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, fake: f, client: c, store: store,
-		rec: &recorder{fail: map[string]int{}}, reg: reg, metrics: reconcile.NewMetrics(reg)}
+		rec: &recorder{fail: map[string]int{}, deadLetter: map[string]bool{}}, reg: reg, metrics: reconcile.NewMetrics(reg)}
 }
 
 // reconciler builds a fresh Reconciler on the env's store, as a restarted process would.

@@ -29,11 +29,18 @@ import (
 // cannot land after the success that followed it).
 //
 // An error wrapping ErrDeferred means another path (the MQTT intake) holds the same
-// report: it is not an error, the buildset is looked at again next round.
+// report: it is not an error, the buildset is looked at again next round. An error
+// wrapping ErrNotApplied means it settled through a dead letter.
 type Submit func(ctx context.Context, ev *zuul.Event) error
 
 // ErrDeferred: Submit found the report held by another path, which delivers it.
 var ErrDeferred = errors.New("report held by another path; deferred")
+
+// ErrNotApplied: Submit settled the report by dead-lettering a delivery that failed for
+// good. The round goes on (the dead letter records it), but the report is not remembered
+// as applied: an MQTT copy arriving later is delivered, and a later read-back of it is
+// offered again.
+var ErrNotApplied = errors.New("report dead-lettered, not applied")
 
 // Defaults of Options.
 const (
@@ -159,7 +166,7 @@ func (r *Reconciler) Round(ctx context.Context) error {
 // stats says what a pass found, for the round's log line.
 type stats struct {
 	listed, submitted, recovered, seen, pending, dequeued, old, abandoned int
-	settling, deferred                                                    int
+	settling, deferred, deadLettered                                      int
 	cursorFrom, cursorTo                                                  int64
 }
 
@@ -174,6 +181,7 @@ func (s *stats) add(o stats) {
 	s.abandoned += o.abandoned
 	s.settling += o.settling
 	s.deferred += o.deferred
+	s.deadLettered += o.deadLettered
 }
 
 func (s stats) MarshalZerologObject(e *zerolog.Event) {
@@ -187,6 +195,9 @@ func (s stats) MarshalZerologObject(e *zerolog.Event) {
 	}
 	if s.deferred > 0 {
 		e.Int("in_flight_elsewhere", s.deferred)
+	}
+	if s.deadLettered > 0 {
+		e.Int("dead_lettered", s.deadLettered)
 	}
 	if s.abandoned > 0 {
 		e.Int("abandoned", s.abandoned)

@@ -217,3 +217,22 @@ func TestRunRoundsUntilCancelled(t *testing.T) {
 		t.Fatal("Run did not return within 10s of its context being cancelled")
 	}
 }
+
+// A report whose Submit settled only through a dead letter does not hold the round up (the
+// newer one is submitted after it, the cursor moves on), and is not remembered as applied.
+func TestDeadLetteredSubmitIsNotRememberedAsApplied(t *testing.T) {
+	e := newEnv(t, zuulwebfake.Options{})
+	poison := e.add("FAILURE", 3*time.Hour)
+	next := e.add("FAILURE", 2*time.Hour)
+	e.rec.deadLetter[poison.UUID+"-FAILURE"] = true
+	if got := e.round(e.reconciler()); len(got) != 2 || got[1].BuildsetUUID != next.UUID {
+		t.Fatalf("submitted %v, want the dead-lettered one and the next", ids(got))
+	}
+	ctx := context.Background()
+	if seen, err := e.store.Seen(ctx, poison.UUID+"-FAILURE"); err != nil || seen {
+		t.Errorf("dead-lettered report remembered as applied: %v, %v", seen, err)
+	}
+	if seen, err := e.store.Seen(ctx, next.UUID+"-FAILURE"); err != nil || !seen {
+		t.Errorf("applied report not remembered: %v, %v", seen, err)
+	}
+}

@@ -204,7 +204,12 @@ func (r *Reconciler) apply(ctx context.Context, t Target, bs *zuulweb.Buildset, 
 	// Only a failure is "recovered": its MQTT report is missing. A success was never sent
 	// over MQTT at SCS (failure-only reporters); it is the resolve signal, not a recovery.
 	ev.Recovered = ev.Outcome == zuul.OutcomeFailure
-	if err := r.o.Submit(ctx, ev); err != nil {
+	if err := r.o.Submit(ctx, ev); errors.Is(err, ErrNotApplied) {
+		st.deadLettered++
+		r.o.Log.Warn().Err(err).Str("tenant", t.Tenant).Str("pipeline", ev.Pipeline).Str("project", ev.Project).
+			Str("buildset", ev.BuildsetUUID).Msg("report found in zuul-web only, dead-lettered: not remembered as applied")
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("submit %s: %w", ev.ID, err)
 	}
 	if err := r.o.Store.MarkSeen(ctx, ev.ID); err != nil {
