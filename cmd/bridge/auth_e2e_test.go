@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,9 +191,12 @@ func TestOIDCKilledRightAfterRefresh(t *testing.T) {
 	noTokens(t, is, append(outputs, scrape(t, p2.http))...)
 }
 
-// TestOIDCTwoReplicasOneChain: two replicas share the subscription and the chain; both
-// write, and no refresh token is presented twice (the issuer would refuse it after its
-// short reuse window).
+// TestOIDCTwoReplicasOneChain: two replicas share the subscription and the chain. One
+// replica at a time applies a route's outbox (its pin); once it stops (SIGTERM: it hands
+// the route over) the other writes with the same chain, also after the first is back (a
+// rolling restart; its MQTT session kept its share of the reports). Both wrote, and no
+// refresh token was presented twice (the issuer would refuse it after its short reuse
+// window).
 func TestOIDCTwoReplicasOneChain(t *testing.T) {
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
 	fake := behindProxy(t, is)
@@ -204,28 +208,46 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 	seedFile := filepath.Join(t.TempDir(), "seed")
 	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
 	var procs []*bridgeProc
+	var envs []map[string]string
 	for _, id := range []string{"replica-0", "replica-1"} {
 		env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, id)
 		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
-		env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
+		envs = append(envs, env)
 		procs = append(procs, startBridge(t, env))
 	}
 	opened := func(p *bridgeProc) float64 {
 		return p.metric(t, `zuul_bridge_incidents_total{route="nightly",step="opened"}`)
 	}
-	total := 0
-	for w := 0; opened(procs[0]) == 0 || opened(procs[1]) == 0; w++ {
-		if w == 8 {
-			t.Fatalf("after %d reports one replica wrote nothing (%v/%v)", total, opened(procs[0]), opened(procs[1]))
-		}
+	total, acked := 0, 0.0
+	wave := func(w int) {
 		before := is.Counts().Refreshes
 		mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, w, 4)...)
 		total += 4
 		waitFor(t, 60*time.Second, fmt.Sprintf("the incidents of wave %d", w), func() bool { return len(fake.Incidents()) == total })
 		waitFor(t, 30*time.Second, "a refresh", func() bool { return is.Counts().Refreshes > before })
 	}
+	wave(0)
+	wave(1)
+	writer, other, writerEnv := procs[0], procs[1], envs[0]
+	if opened(writer) == 0 {
+		writer, other, writerEnv = other, writer, envs[1]
+	}
+	if opened(writer) != float64(total) {
+		t.Fatalf("opened %v and %v of %d: a route's outbox is applied by one replica at a time", opened(procs[0]), opened(procs[1]), total)
+	}
+	acked = writer.metric(t, "zuul_bridge_reports_acked_total")
+	if err := writer.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	awaitExit(t, writer.exited, "the writing replica after SIGTERM")
+	restarted := startBridge(t, writerEnv)
+	wave(2)
+	wave(3)
+	if n := opened(other); n != 8 {
+		t.Errorf("the other replica opened %v incidents after the hand-over, want 8", n)
+	}
 	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
-		return procs[0].metric(t, "zuul_bridge_reports_acked_total")+procs[1].metric(t, "zuul_bridge_reports_acked_total") == float64(total)
+		return acked+other.metric(t, "zuul_bridge_reports_acked_total")+restarted.metric(t, "zuul_bridge_reports_acked_total") == float64(total)
 	})
 	if c := is.Counts(); c.Refused != 0 || c.Reuses != 0 {
 		t.Errorf("issuer counts %+v: a refresh token was presented twice", c)
@@ -233,7 +255,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 	if dead.unique() != 0 {
 		t.Errorf("%d dead letters", dead.unique())
 	}
-	noTokens(t, is, procs[0].out.String(), procs[1].out.String())
+	noTokens(t, is, procs[0].out.String(), procs[1].out.String(), restarted.out.String())
 }
 
 // TestStatuspageAuthConfigErrors: contradictory credentials are configuration errors

@@ -128,7 +128,7 @@ type OutboxConfig struct {
 	MaxAge   duration `split_words:"true" default:"168h"`
 	MaxBytes integer  `split_words:"true" default:"1073741824"`
 	Replicas integer  `default:"1"`
-	AckWait  duration `split_words:"true" default:"30s"`
+	AckWait  duration `split_words:"true" default:"10s"`
 }
 
 // loadConfig reads the environment and checks every value, reporting all problems at

@@ -46,6 +46,9 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 	env := map[string]string{
 		"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-statuspage",
 		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_STATUSPAGE_TOKEN_FILE": tokenFile,
+		// A killed process holds its route's pin for 1.5 x this: the restarted one takes
+		// over within 3 s.
+		"BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT": "2s",
 	}
 	const topic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None"
 	fail1 := sampleBytes(t, "periodic-daily_failure_mixed.json")

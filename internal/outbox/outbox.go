@@ -49,8 +49,9 @@ type Config struct {
 	// Replicas of the stream in a NATS cluster; <= 0 = 1.
 	Replicas int
 	// AckWait is how long an item a worker took stays with it without a sign of life
-	// before JetStream gives it to another worker (after a crash); <= 0 = 30s. A working
-	// worker renews it every AckWait/3.
+	// before JetStream gives it to another worker (after a crash); <= 0 = 10s. A working
+	// worker renews it every AckWait/4, and a crashed replica's route is taken over after
+	// 1.5 x AckWait (the pin), so this bounds what a crash costs the status page work.
 	AckWait time.Duration
 	// Duplicates is the window in which an item with the same report id and route is
 	// stored once (a redelivered MQTT report); <= 0 = 10m.
@@ -92,7 +93,7 @@ func (c *Config) defaults() {
 		c.Replicas = 1
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 10 * time.Second
 	}
 	if c.Duplicates <= 0 {
 		c.Duplicates = 10 * time.Minute

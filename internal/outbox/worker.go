@@ -102,10 +102,13 @@ func (w *WorkerOptions) defaults() {
 // pinned one) receives a route's items.
 const pinGroup = "bridge"
 
-// pinnedTTL is how long a replica that stopped pulling stays pinned: longer than the ack
-// wait, so that the items it held (crashed) are due for redelivery, in stream order,
-// before another replica receives new ones.
-func (o *Outbox) pinnedTTL() time.Duration { return max(2*o.cfg.AckWait, 5*time.Second) }
+// pinnedTTL is how long a replica that stopped pulling (crashed) stays pinned: long enough
+// that the items it held are due for redelivery, in stream order, before another replica
+// receives new ones. Its items expire at most AckWait after its last keep-alive, and its
+// last keep-alive is at most one pull renewal (pullExpiry, a quarter of this) after its
+// last pull: so it must exceed 4/3 of the ack wait. It is also what a crashed replica
+// costs the route (no hand-over), so it is kept no longer than that: 1.5 x AckWait.
+func (o *Outbox) pinnedTTL() time.Duration { return max(o.cfg.AckWait*3/2, 3*time.Second) }
 
 // pullExpiry renews the pull (and with it the pin) well within pinnedTTL.
 func (o *Outbox) pullExpiry() time.Duration {
@@ -176,7 +179,7 @@ func (o *Outbox) warnOrphans(ctx context.Context, routes []string, log zerolog.L
 	for route, n := range orphans {
 		log.Warn().Str("route", route).Uint64("items", n).
 			Str("purge", fmt.Sprintf("nats stream purge %s --subject %s; nats consumer rm %s %s-%s", o.cfg.Stream, o.Subject(route), o.cfg.Stream, o.cfg.Consumer, route)).
-			Dur("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
+			Stringer("stream_max_age", o.stream.CachedInfo().Config.MaxAge).
 			Msg("outbox items of a route that is not in the rules: nobody applies them; purge them, or the stream drops them after its max age")
 	}
 }
