@@ -58,9 +58,8 @@ func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueCon
 		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
 			kv, err = js.KeyValue(ctx, cfg.Bucket)
 		}
-		if err != nil && cfg.Replicas > 1 && refusal(err) && !noJetStream(err) {
-			check.refused(object, 0, cfg.Replicas, err)
-			return nil, fmt.Errorf("kvstore: %w", ReplicasError(err, object, cfg.Replicas))
+		if rerr := ReplicasError(err, object, cfg.Replicas, check); rerr != err {
+			return nil, fmt.Errorf("kvstore: %w", rerr)
 		}
 	}
 	switch {

@@ -123,11 +123,13 @@ func refusal(err error) bool {
 }
 
 // ReplicasError makes the error of creating object with want replicas name the setting
-// when NATS refused it (e.g. 3 replicas on a single server); other errors pass as they are.
-func ReplicasError(err error, object string, want int) error {
-	if err == nil || want <= 1 || !refusal(err) {
+// when NATS refused it (e.g. 3 replicas on a single server), and has check report it;
+// other errors pass as they are.
+func ReplicasError(err error, object string, want int, check *ReplicaCheck) error {
+	if err == nil || want <= 1 || !refusal(err) || noJetStream(err) {
 		return err
 	}
+	check.refused(object, 0, want, err)
 	return fmt.Errorf("%s: NATS refuses to create it with %d replicas (%s; at most the number of JetStream servers): %w",
 		object, want, ReplicasSetting, err)
 }
