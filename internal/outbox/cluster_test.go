@@ -158,7 +158,7 @@ func testOutboxLeaderLoss(t *testing.T, mode string) {
 	}
 	js, _ := jetstream.New(natstest.Connect(t, c.URL()))
 	// The worker holds the first item (and has bound its consumer): note who leads it.
-	apply.awaitWaiting(t, 10*time.Second)
+	apply.awaitWaiting(t, 30*time.Second) // binding the consumer is retried with a backoff on a busy machine
 	consumerLeader := "?"
 	if ci, err := js.Consumer(t.Context(), outbox.DefaultStream, outbox.DefaultConsumer+"-r"); err == nil && ci.CachedInfo().Cluster != nil {
 		consumerLeader = ci.CachedInfo().Cluster.Leader
