@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
 )
 
@@ -76,12 +77,13 @@ func checkStatuspageAuth(c *Config, bad func(name, format string, a ...any)) {
 }
 
 // newLogin builds the status page login of the configuration (package login).
-func newLogin(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, nc *nats.Conn) (*login.Login, error) {
+func newLogin(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, nc *nats.Conn, replicas *kvstore.ReplicaCheck) (*login.Login, error) {
 	sp, o := cfg.Statuspage, cfg.Statuspage.OIDC
 	return login.New(login.Options{
 		Token: sp.Token, TokenFile: sp.TokenFile,
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, ClientSecretFile: o.ClientSecretFile,
 		RefreshToken: o.RefreshToken, RefreshTokenFile: o.RefreshTokenFile, KVBucket: o.KVBucket,
 		Owner: cfg.MQTT.ClientID, Timeout: sp.Timeout.v, NATS: nc, Registerer: reg, Log: log,
+		Replicas: cfg.NATS.JetstreamReplicas.v, ReplicaCheck: replicas,
 	})
 }

@@ -47,6 +47,8 @@ type Config struct {
 	MaxPayload struct {
 		Bytes integer `default:"4194304"`
 	} `split_words:"true"`
+
+	warnings []string // deprecated settings in use, logged at start
 }
 
 // MQTTConfig: BRIDGE_MQTT_*.
@@ -78,6 +80,10 @@ type NATSConfig struct {
 	CertFile          string `split_words:"true"`
 	KeyFile           string `split_words:"true"`
 	DeadletterSubject string `split_words:"true" default:"zuul-bridge.deadletter"`
+	// JetstreamReplicas: replicas of everything the bridge keeps on JetStream (the outbox
+	// stream, the incident, reconciliation and token-chain buckets); existing ones with
+	// fewer are scaled up. 3 survives the loss of one NATS node.
+	JetstreamReplicas integer `split_words:"true" default:"1"`
 }
 
 // ZuulConfig: BRIDGE_ZUUL_*, the zuul-web reconciliation.
@@ -127,7 +133,8 @@ type OutboxConfig struct {
 	Consumer string   `default:"zuul-bridge-outbox"`
 	MaxAge   duration `split_words:"true" default:"168h"`
 	MaxBytes integer  `split_words:"true" default:"1073741824"`
-	Replicas integer  `default:"1"`
+	// Replicas: deprecated alias of BRIDGE_NATS_JETSTREAM_REPLICAS, used when that is unset.
+	Replicas integer
 	AckWait  duration `split_words:"true" default:"10s"`
 }
 
@@ -138,6 +145,13 @@ func loadConfig() (*Config, error) {
 	if err := envconfig.Process("BRIDGE", &c); err != nil {
 		// Only reachable for a type envconfig parses itself; ours record their errors.
 		return nil, err
+	}
+	if _, set := os.LookupEnv("BRIDGE_STATUSPAGE_OUTBOX_REPLICAS"); set {
+		if _, both := os.LookupEnv("BRIDGE_NATS_JETSTREAM_REPLICAS"); !both && c.Statuspage.Outbox.Replicas.err == nil {
+			c.NATS.JetstreamReplicas = c.Statuspage.Outbox.Replicas
+		}
+		c.warnings = append(c.warnings, "BRIDGE_STATUSPAGE_OUTBOX_REPLICAS is deprecated and applies only when "+
+			"BRIDGE_NATS_JETSTREAM_REPLICAS is unset; set BRIDGE_NATS_JETSTREAM_REPLICAS (the replicas of every stream and bucket)")
 	}
 	var errs []error
 	bad := func(name, format string, a ...any) {
@@ -151,6 +165,7 @@ func loadConfig() (*Config, error) {
 		"ZUUL_LOOKBACK": c.Zuul.Lookback, "STATUSPAGE_RETRY_WINDOW": c.Statuspage.RetryWindow,
 		"STATUSPAGE_OUTBOX_MAX_AGE": c.Statuspage.Outbox.MaxAge, "STATUSPAGE_OUTBOX_MAX_BYTES": c.Statuspage.Outbox.MaxBytes,
 		"STATUSPAGE_OUTBOX_REPLICAS": c.Statuspage.Outbox.Replicas, "STATUSPAGE_OUTBOX_ACK_WAIT": c.Statuspage.Outbox.AckWait,
+		"NATS_JETSTREAM_REPLICAS": c.NATS.JetstreamReplicas,
 	} {
 		if err := v.error(); err != nil {
 			bad(name, "%v", err)
@@ -213,10 +228,17 @@ func loadConfig() (*Config, error) {
 		bad("MQTT_SESSION_EXPIRY", "must be at least 1m (the broker keeps reports for this long while the bridge is down), got %s", d)
 	}
 	for name, v := range map[string]integer{"DELIVERY_WORKERS": c.Delivery.Workers, "MAX_PAYLOAD_BYTES": c.MaxPayload.Bytes,
-		"STATUSPAGE_OUTBOX_MAX_BYTES": c.Statuspage.Outbox.MaxBytes, "STATUSPAGE_OUTBOX_REPLICAS": c.Statuspage.Outbox.Replicas} {
+		"STATUSPAGE_OUTBOX_MAX_BYTES": c.Statuspage.Outbox.MaxBytes} {
 		if v.err == nil && v.v < 1 {
 			bad(name, "must be positive, got %d", v.v)
 		}
+	}
+	if v := c.NATS.JetstreamReplicas; v.err == nil && (v.v < 1 || v.v > 5) {
+		name := "NATS_JETSTREAM_REPLICAS"
+		if _, set := os.LookupEnv("BRIDGE_" + name); !set {
+			name = "STATUSPAGE_OUTBOX_REPLICAS"
+		}
+		bad(name, "must be 1..5 (JetStream keeps at most 5 replicas; 3 survives the loss of a NATS node), got %d", v.v)
 	}
 	for name, v := range map[string]duration{"DELIVERY_DEADLINE": c.Delivery.Deadline, "SHUTDOWN_GRACE": c.Shutdown.Grace,
 		"STATUSPAGE_TIMEOUT": c.Statuspage.Timeout, "ZUUL_RECONCILE_INTERVAL": c.Zuul.ReconcileInterval, "ZUUL_LOOKBACK": c.Zuul.Lookback,

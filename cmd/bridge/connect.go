@@ -12,6 +12,7 @@ import (
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/reconcile"
@@ -172,7 +173,7 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, a
 const reconcileFeature = "reconciliation"
 
 func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,
-	ran func(tenant, pipeline string, end time.Time), feats *features.Set) (*reconcile.Service, error) {
+	ran func(tenant, pipeline string, end time.Time), feats *features.Set, replicas *kvstore.ReplicaCheck) (*reconcile.Service, error) {
 	var token func() (string, error)
 	if z := cfg.Zuul; z.Token != "" || z.TokenFile != "" {
 		token = func() (string, error) { return secret.Value(z.Token, z.TokenFile) }
@@ -193,7 +194,7 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 			}
 			return false
 		},
-		NATS: nc, Bucket: cfg.Zuul.KVBucket, Submit: submit, Log: log, Metrics: reconcile.NewMetrics(reg),
+		NATS: nc, Bucket: cfg.Zuul.KVBucket, Replicas: cfg.NATS.JetstreamReplicas.v, ReplicaCheck: replicas, Submit: submit, Log: log, Metrics: reconcile.NewMetrics(reg),
 		Ran: ran, NoJetStream: func(err error) { feats.NoJetStream(reconcileFeature, err) },
 	}), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/delivery"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/features"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/incident"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/lastrun"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/logging"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/login"
@@ -66,6 +67,9 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			}
 		}
 	}
+	for _, w := range cfg.warnings {
+		log.Warn().Msg(w)
+	}
 	mcfg := mqttConfig(cfg)
 	// Bind the HTTP port first: a bad address fails before anything connects.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -95,21 +99,24 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 
 	// What needs JetStream and did not get it says so here (log, metric, /readyz).
 	feats := features.New(log, reg)
-	health.notes = feats.Notes
+	// Streams and buckets with fewer replicas than BRIDGE_NATS_JETSTREAM_REPLICAS asks,
+	// because NATS refused: log, metric, /readyz.
+	replicas := kvstore.NewReplicaCheck(log.With().Str("component", "nats").Logger(), reg)
+	health.notes = func() []string { return append(feats.Notes(), replicas.Notes()...) }
 	// The status page side needs servers (JetStream, the key bucket, the status page); it
 	// is set up in the background (package pagework), so that nothing here waits for them.
 	var sp *incident.Manager
 	var spw *pagework.Work
 	if cfg.Statuspage.URL != "" {
-		auth, err := newLogin(cfg, log, reg, nc)
+		auth, err := newLogin(cfg, log, reg, nc, replicas)
 		if err != nil {
 			return configError{err}
 		}
 		if sp, err = newStatuspage(cfg, log, reg, auth); err != nil {
 			return configError{err}
 		}
-		spw = newPagework(cfg, log, nc, reg, sp, auth, feats, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
-		health.notes = func() []string { return append(feats.Notes(), spw.Notes()...) }
+		spw = newPagework(cfg, log, nc, reg, sp, auth, feats, replicas, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
+		health.notes = func() []string { return append(append(feats.Notes(), replicas.Notes()...), spw.Notes()...) }
 	}
 	prs, err := deliveryRoutes(routes, pub, sp, spw)
 	if err != nil {
@@ -133,7 +140,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			return err
 		}
 		feats.Expect(reconcileFeature)
-		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe, feats); err != nil {
+		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe, feats, replicas); err != nil {
 			return configError{err}
 		}
 	}
@@ -256,13 +263,15 @@ func awaitReady(ctx context.Context, sub *mqtt.Subscriber, nc *nats.Conn, ready 
 
 // newPagework wires the status page side (package pagework) from the configuration.
 func newPagework(cfg *Config, log zerolog.Logger, nc *nats.Conn, reg prometheus.Registerer, sp *incident.Manager,
-	auth *login.Login, feats *features.Set, deadLetter func(context.Context, delivery.DeadLetter) error) *pagework.Work {
+	auth *login.Login, feats *features.Set, replicas *kvstore.ReplicaCheck, deadLetter func(context.Context, delivery.DeadLetter) error) *pagework.Work {
 	o := cfg.Statuspage.Outbox
 	return pagework.New(pagework.Options{
 		Outbox: outbox.Config{Stream: o.Stream, Subject: o.Subject, Consumer: o.Consumer, MaxAge: o.MaxAge.v,
-			MaxBytes: int64(o.MaxBytes.v), Replicas: o.Replicas.v, AckWait: o.AckWait.v},
-		KVBucket:    cfg.Statuspage.KVBucket,
-		RetryWindow: cfg.Statuspage.RetryWindow.v,
+			MaxBytes: int64(o.MaxBytes.v), AckWait: o.AckWait.v},
+		Replicas:     cfg.NATS.JetstreamReplicas.v,
+		ReplicaCheck: replicas,
+		KVBucket:     cfg.Statuspage.KVBucket,
+		RetryWindow:  cfg.Statuspage.RetryWindow.v,
 		// Room for three requests (a resolve is GET, POST and PATCH) and some, so that an
 		// attempt ends with the status page's answers or the client's timeout, not this one.
 		AttemptTimeout: cfg.Statuspage.Timeout.v*3 + 5*time.Second,

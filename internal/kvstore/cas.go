@@ -19,8 +19,11 @@ type CASOptions struct {
 	// its reports for that long, or a forgotten hand-end flag). <= 0 = 30 days, as long
 	// as the status page's recovery window.
 	MaxAge time.Duration
-	// Replicas of the bucket's stream in a NATS cluster; <= 0 = 1.
+	// Replicas of the bucket's stream in a NATS cluster; <= 0 = 1. An existing bucket
+	// with fewer is scaled up (see EnsureReplicas).
 	Replicas int
+	// ReplicaCheck reports a bucket NATS refused to scale up; nil: that is an error.
+	ReplicaCheck *ReplicaCheck
 	// Timeout bounds every operation, so that an unreachable server turns into a
 	// retryable error before the delivery's own deadline. <= 0 = 5s.
 	Timeout time.Duration
@@ -41,9 +44,9 @@ type CAS struct {
 	timeout time.Duration
 }
 
-// NewCAS binds the bucket, creating it (history 1, file storage, MaxAge) if it is missing;
-// an existing bucket is used as it is configured. An unreachable server is an error, a
-// server that lacks JetStream is ErrNoJetStream.
+// NewCAS binds the bucket, creating it (history 1, file storage, MaxAge, Replicas) if it is
+// missing; an existing bucket is used as it is configured, but scaled up to Replicas. An
+// unreachable server is an error, a server without JetStream is ErrNoJetStream.
 func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	if o.Bucket == "" {
 		o.Bucket = DefaultCASBucket
@@ -70,7 +73,7 @@ func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 		TTL:         o.MaxAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
-	})
+	}, o.ReplicaCheck)
 	if err != nil {
 		return nil, err
 	}

@@ -33,21 +33,51 @@ func noJetStream(err error) bool {
 		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
 }
 
-// bind opens the bucket cfg names, creating it with cfg when it is missing (an existing
-// bucket is used as it is configured). A server that lacks JetStream gives ErrNoJetStream.
-func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// confirmNoJetStream tells a server without JetStream from a cluster where nobody answered
+// for the moment (a node lost, its streams electing a leader): "no responders" alone says
+// either, so the server's JetStream account info decides.
+func confirmNoJetStream(ctx context.Context, js jetstream.JetStream, err error) bool {
+	if !errors.Is(err, nats.ErrNoResponders) {
+		return true
+	}
+	_, aerr := js.AccountInfo(ctx)
+	return aerr != nil && noJetStream(aerr)
+}
+
+// bind opens the bucket cfg names, creating it with cfg when it is missing. An existing
+// bucket is used as it is configured, except that it is scaled up to cfg.Replicas when it
+// has fewer (EnsureReplicas; check reports what NATS refuses). A server without
+// JetStream gives ErrNoJetStream.
+func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, check *ReplicaCheck) (jetstream.KeyValue, error) {
+	object := BucketObject(cfg.Bucket)
+	created := false
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, cfg)
+		created = err == nil
 		if errors.Is(err, jetstream.ErrBucketExists) { // another replica was quicker
 			kv, err = js.KeyValue(ctx, cfg.Bucket)
 		}
+		if rerr := ReplicasError(err, object, cfg.Replicas, check); rerr != err {
+			return nil, fmt.Errorf("kvstore: %w", rerr)
+		}
 	}
 	switch {
-	case noJetStream(err):
+	case noJetStream(err) && confirmNoJetStream(ctx, js, err):
 		return nil, fmt.Errorf("%w (bucket %s: %v)", ErrNoJetStream, cfg.Bucket, err)
 	case err != nil:
 		return nil, fmt.Errorf("kvstore: bucket %s: %w", cfg.Bucket, err)
+	}
+	if created {
+		check.ok(object)
+		return kv, nil
+	}
+	stream, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: bucket %s: %w", cfg.Bucket, err)
+	}
+	if err := EnsureReplicas(ctx, js, stream, object, cfg.Replicas, check); err != nil {
+		return nil, fmt.Errorf("kvstore: %w", err)
 	}
 	return kv, nil
 }

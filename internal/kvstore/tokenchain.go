@@ -22,7 +22,8 @@ type TokenChainOptions struct {
 	// Issuer and ClientID name the chain: one key per issuer and client, so that one
 	// bucket can serve deployments that log in differently.
 	Issuer, ClientID string
-	Replicas         int           // of the bucket's stream; <= 0 = 1
+	Replicas         int           // of the bucket's stream; <= 0 = 1; an existing bucket is scaled up
+	ReplicaCheck     *ReplicaCheck // reports a bucket NATS refused to scale up; nil: an error
 	Timeout          time.Duration // per operation; <= 0 = 5s
 }
 
@@ -75,7 +76,7 @@ func (s *TokenChain) store(ctx context.Context) (*CAS, error) {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.o.Replicas,
-	})
+	}, s.o.ReplicaCheck)
 	if err != nil {
 		return nil, err
 	}

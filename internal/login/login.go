@@ -33,11 +33,14 @@ type Options struct {
 	ClientSecret, ClientSecretFile string
 	RefreshToken, RefreshTokenFile string // the seed
 	KVBucket                       string // the chain's bucket, shared by replicas
-	Owner                          string // this replica, in the chain's lease
-	Timeout                        time.Duration
-	NATS                           *nats.Conn
-	Registerer                     prometheus.Registerer
-	Log                            zerolog.Logger
+	// Replicas of the chain's bucket (an existing one with fewer is scaled up); <= 0 = 1.
+	Replicas     int
+	ReplicaCheck *kvstore.ReplicaCheck // reports a bucket NATS refused to scale up
+	Owner        string                // this replica, in the chain's lease
+	Timeout      time.Duration
+	NATS         *nats.Conn
+	Registerer   prometheus.Registerer
+	Log          zerolog.Logger
 }
 
 // Login is the configured authentication.
@@ -55,7 +58,8 @@ func New(o Options) (*Login, error) {
 	switch {
 	case o.Issuer != "":
 		// The bucket is opened at the first use: building it waits for no server.
-		chain := kvstore.NewTokenChain(o.NATS, kvstore.TokenChainOptions{Bucket: o.KVBucket, Issuer: o.Issuer, ClientID: o.ClientID})
+		chain := kvstore.NewTokenChain(o.NATS, kvstore.TokenChainOptions{Bucket: o.KVBucket, Issuer: o.Issuer, ClientID: o.ClientID,
+			Replicas: o.Replicas, ReplicaCheck: o.ReplicaCheck})
 		var clientSecret func() (string, error)
 		if o.ClientSecret != "" || o.ClientSecretFile != "" {
 			clientSecret = func() (string, error) { return secret.Value(o.ClientSecret, o.ClientSecretFile) }

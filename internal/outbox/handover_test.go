@@ -29,7 +29,10 @@ func TestCleanStopHandsTheRouteOver(t *testing.T) {
 	rec1 := newRecorder()
 	ctx1, stop1 := context.WithCancel(ctx)
 	done1 := make(chan struct{})
-	go func() { box1.Run(ctx1, []string{"nightly"}, outbox.WorkerOptions{Apply: rec1.apply, Log: zerolog.Nop()}); close(done1) }()
+	go func() {
+		box1.Run(ctx1, []string{"nightly"}, outbox.WorkerOptions{Apply: rec1.apply, Log: zerolog.Nop()})
+		close(done1)
+	}()
 	if _, err := box.Sink("nightly").Send(ctx, event(t, "first")); err != nil {
 		t.Fatal(err)
 	}

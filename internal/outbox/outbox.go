@@ -27,14 +27,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/kvstore"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
 // Config names the stream and bounds it; zero values get the documented defaults.
 type Config struct {
 	// Stream is the stream's name; "" = DefaultStream. An existing stream is used as it
-	// is configured (it must take Subject.>); a missing one is created with file storage
-	// and work-queue retention.
+	// is configured (it must take Subject.>), but scaled up to Replicas; a missing one is
+	// created with file storage and work-queue retention.
 	Stream string
 	// Subject is the prefix of the items' subjects, <Subject>.<route>; "" = DefaultSubject.
 	Subject string
@@ -46,8 +47,12 @@ type Config struct {
 	// MaxBytes bounds the stream; when full, new items are refused (the report then stays
 	// unacknowledged and is retried) rather than old ones dropped. <= 0 = 1 GiB.
 	MaxBytes int64
-	// Replicas of the stream in a NATS cluster; <= 0 = 1.
+	// Replicas of the stream in a NATS cluster; <= 0 = 1. An existing stream with fewer
+	// is scaled up at Open (kvstore.EnsureReplicas).
 	Replicas int
+	// ReplicaCheck reports a stream NATS refused to scale up (it is then used as it is);
+	// nil: that is an error of Open.
+	ReplicaCheck *kvstore.ReplicaCheck
 	// AckWait is how long an item a worker took stays with it without a sign of life
 	// before JetStream gives it to another worker (after a crash); <= 0 = 10s. A working
 	// worker renews it every AckWait/4, and a crashed replica's route is taken over after
@@ -129,12 +134,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Outbox, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	object := kvstore.StreamObject(cfg.Stream)
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return nil, ErrNoJetStream
 		}
 		return nil, fmt.Errorf("outbox: JetStream account info: %w", err)
 	}
+	created := false
 	stream, err := js.Stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
@@ -149,12 +156,22 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Outbox, error) {
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.Duplicates,
 		})
+		created = err == nil
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another replica was faster
 			stream, err = js.Stream(ctx, cfg.Stream)
+		}
+		// e.g. three replicas on a single server: say which setting asks for them.
+		if rerr := kvstore.ReplicasError(err, object, cfg.Replicas, cfg.ReplicaCheck); rerr != err {
+			return nil, fmt.Errorf("outbox: %w", rerr)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox: stream %s: %w", cfg.Stream, err)
+	}
+	if !created {
+		if err := kvstore.EnsureReplicas(ctx, js, stream, object, cfg.Replicas, cfg.ReplicaCheck); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
 	}
 	// An existing stream is used as it is, so it must be one the outbox works with: a work
 	// queue (else applied items stay, and the backlog with them) that takes the items'

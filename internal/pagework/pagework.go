@@ -36,6 +36,11 @@ const Feature = "status page routes"
 type Options struct {
 	Outbox   outbox.Config
 	KVBucket string // the incident key bucket
+	// Replicas of the outbox stream and the incident key bucket (BRIDGE_NATS_JETSTREAM_REPLICAS);
+	// existing ones with fewer are scaled up. <= 0: Outbox.Replicas.
+	Replicas int
+	// ReplicaCheck reports a stream or bucket NATS refused to scale up (log, gauge, /readyz).
+	ReplicaCheck *kvstore.ReplicaCheck
 	// RetryWindow: how long an outbox item is retried, counted from when it was stored.
 	RetryWindow time.Duration
 	// AttemptTimeout bounds one application of an item.
@@ -70,6 +75,10 @@ type Work struct {
 
 // New builds the work; add every route with Target, then Run it.
 func New(o Options) *Work {
+	if o.Replicas <= 0 {
+		o.Replicas = o.Outbox.Replicas
+	}
+	o.Outbox.Replicas, o.Outbox.ReplicaCheck = o.Replicas, o.ReplicaCheck
 	if o.StartupBackoff == (retry.Backoff{}) {
 		o.StartupBackoff = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
 	}
@@ -220,7 +229,8 @@ func (w *Work) openOutbox(ctx context.Context) (*outbox.Outbox, error) {
 func (w *Work) openKeyStore(ctx context.Context) (*kvstore.CAS, error) {
 	var store *kvstore.CAS
 	err := retry.Until(ctx, w.o.StartupBackoff, func(ctx context.Context) (err error) {
-		store, err = kvstore.NewCAS(ctx, w.o.NATS, kvstore.CASOptions{Bucket: w.o.KVBucket})
+		store, err = kvstore.NewCAS(ctx, w.o.NATS, kvstore.CASOptions{Bucket: w.o.KVBucket,
+			Replicas: w.o.Replicas, ReplicaCheck: w.o.ReplicaCheck})
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
 		w.log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Str("bucket", w.o.KVBucket).

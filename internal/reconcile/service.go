@@ -30,6 +30,9 @@ type ServiceOptions struct {
 	// NATS and Bucket keep the Store in a JetStream key-value bucket.
 	NATS   *nats.Conn
 	Bucket string
+	// Replicas of the bucket (an existing one with fewer is scaled up); <= 0 = 1.
+	Replicas     int
+	ReplicaCheck *kvstore.ReplicaCheck // reports a bucket NATS refused to scale up
 	// NoJetStream is told when the NATS server has no JetStream: reconciliation does not
 	// start then (nil = only logged).
 	NoJetStream func(error)
@@ -140,7 +143,7 @@ func (s *Service) openStore(ctx context.Context) (Store, error) {
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		store, err = kvstore.NewSeen(sctx, js, s.o.Bucket)
+		store, err = kvstore.OpenSeen(sctx, js, kvstore.SeenOptions{Bucket: s.o.Bucket, Replicas: s.o.Replicas, ReplicaCheck: s.o.ReplicaCheck})
 		return err
 	}, func(err error) bool { return errors.Is(err, kvstore.ErrNoJetStream) }, func(err error, wait time.Duration) {
 		s.o.Log.Warn().Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Str("bucket", s.o.Bucket).Msg("reconciliation bucket not available yet")
