@@ -160,8 +160,13 @@ func testOutboxLeaderLoss(t *testing.T, mode string) {
 	// The worker holds the first item (and has bound its consumer): note who leads it.
 	apply.awaitWaiting(t, 30*time.Second) // binding the consumer is retried with a backoff on a busy machine
 	consumerLeader := "?"
-	if ci, err := js.Consumer(t.Context(), outbox.DefaultStream, outbox.DefaultConsumer+"-r"); err == nil && ci.CachedInfo().Cluster != nil {
-		consumerLeader = ci.CachedInfo().Cluster.Leader
+	for deadline := time.Now().Add(10 * time.Second); consumerLeader == "?" && time.Now().Before(deadline); {
+		if ci, err := js.Consumer(t.Context(), outbox.DefaultStream, outbox.DefaultConsumer+"-r"); err == nil &&
+			ci.CachedInfo().Cluster != nil && ci.CachedInfo().Cluster.Leader != "" {
+			consumerLeader = ci.CachedInfo().Cluster.Leader
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	t.Logf("stream leader %s, consumer leader %s", leader.Name(), consumerLeader)
 
@@ -190,10 +195,10 @@ func testOutboxLeaderLoss(t *testing.T, mode string) {
 		}
 	}
 	close(apply.gate) // the worker held the first item until now
-	// Losing the consumer's leader costs the worker's pull up to two missed heartbeats
-	// (nats.go: half the 30s pull expiry each), so about 30s; the stream's leader, the
-	// Raft election only.
-	apply.await(t, before+during, 45*time.Second)
+	// Losing the consumer's leader costs the worker's pull two missed heartbeats (a third
+	// of the pull's expiry each: about 1 s here) and the election; the stream's leader,
+	// the Raft election only.
+	apply.await(t, before+during, 30*time.Second)
 	t.Logf("%s of the leader: storing resumed after %v (%d attempts failed retryably); all %d items applied %v after the loss",
 		mode, firstStored.Round(time.Millisecond), failed, before+during, time.Since(lost).Round(time.Millisecond))
 	apply.mu.Lock()

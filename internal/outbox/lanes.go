@@ -116,7 +116,7 @@ func (r *routeRun) add(msg jetstream.Msg) {
 // ends (then what is left stays held, to be returned).
 func (r *routeRun) runLine(key string) {
 	defer r.wg.Done()
-	for {
+	for r.ctx.Err() == nil {
 		r.mu.Lock()
 		it := r.lines[key][0]
 		r.mu.Unlock()
@@ -157,6 +157,9 @@ func (r *routeRun) process(it *item) bool {
 	}
 	deadline := it.stored.Add(w.RetryWindow)
 	for attempt, long, short := 1, 0, 0; ; attempt++ {
+		if ctx.Err() != nil { // select below picks at random among ready cases
+			return false
+		}
 		select {
 		case r.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -209,10 +212,18 @@ func (r *routeRun) dead(log zerolog.Logger, it *item, reason string) bool {
 }
 
 // ack removes the item; the server confirms it (a lost ack would apply the item again).
+// An ack nobody answers (the consumer's leader lost, a new one being elected: "no
+// responders", a timeout) is sent again for up to the ack wait, after which the item would
+// come back anyway: a node lost in a cluster then costs no second application.
 func (r *routeRun) ack(log zerolog.Logger, it *item) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), r.o.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), max(r.o.cfg.AckWait, r.o.cfg.Timeout))
 	defer cancel()
-	if err := it.current().DoubleAck(ctx); err != nil {
+	err := retry.Until(ctx, retry.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, func(context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, r.o.cfg.Timeout)
+		defer cancel()
+		return it.current().DoubleAck(actx)
+	}, nil, nil)
+	if err != nil {
 		log.Warn().Err(err).Msg("outbox item done, but its removal was not confirmed; it may be applied again (harmless)")
 	}
 }

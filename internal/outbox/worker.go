@@ -210,8 +210,11 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 	if err != nil {
 		return nil
 	}
+	// Heartbeats a third of the pull's life: a lost consumer leader (a NATS node crashed)
+	// is noticed after two missed ones, seconds, not nats.go's default of 15 s each.
+	hb := jetstream.PullHeartbeat(max(500*time.Millisecond, o.pullExpiry()/3))
 	pullOpts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(w.MaxPending), jetstream.PullExpiry(o.pullExpiry()),
-		jetstream.PullPriorityGroup(pinGroup)}
+		jetstream.PullPriorityGroup(pinGroup), hb}
 	if !pinned {
 		if o.unpinnedLogged.CompareAndSwap(false, true) {
 			log.Warn().Msg("the NATS server does not pin consumers (before 2.11): the outbox applies one item at a time " +
@@ -220,7 +223,7 @@ func (o *Outbox) pull(ctx context.Context, route string, w *WorkerOptions, log z
 		one := *w
 		one.MaxPending, one.Parallel = 1, 1
 		w = &one
-		pullOpts = []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(1), jetstream.PullExpiry(o.pullExpiry())}
+		pullOpts = []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(1), jetstream.PullExpiry(o.pullExpiry()), hb}
 	}
 	// One long pull: the server hands over items as they come, up to MaxPending unacked.
 	// The loop below never blocks on the work, so the pull (and the pin) stays renewed.
