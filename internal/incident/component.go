@@ -7,6 +7,8 @@ import (
 	"sync"
 	"text/template"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/SovereignCloudStack/zuul-bridge/internal/filter"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
@@ -309,4 +311,26 @@ func (s *Sink) recheckUnknown(cat *catalog) {
 			s.log.Info().Str("status_page_component", name).Msg("the status page now has this component; its incidents go ahead")
 		}
 	}
+}
+
+// UnmarshalYAML rejects unknown keys of a `components:` entry (a typo must not silently
+// drop a mapping).
+func (r *ComponentRule) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a components entry is a mapping: {job: <glob>, component: <name>}", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch k := n.Content[i]; k.Value {
+		case "job", "component", "component_labels":
+		default:
+			return fmt.Errorf("line %d: field %s not found in a components entry (known: component, component_labels, job)", k.Line, k.Value)
+		}
+	}
+	type plain ComponentRule
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*r = ComponentRule(p)
+	return nil
 }
