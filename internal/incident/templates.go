@@ -54,15 +54,25 @@ Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
 		`{{else}}{{with newFailures .Failed .Previous}}; now also {{failures .}}{{end}}{{end}}.` +
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
 
-	// DefaultJobTitle and DefaultJobDescription are the defaults of per-job routes
+	// DefaultJobTitle, DefaultJobDescription, DefaultJobUpdate and DefaultJobResolve are
+	// the defaults of per-job routes
 	// (`split: jobs`), written for SCS's compliance checks (scs-check-<cloud>: "gx-scs fails
 	// its SCS compliance check"); other jobs read "Zuul fails its check k8s-e2e". The link
 	// is the job's build page (its log, else the buildset page).
-	DefaultJobTitle = `{{.Component}} fails its {{checkName .Job}}`
+	DefaultJobTitle = `{{or .Component .Job}} fails its {{checkName .Job}}`
 
-	DefaultJobDescription = `The {{checkName .Job}} of {{.Component}} (job {{.Job}}) started failing on {{when .At}}` +
+	DefaultJobDescription = `The {{checkName .Job}} of {{or .Component "its component"}} (job {{.Job}}) started failing on {{when .At}}` +
 		`{{with .Failed}}{{with index . 0}}{{if ne .Result "FAILURE"}}: it {{plain .Result}}{{end}}{{end}}{{end}}.` +
 		`{{with jobLink .Event}} Details: {{.}}{{end}}`
+
+	DefaultJobUpdate = `Still failing
+Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
+		`{{with .Failed}}{{with index . 0}}{{if ne .Result "FAILURE"}}: it {{plain .Result}}{{end}}{{end}}{{end}}.` +
+		`{{with jobLink .Event}} Details: {{.}}{{end}}`
+
+	DefaultJobResolve = `Resolved
+{{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with jobLink .Event}} Details: {{.}}{{end}}` +
+		`{{else}}No failure was reported for {{duration .QuietPeriod}}.{{end}}`
 
 	DefaultResolve = `Resolved
 {{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with .Event.BuildsetURL}} Details: {{.}}{{end}}` +
@@ -84,9 +94,9 @@ func sampleEvent() zuul.Event {
 
 func compileTemplates(c *RouteConfig) (*templates, []error) {
 	var errs []error
-	defTitle, defDesc := DefaultTitle, DefaultDescription
+	defTitle, defDesc, defUpdate, defResolve := DefaultTitle, DefaultDescription, DefaultUpdate, DefaultResolve
 	if c.PerJob {
-		defTitle, defDesc = DefaultJobTitle, DefaultJobDescription
+		defTitle, defDesc, defUpdate, defResolve = DefaultJobTitle, DefaultJobDescription, DefaultJobUpdate, DefaultJobResolve
 	}
 	parse := func(key, text, def string) *template.Template {
 		if strings.TrimSpace(text) == "" {
@@ -108,8 +118,8 @@ func compileTemplates(c *RouteConfig) (*templates, []error) {
 	t := &templates{
 		title:       parse("title", c.Title, defTitle),
 		description: parse("description", c.Description, defDesc),
-		update:      parse("update", c.Update, DefaultUpdate),
-		resolve:     parse("resolve", c.Resolve, DefaultResolve),
+		update:      parse("update", c.Update, defUpdate),
+		resolve:     parse("resolve", c.Resolve, defResolve),
 	}
 	return t, errs
 }
