@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,5 +172,45 @@ func TestPerJobIncidentsEndToEnd(t *testing.T) {
 	}
 	if n := chat.unique(); n != 31 {
 		t.Errorf("%d message ids after the redelivery, want 31", n)
+	}
+}
+
+// TestCheckShowsJobEvents: `bridge check` lists the job events of a per-job route with
+// their ids, subjects, calls and texts; -online resolves each derived component against
+// the status page and fails (exit 2) for the clouds it lacks.
+func TestCheckShowsJobEvents(t *testing.T) {
+	fake := statuspagefake.New(t, statuspagefake.Options{})
+	dir := t.TempDir()
+	rules, payload := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "night1.json")
+	writeFile(t, rules, []byte(perJobRules))
+	writeFile(t, payload, standardsBuildset(t, 1, "FAILURE", "POST_FAILURE"))
+	for _, online := range []bool{false, true} {
+		args := []string{"check", "-rules", rules, payload}
+		want := []string{
+			"compliance                   line 2    -> statuspage (split: jobs, one event per voting build)",
+			"route compliance: job scs-check-gx-scs-main (FAILURE, failure): MATCH",
+			"event id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-FAILURE/scs-check-gx-scs-main",
+			`status page: POST /incidents displayName="gx-scs fails its SCS compliance check"`,
+			"nats subject: zuul.compliance.scs-check-gx-scs-main (Nats-Msg-Id bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-FAILURE/scs-check-gx-scs-main/compliance-chat)",
+			"route compliance: 86 job events taken that change nothing now",
+		}
+		code := 0
+		if online {
+			args = []string{"check", "-online", "-rules", rules, payload}
+			want = append(want, "route compliance: every name exists; the component is derived per job",
+				`status page: UNKNOWN COMPONENT: statuspage: component: statuspage: the component of this report is not on the status page: job scs-check-subject-011: no component named "subject-011"`)
+			code = 2
+		}
+		cmd := exec.Command(bridgeBin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=" + fake.URL()}
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != code {
+			t.Errorf("online=%v: exit %d, want %d:\n%s", online, got, code, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("online=%v: output lacks %q:\n%s", online, w, out)
+			}
+		}
 	}
 }
