@@ -49,7 +49,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 3 || routes[2].StatusPage == nil || routes[2].StatusPage.Component != "Zuul" {
+	if len(routes) != 4 || !routes[3].SplitJobs || routes[2].StatusPage == nil || routes[2].StatusPage.Component != "Zuul" {
 		t.Fatalf("routes %+v", routes)
 	}
 	if !routes[1].Match.Match(event(t, "periodic-hourly_post_failure.json")) {
