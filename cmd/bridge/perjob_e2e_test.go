@@ -107,13 +107,13 @@ func TestPerJobIncidentsEndToEnd(t *testing.T) {
 	waitFor(t, 30*time.Second, "the gx-scs and Harbor incidents", func() bool { return len(on(gx)) == 1 && len(on(harbor)) == 1 })
 	waitFor(t, 30*time.Second, "one chat message per failed job", func() bool { return chat.unique() == 16 })
 	inc := on(gx)[0]
-	if inc.DisplayName != "gx-scs fails its SCS compliance check" {
+	if inc.DisplayName != "SCS compliance check of gx-scs" {
 		t.Errorf("title %q", inc.DisplayName)
 	}
 	if want := "The SCS compliance check of gx-scs (job scs-check-gx-scs-main) started failing on 14 Jan 2025 at 03:25 UTC. Details: https://zuul.sovereignit.cloud/t/scs/build/"; !strings.HasPrefix(inc.Description, want) {
 		t.Errorf("description %q, want it to begin %q", inc.Description, want)
 	}
-	if h := on(harbor)[0]; h.DisplayName != "Harbor fails its SCS compliance check" || !strings.Contains(h.Description, "it failed in a post-run step") {
+	if h := on(harbor)[0]; h.DisplayName != "SCS compliance check of Harbor" || !strings.Contains(h.Description, "it failed in a post-run step") {
 		t.Errorf("Harbor incident %q: %q", h.DisplayName, h.Description)
 	}
 	if n := len(fake.Incidents()); n != 2 {
@@ -190,7 +190,7 @@ func TestCheckShowsJobEvents(t *testing.T) {
 			"compliance                   line 2    -> statuspage (split: jobs, one event per voting build)",
 			"route compliance: job scs-check-gx-scs-main (FAILURE, failure): MATCH",
 			"event id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-FAILURE/scs-check-gx-scs-main",
-			`status page: POST /incidents displayName="gx-scs fails its SCS compliance check"`,
+			`status page: POST /incidents displayName="SCS compliance check of gx-scs"`,
 			"nats subject: zuul.compliance.scs-check-gx-scs-main (Nats-Msg-Id bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-FAILURE/scs-check-gx-scs-main/compliance-chat)",
 			"route compliance: 86 job events taken that change nothing now",
 		}

@@ -71,10 +71,10 @@ func TestPerJobIncidents(t *testing.T) {
 		}
 	}
 	g := incs[byComp["gx-scs"]]
-	eq(t, "title", g.DisplayName, "gx-scs fails its SCS compliance check")
+	eq(t, "title", g.DisplayName, "SCS compliance check of gx-scs")
 	eq(t, "description", g.Description, "The SCS compliance check of gx-scs (job scs-check-gx-scs-main) started failing on "+
 		"21 Nov 2026 at 10:00 UTC. Details: https://zuul.scs.community/t/scs/build/1scs-check-gx-scs-main")
-	eq(t, "Zuul title", incs[byComp["Zuul"]].DisplayName, "Zuul fails its SCS compliance check")
+	eq(t, "Zuul title", incs[byComp["Zuul"]].DisplayName, "SCS compliance check of Zuul")
 	if !strings.Contains(incs[byComp["Zuul"]].Description, "it timed out") {
 		t.Errorf("Zuul description: %q", incs[byComp["Zuul"]].Description)
 	}

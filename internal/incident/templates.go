@@ -56,10 +56,12 @@ Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
 
 	// DefaultJobTitle, DefaultJobDescription, DefaultJobUpdate and DefaultJobResolve are
 	// the defaults of per-job routes
-	// (`split: jobs`), written for SCS's compliance checks (scs-check-<cloud>: "gx-scs fails
-	// its SCS compliance check"); other jobs read "Zuul fails its check k8s-e2e". The link
-	// is the job's build page (its log, else the buildset page).
-	DefaultJobTitle = `{{or .Component .Job}} fails its {{checkName .Job}}`
+	// (`split: jobs`), written for SCS's compliance checks (scs-check-<cloud>: "SCS
+	// compliance check of gx-scs"; other jobs read "Check k8s-e2e of Zuul"). Like the
+	// buildset title, the title names what is checked and stays true in every phase; the
+	// description says what fails since when. The link is the job's build page (its log,
+	// else the buildset page).
+	DefaultJobTitle = `{{upperFirst (checkName .Job)}} of {{or .Component .Job}}`
 
 	DefaultJobDescription = `The {{checkName .Job}} of {{or .Component "its component"}} (job {{.Job}}) started failing on {{when .At}}` +
 		`{{with .Failed}}{{with index . 0}}{{if ne .Result "FAILURE"}}: it {{plain .Result}}{{end}}{{end}}{{end}}.` +

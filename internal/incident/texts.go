@@ -40,6 +40,7 @@ var templateFuncs = template.FuncMap{
 	"duration":    humanDuration,
 	"lower":       strings.ToLower,
 	"checkName":   checkName,
+	"upperFirst":  upperFirst,
 	"jobLink":     jobLink,
 	"trimPrefix":  func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
 	"trimSuffix":  func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
@@ -55,6 +56,15 @@ func checkName(job string) string {
 		return "checks"
 	}
 	return "check " + job
+}
+
+// upperFirst makes the first letter upper case: "check e2e" -> "Check e2e".
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return s
+	}
+	return strings.ToUpper(string(r)) + s[n:]
 }
 
 // jobLink is the one link of a per-job text: the build page of the report's (only) job,

@@ -216,7 +216,7 @@ func TestUnknownDerivedComponentHoldsOnlyItsJob(t *testing.T) {
 		})
 	}
 	waitFor(t, "the gx-scs incident", func() bool { return len(r.fake.Incidents()) == 1 })
-	if inc := r.fake.Incidents()[0]; inc.DisplayName != "gx-scs fails its SCS compliance check" {
+	if inc := r.fake.Incidents()[0]; inc.DisplayName != "SCS compliance check of gx-scs" {
 		t.Errorf("title %q", inc.DisplayName)
 	}
 	waitFor(t, "the unknown component noted", func() bool {
