@@ -68,7 +68,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 			spSinks[r.Name] = s
 			sinks = append(sinks, "statuspage")
 		}
-		fmt.Fprintf(stdout, "  %-28s line %-4d -> %s\n", r.Name, r.Line, strings.Join(sinks, ", "))
+		split := ""
+		if r.SplitJobs {
+			split = " (split: jobs, one event per voting build)"
+		}
+		fmt.Fprintf(stdout, "  %-28s line %-4d -> %s%s\n", r.Name, r.Line, strings.Join(sinks, ", "), split)
 	}
 	code := 0
 	if *online && (len(spSinks) > 0 || os.Getenv("BRIDGE_ZUUL_URL") != "") {
@@ -77,8 +81,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *online && len(spSinks) > 0 {
-		if c := checkOnline(routes, stdout, stderr); c != 0 {
+		c, onlineSinks := checkOnline(routes, stdout, stderr)
+		if c != 0 {
 			return c
+		}
+		// Per-job routes resolve their component per report: against the server's catalogue.
+		for name, s := range onlineSinks {
+			spSinks[name] = s
 		}
 	}
 	outboxCfg := OutboxConfig{Stream: envOr("BRIDGE_STATUSPAGE_OUTBOX_STREAM", "ZUUL_BRIDGE_OUTBOX"),
@@ -101,6 +110,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 			ev.ID, ev.Action, ev.Tenant, ev.Pipeline, ev.Project, ev.Branch, ev.Result, ev.Outcome)
 		kept := false
 		for _, r := range routes {
+			if r.SplitJobs {
+				n, c := checkJobs(stdout, r, ev, spSinks[r.Name], outboxCfg, *online)
+				kept = kept || n > 0
+				code = max(code, c)
+				continue
+			}
 			ok, why := r.Match.Explain(ev)
 			if !ok {
 				fmt.Fprintf(stdout, "  route %s: no match: %s\n", r.Name, why)
@@ -152,6 +167,83 @@ func check(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// checkJobs shows what a route with `split: jobs` makes of a report: its job events, which
+// of them the route takes, and for each what it sends (the NATS subject and message id,
+// the status page calls and texts, the component derived from the job). It returns how
+// many the route takes, and 2 when -online found a derived component the page lacks.
+func checkJobs(w io.Writer, r rules.Route, ev *zuul.Event, s *incident.Sink, outboxCfg OutboxConfig, online bool) (taken, code int) {
+	jobs := ev.SplitJobs()
+	if len(jobs) == 0 {
+		fmt.Fprintf(w, "  route %s: no job events (split: jobs takes the voting builds of final reports)\n", r.Name)
+		return 0, 0
+	}
+	var skipped, quiet []string
+	var subj *natspub.Subject
+	if r.NATS != nil {
+		subj, _ = natspub.CompileSubject(r.NATS.Subject)
+	}
+	for _, je := range jobs {
+		ok, why := r.Match.Explain(je)
+		if !ok {
+			skipped = append(skipped, je.Job)
+			continue
+		}
+		taken++
+		if je.Outcome != zuul.OutcomeFailure && r.NATS == nil && (s == nil || len(s.Plan(je)) == 0) {
+			quiet = append(quiet, je.Job) // a success with nothing to resolve, a skipped job
+			continue
+		}
+		fmt.Fprintf(w, "  route %s: job %s (%s, %s): MATCH: %s\n", r.Name, je.Job, je.Result, je.Outcome, why)
+		fmt.Fprintf(w, "    event id: %s\n", je.ID)
+		if subj != nil {
+			msg, err := natspub.NewMessage(je, r.Name, subj, r.NATS.IncludeRaw)
+			if err != nil {
+				fmt.Fprintf(w, "    nats: error: %v\n", err)
+			} else {
+				fmt.Fprintf(w, "    nats subject: %s (Nats-Msg-Id %s)\n", msg.Subject, msg.Header.Get(nats.MsgIdHdr))
+			}
+		}
+		if s == nil {
+			continue
+		}
+		if je.Outcome != zuul.OutcomeFailure && je.Outcome != zuul.OutcomeSuccess {
+			fmt.Fprintf(w, "    status page: nothing queued (%s: neither opens nor resolves)\n", je.Outcome)
+			continue
+		}
+		fmt.Fprintf(w, "    outbox: queued in stream %s, subject %s.%s\n", outboxCfg.Stream, outboxCfg.Subject, r.Name)
+		if online {
+			if err := s.Ready(je); err != nil {
+				fmt.Fprintf(w, "    status page: UNKNOWN COMPONENT: %v (this job's incidents wait; other jobs go on)\n", err)
+				code = 2
+				continue
+			}
+		}
+		plan := s.Plan(je)
+		if len(plan) == 0 {
+			fmt.Fprintf(w, "    status page: no change\n")
+		}
+		for _, call := range plan {
+			fmt.Fprintf(w, "    status page: %s\n", call)
+		}
+		printTexts(w, s, je)
+	}
+	if len(quiet) > 0 {
+		fmt.Fprintf(w, "  route %s: %d job events taken that change nothing now (successes with no open incident, skipped jobs): %s\n",
+			r.Name, len(quiet), firstNames(quiet, 8))
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(w, "  route %s: %d of %d job events not taken (match/exclude): %s\n", r.Name, len(skipped), len(jobs), firstNames(skipped, 8))
+	}
+	return taken, code
+}
+
+func firstNames(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
 // printTexts shows the exact public texts a report puts on the status page, as a
 // person reads them there: the incident it opens and the update it posts as a further
 // failure, or the closing update of a success.
@@ -191,32 +283,37 @@ func envOr(name, def string) string {
 	return def
 }
 
-// checkOnline reads the status page's catalogue and resolves every route's names.
-func checkOnline(routes []rules.Route, stdout, stderr io.Writer) int {
+// checkOnline reads the status page's catalogue and resolves every route's names. It
+// returns the routes' sinks on that catalogue, for the components of per-job routes,
+// which are resolved per report.
+func checkOnline(routes []rules.Route, stdout, stderr io.Writer) (int, map[string]*incident.Sink) {
 	var sc StatuspageConfig
 	if err := envconfig.Process("BRIDGE_STATUSPAGE", &sc); err != nil {
 		fmt.Fprintln(stderr, err)
-		return 3
+		return 3, nil
 	}
 	if sc.URL == "" {
 		fmt.Fprintln(stderr, "check -online: BRIDGE_STATUSPAGE_URL is not set")
-		return 3
+		return 3, nil
 	}
 	if err := sc.Timeout.error(); err != nil {
 		fmt.Fprintf(stderr, "BRIDGE_STATUSPAGE_TIMEOUT: %v\n", err)
-		return 3
+		return 3, nil
 	}
 	sp, err := newStatuspage(&Config{Statuspage: sc}, zerolog.Nop(), nil, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 3
+		return 3, nil
 	}
+	sinks := map[string]*incident.Sink{}
 	for _, r := range routes {
 		if r.StatusPage != nil {
-			if _, err := sp.AddRoute(r.Name, *r.StatusPage); err != nil {
+			s, err := sp.AddRoute(r.Name, *r.StatusPage)
+			if err != nil {
 				fmt.Fprintln(stderr, err)
-				return 2
+				return 2, nil
 			}
+			sinks[r.Name] = s
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*sc.Timeout.v+5*time.Second)
@@ -224,7 +321,7 @@ func checkOnline(routes []rules.Route, stdout, stderr io.Writer) int {
 	unknown, err := sp.CheckNames(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "status page %s: %v\n", sc.URL, err)
-		return 3
+		return 3, nil
 	}
 	fmt.Fprintf(stdout, "status page %s:\n", sc.URL)
 	code := 0
@@ -237,9 +334,13 @@ func checkOnline(routes []rules.Route, stdout, stderr io.Writer) int {
 			code = 2
 			continue
 		}
+		if r.SplitJobs && (len(r.StatusPage.Components) > 0 || strings.Contains(r.StatusPage.Component, "{{")) {
+			fmt.Fprintf(stdout, "  route %s: every name exists; the component is derived per job (checked for each payload below)\n", r.Name)
+			continue
+		}
 		fmt.Fprintf(stdout, "  route %s: every name exists\n", r.Name)
 	}
-	return code
+	return code, sinks
 }
 
 // checkJetStream connects to the NATS server at BRIDGE_NATS_URL (with the BRIDGE_NATS_*

@@ -227,6 +227,9 @@ func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.M
 	var out []delivery.Route
 	for _, r := range routes {
 		dr := delivery.Route{Name: r.Name, Match: r.Match.Match}
+		if r.SplitJobs {
+			dr.Split = (*zuul.Event).SplitJobs // one event per voting build (issue 25)
+		}
 		if r.NATS != nil {
 			s, err := pub.Sink(r.Name, *r.NATS)
 			if err != nil {

@@ -3,6 +3,8 @@ package delivery
 import (
 	"context"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
 // A worker puts each report on the wire as soon as it takes it, but confirms them in runs:
@@ -35,6 +37,7 @@ type started struct {
 type confirmation struct {
 	route   *Route
 	t       Target
+	ev      *zuul.Event // the report, or one of the events of a route that splits it
 	confirm func(context.Context) (bool, error)
 }
 
@@ -68,17 +71,19 @@ func (p *Dispatcher) take(r *run, j job) {
 		r.linger.Reset(p.o.Linger)
 	}
 	s := started{job: j, at: p.o.Now()}
-	for _, rt := range j.routes {
-		for _, t := range rt.Targets {
-			confirm, _, err := t.Sink.(Starter).Start(r.ctx, j.ev)
-			if err != nil {
-				s.failed = true
-				break
+start:
+	for i := range j.routes {
+		rt := &j.routes[i]
+		for k := range rt.count() {
+			e := rt.at(j.ev, k)
+			for _, t := range rt.route.Targets {
+				confirm, _, err := t.Sink.(Starter).Start(r.ctx, e)
+				if err != nil {
+					s.failed = true
+					break start
+				}
+				s.confirms = append(s.confirms, confirmation{rt.route, t, e, confirm})
 			}
-			s.confirms = append(s.confirms, confirmation{rt, t, confirm})
-		}
-		if s.failed {
-			break
 		}
 	}
 	r.jobs = append(r.jobs, s)
@@ -134,7 +139,7 @@ func (p *Dispatcher) confirmRun(r *run) {
 			continue
 		}
 		for _, c := range s.confirms {
-			p.delivered(s.job.ev, c.route, c.t, s.at, 1)
+			p.delivered(c.ev, c.route, c.t, s.at, 1)
 		}
 		p.kept(s.job.ev, s.job.routes, nil)
 		if p.o.Settled != nil {
@@ -148,8 +153,8 @@ func startable(j *job) bool {
 	if j.reject != nil || len(j.routes) == 0 {
 		return false
 	}
-	for _, r := range j.routes {
-		for _, t := range r.Targets {
+	for i := range j.routes {
+		for _, t := range j.routes[i].route.Targets {
 			s, ok := t.Sink.(Starter)
 			if !ok {
 				return false

@@ -14,32 +14,38 @@ import (
 
 // settle delivers a report to every target of the matched routes, dead-letters what failed
 // for good, and reports whether the report is settled (false: abandoned at shutdown) and
-// whether it was applied (settled with no delivery dead-lettered).
-func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, payload []byte) (settled, applied bool) {
+// whether it was applied (settled with no delivery dead-lettered). A route that splits
+// the report delivers each of its events (split.go).
+func (p *Dispatcher) settle(ev *zuul.Event, routes []routed, topic string, payload []byte) (settled, applied bool) {
 	type result struct {
 		route *Route
 		t     Target
+		ev    *zuul.Event
 		err   error
 	}
 	var n int
-	for _, r := range routes {
-		n += len(r.Targets)
+	for i := range routes {
+		n += len(routes[i].route.Targets) * routes[i].count()
 	}
 	results := make(chan result, n)
-	run := func(r *Route, t Target) {
+	run := func(r *Route, t Target, e *zuul.Event) {
 		defer func() { // a sink's bug must not take the process down
 			if v := recover(); v != nil {
-				results <- result{r, t, permanent{fmt.Errorf("sink panicked: %v", v)}}
+				results <- result{r, t, e, permanent{fmt.Errorf("sink panicked: %v", v)}}
 			}
 		}()
-		results <- result{r, t, p.deliver(ev, r, t)}
+		results <- result{r, t, e, p.deliver(e, r, t)}
 	}
-	for _, r := range routes {
-		for _, t := range r.Targets {
-			if n == 1 { // one target: no goroutine to start and wait for
-				run(r, t)
-			} else {
-				go run(r, t)
+	for i := range routes {
+		rt := &routes[i]
+		for k := range rt.count() {
+			e := rt.at(ev, k)
+			for _, t := range rt.route.Targets {
+				if n == 1 { // one target: no goroutine to start and wait for
+					run(rt.route, t, e)
+				} else {
+					go run(rt.route, t, e)
+				}
 			}
 		}
 	}
@@ -59,14 +65,18 @@ func (p *Dispatcher) settle(ev *zuul.Event, routes []*Route, topic string, paylo
 		return false, false
 	}
 	for _, f := range failed {
-		dl := DeadLetter{Topic: topic, Payload: payload, ID: ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
+		dl := DeadLetter{Topic: topic, Payload: payload, ID: f.ev.ID, Route: f.route.Name, Sink: f.t.Kind, Reason: f.err.Error()}
 		if !p.deadLetter(dl) {
 			return false, false
 		}
 	}
 	var deadLettered []string
 	for _, f := range failed {
-		deadLettered = append(deadLettered, f.route.Name+"/"+f.t.Kind)
+		name := f.route.Name + "/" + f.t.Kind
+		if f.ev.Job != "" {
+			name += "/" + f.ev.Job
+		}
+		deadLettered = append(deadLettered, name)
 	}
 	p.kept(ev, routes, deadLettered)
 	if p.o.Settled != nil {

@@ -52,6 +52,10 @@ type Route struct {
 	Name    string
 	Match   func(*zuul.Event) bool
 	Targets []Target
+	// Split, if set, makes the events the route handles of a report (one per job, for
+	// `split: jobs`); Match then holds or not for each of them, and each one that it holds
+	// for is delivered to every target (split.go). nil: the report as a whole.
+	Split func(*zuul.Event) []*zuul.Event
 }
 
 // Message is one report as the intake hands it over.
@@ -129,7 +133,7 @@ type Dispatcher struct {
 type job struct {
 	msg    Message
 	ev     *zuul.Event // nil for a rejected payload
-	routes []*Route
+	routes []routed
 	reject *rejection
 }
 
@@ -247,13 +251,7 @@ func (p *Dispatcher) route(msg Message) job {
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
 	}
-	for i := range p.o.Routes {
-		r := &p.o.Routes[i]
-		if r.Match(ev) {
-			j.routes = append(j.routes, r)
-			p.o.Metrics.matchedFor(r.Name).Inc()
-		}
-	}
+	j.routes = p.matchRoutes(ev)
 	return j
 }
 
@@ -346,13 +344,7 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
 	}
-	var routes []*Route
-	for i := range p.o.Routes {
-		if r := &p.o.Routes[i]; r.Match(ev) {
-			routes = append(routes, r)
-			p.o.Metrics.matchedFor(r.Name).Inc()
-		}
-	}
+	routes := p.matchRoutes(ev)
 	if len(routes) == 0 {
 		p.o.Metrics.filtered.Inc()
 		return nil

@@ -14,16 +14,23 @@ import (
 // same per sink, and retries and failures have their own warn and error lines.
 
 // kept logs the summary of a settled report.
-func (p *Dispatcher) kept(ev *zuul.Event, routes []*Route, deadLettered []string) {
+func (p *Dispatcher) kept(ev *zuul.Event, routes []routed, deadLettered []string) {
 	e := p.o.Log.WithLevel(p.o.ReportLevel)
 	if !e.Enabled() {
 		return
 	}
 	names := make([]string, len(routes))
-	for i, r := range routes {
-		names[i] = r.Name
+	jobs := 0
+	for i := range routes {
+		names[i] = routes[i].route.Name
+		if routes[i].evs != nil {
+			jobs += len(routes[i].evs)
+		}
 	}
 	e = reportFields(e, ev).Str("routes", strings.Join(names, ","))
+	if jobs > 0 {
+		e = e.Int("job_events", jobs) // the events of routes that split the report
+	}
 	if len(deadLettered) > 0 {
 		e.Str("dead_lettered", strings.Join(deadLettered, ",")).Msg("report kept, but dead-lettered for some sinks")
 		return

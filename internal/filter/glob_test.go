@@ -247,3 +247,16 @@ func FuzzGlob(f *testing.F) {
 		}
 	})
 }
+
+func TestCompilePattern(t *testing.T) {
+	p, err := CompilePattern("scs-check-gx-scs*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Match("scs-check-gx-scs-main") || !p.Match("scs-check-gx-scs") || p.Match("x-scs-check-gx-scs") {
+		t.Error("scs-check-gx-scs* matches wrongly")
+	}
+	if _, err := CompilePattern("[abc"); err == nil {
+		t.Error("a bad glob compiled")
+	}
+}

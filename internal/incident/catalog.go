@@ -54,36 +54,17 @@ type target struct {
 func (cat *catalog) resolve(cfg *RouteConfig) (target, error) {
 	var t target
 	var errs []error
-	if cfg.Component != "" {
-		var ids, names []string
-		for _, c := range cat.components {
-			names = append(names, c.DisplayName)
-			if c.DisplayName == cfg.Component && c.ID != "" {
-				ids = append(ids, c.ID)
-			}
+	if !cfg.derived() { // a derived component is resolved per report (componentID)
+		spec := componentSpec{name: cfg.Component, labels: cfg.ComponentLabels}
+		key := "component"
+		if cfg.Component == "" {
+			key = "component_labels"
 		}
-		switch len(ids) {
-		case 0:
-			errs = append(errs, fmt.Errorf("component: no component named %q (the server has: %s)", cfg.Component, list(names)))
-		case 1:
-			t.componentID = ids[0]
-		default:
-			errs = append(errs, fmt.Errorf("component: %d components are named %q; use component_labels", len(ids), cfg.Component))
+		id, err := cat.componentID(spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
-	} else {
-		var ids, all []string
-		for _, c := range cat.components {
-			all = append(all, c.DisplayName+labelString(c.Labels))
-			if matchLabels(c.Labels, cfg.ComponentLabels) && c.ID != "" {
-				ids = append(ids, c.ID)
-			}
-		}
-		if len(ids) != 1 {
-			errs = append(errs, fmt.Errorf("component_labels: %s match %d components, need exactly 1 (the server has: %s)",
-				labelString(cfg.ComponentLabels), len(ids), list(all)))
-		} else {
-			t.componentID = ids[0]
-		}
+		t.componentID = id
 	}
 
 	var names []string
@@ -142,6 +123,48 @@ func (cat *catalog) resolve(cfg *RouteConfig) (target, error) {
 		}
 	}
 	return t, errors.Join(errs...)
+}
+
+// componentID finds the one component spec names: by display name, or by labels.
+func (cat *catalog) componentID(spec componentSpec) (string, error) {
+	if spec.name != "" {
+		var ids, names []string
+		for _, c := range cat.components {
+			names = append(names, c.DisplayName)
+			if c.DisplayName == spec.name && c.ID != "" {
+				ids = append(ids, c.ID)
+			}
+		}
+		switch len(ids) {
+		case 0:
+			return "", fmt.Errorf("no component named %q (the server has: %s)", spec.name, list(names))
+		case 1:
+			return ids[0], nil
+		default:
+			return "", fmt.Errorf("%d components are named %q; use component_labels", len(ids), spec.name)
+		}
+	}
+	var ids, all []string
+	for _, c := range cat.components {
+		all = append(all, c.DisplayName+labelString(c.Labels))
+		if matchLabels(c.Labels, spec.labels) && c.ID != "" {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("%s match %d components, need exactly 1 (the server has: %s)", labelString(spec.labels), len(ids), list(all))
+	}
+	return ids[0], nil
+}
+
+// componentName is the display name of the component with id, "" if unknown.
+func (cat *catalog) componentName(id string) string {
+	for _, c := range cat.components {
+		if c.ID == id {
+			return c.DisplayName
+		}
+	}
+	return ""
 }
 
 func matchLabels(have, want map[string]string) bool {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -36,6 +38,10 @@ type RouteConfig struct {
 	// ComponentLabels selects the component by labels instead (all must match, exactly
 	// one component may match). Exactly one of Component and ComponentLabels is set.
 	ComponentLabels map[string]string `yaml:"component_labels"`
+	// Components derives the component from the job of a per-job report (`split: jobs`):
+	// the first entry whose job glob matches names it; `component` (which may then be a
+	// template over the job, component.go) or `component_labels` is the fallback.
+	Components []ComponentRule `yaml:"components"`
 	// ImpactType is the display name of the impact type, default "Unknown".
 	ImpactType string `yaml:"impact_type"`
 	// Severity is a number 1..100 or the name of a severity ("limited" = 66 on SCS);
@@ -65,7 +71,13 @@ type RouteConfig struct {
 	// way an incident ends.
 	QuietPeriod time.Duration `yaml:"quiet_period"`
 
-	tmpl *templates // set by Validate
+	// PerJob is set for a route with `split: jobs` (by the rules, before Validate): its
+	// reports are the events of single jobs. The key then always holds "job", and the
+	// default texts speak of one job's check.
+	PerJob bool `yaml:"-"`
+
+	tmpl          *templates         // set by Validate
+	componentTmpl *template.Template // set by Validate when Component is a template
 }
 
 // DefaultRouteConfig returns a RouteConfig with every default filled in; set Component
@@ -112,7 +124,7 @@ func yamlKeys() map[string]bool {
 	out := map[string]bool{}
 	t := reflect.TypeOf(RouteConfig{})
 	for i := range t.NumField() {
-		if tag, ok := t.Field(i).Tag.Lookup("yaml"); ok {
+		if tag, ok := t.Field(i).Tag.Lookup("yaml"); ok && tag != "-" {
 			out[strings.Split(tag, ",")[0]] = true
 		}
 	}
@@ -127,11 +139,9 @@ func (c *RouteConfig) Validate() error {
 	add := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 	}
-	switch {
-	case c.Component == "" && len(c.ComponentLabels) == 0:
-		add("component", "set component or component_labels")
-	case c.Component != "" && len(c.ComponentLabels) > 0:
-		add("component", "set component or component_labels, not both")
+	c.validateComponents(add)
+	if c.PerJob && !slices.Contains(c.Key, "job") {
+		c.Key = append(slices.Clip(c.Key), "job") // one incident per job
 	}
 	if c.ImpactType == "" {
 		add("impact_type", "must not be empty")

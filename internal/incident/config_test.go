@@ -99,7 +99,7 @@ statuspage:
 		}
 	}
 	empty := incident.RouteConfig{}
-	if err := empty.Validate(); err == nil || !strings.Contains(err.Error(), "component: set component or component_labels") {
+	if err := empty.Validate(); err == nil || !strings.Contains(err.Error(), "component: set component, component_labels or components") {
 		t.Errorf("empty config: %v", err)
 	}
 }

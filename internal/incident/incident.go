@@ -21,6 +21,8 @@ type Sink struct {
 	cfg    RouteConfig
 	log    zerolog.Logger
 	target atomic.Pointer[target] // ids of the route's names; set by Start and refreshes
+
+	unknown unknownComponents // derived components the page lacks (component.go)
 }
 
 // Name returns the route name.
@@ -157,7 +159,11 @@ func (a *apply) open(ctx context.Context, streak int) error {
 	if err != nil {
 		return err
 	}
-	if id, ok := m.live.Load().underMaintenance(t.componentID, m.now()); ok {
+	componentID, _, err := a.s.eventComponent(a.ev)
+	if err != nil {
+		return err
+	}
+	if id, ok := m.live.Load().underMaintenance(componentID, m.now()); ok {
 		ks.failStreak = streak // opens at once when the maintenance is over
 		m.obs.Suppressed(a.s.name, "maintenance")
 		a.log.Info().Str("maintenance", id).Msg("component under maintenance; no incident opened")
@@ -190,7 +196,7 @@ func (a *apply) open(ctx context.Context, streak int) error {
 		Description: desc,
 		BeganAt:     ts,
 		Phase:       t.open,
-		Affects:     []statuspage.Impact{{Reference: t.componentID, Type: t.impactTypeID, Severity: &sev}},
+		Affects:     []statuspage.Impact{{Reference: componentID, Type: t.impactTypeID, Severity: &sev}},
 	})
 	if err != nil {
 		if statuspage.MaybeApplied(err) {
@@ -346,7 +352,7 @@ func (a *apply) data(run int, since time.Time, reason string, at time.Time) *Tem
 	res, _ := ev.Field("result")
 	d := &TemplateData{Event: ev, Route: a.s.name, Key: a.vals, Result: res, Failed: votingFailures(ev),
 		FailedBuilds: ev.FailedBuilds(), Run: run, At: at.UTC(), Since: since.UTC(), Reason: reason,
-		QuietPeriod: a.s.cfg.QuietPeriod}
+		QuietPeriod: a.s.cfg.QuietPeriod, Job: ev.Job, Component: a.s.componentLabel(ev)}
 	if run > 1 && a.ks != nil {
 		d.Previous = a.ks.lastEvent
 	}

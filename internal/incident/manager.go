@@ -77,6 +77,7 @@ type Manager struct {
 	open     atomic.Int64             // incidents held open, maintained by keyState.setIncident
 	incSeq   atomic.Uint64            // numbers the incidents set on keys (RefreshIncidents)
 	live     atomic.Pointer[liveView] // maintenance windows of the last incident list
+	cat      atomic.Pointer[catalog]  // the last catalogue read: derived components resolve against it
 
 	mu     sync.Mutex
 	routes map[string]*Sink
@@ -189,9 +190,13 @@ func (m *Manager) refreshCatalog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("statuspage: read catalogue: %w", err)
 	}
+	m.cat.Store(cat)
 	m.mu.Lock()
 	sinks := append([]*Sink(nil), m.order...)
 	m.mu.Unlock()
+	for _, s := range sinks {
+		s.recheckUnknown(cat)
+	}
 	var errs []error
 	for _, s := range sinks {
 		t, err := cat.resolve(&s.cfg)

@@ -17,6 +17,7 @@ func (m *Manager) CheckNames(ctx context.Context) (unknown map[string]error, err
 	if err != nil {
 		return nil, fmt.Errorf("statuspage: read catalogue: %w", err)
 	}
+	m.cat.Store(cat)
 	m.mu.Lock()
 	sinks := append([]*Sink(nil), m.order...)
 	m.mu.Unlock()
@@ -63,6 +64,17 @@ func (m *Manager) StartKnown(ctx context.Context) (unknown map[string]error, err
 	m.started.Store(true)
 	m.mu.Unlock()
 	return unknown, nil
+}
+
+// UnknownComponents returns the components derived for this route's reports that the
+// status page did not have when last looked up (refreshed with the catalogue), each with
+// what is missing: those reports wait, the others go on.
+func (s *Sink) UnknownComponents() map[string]string {
+	out := map[string]string{}
+	for name, u := range s.unknown.list() {
+		out[name] = u.reason
+	}
+	return out
 }
 
 // Resolved reports whether the route's names are known on the server (after Start or a

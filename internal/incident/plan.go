@@ -52,7 +52,23 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 		if failStreak+1 < s.cfg.OpenAfter {
 			return nil
 		}
-		if t := s.target.Load(); t != nil {
+		if s.cfg.derived() {
+			spec, err := s.cfg.componentFor(ev)
+			comp = spec.String()
+			if err != nil {
+				return []string{fmt.Sprintf("(waits: %v)", err)}
+			}
+			if s.m.cat.Load() != nil {
+				id, _, err := s.eventComponent(ev)
+				if err != nil {
+					return []string{fmt.Sprintf("(waits until the status page has component %s: %v)", comp, err)}
+				}
+				comp = fmt.Sprintf("%q (%s)", comp, id)
+				if _, ok := s.m.live.Load().underMaintenance(id, s.m.now()); ok {
+					return nil // suppressed: the component is under maintenance
+				}
+			}
+		} else if t := s.target.Load(); t != nil {
 			if _, ok := s.m.live.Load().underMaintenance(t.componentID, s.m.now()); ok {
 				return nil // suppressed: the component is under maintenance
 			}
@@ -81,14 +97,18 @@ func (s *Sink) Plan(ev *zuul.Event) []string {
 // names describes the route's target for Plan: ids after Start, names before.
 func (s *Sink) names() (comp, typ, sev, open, resolve string) {
 	comp, typ, sev, open, resolve = s.cfg.Component, s.cfg.ImpactType, s.cfg.Severity, s.cfg.OpenPhase, s.cfg.ResolvePhase
-	if comp == "" {
+	if s.cfg.derived() {
+		comp = "component" // set per report by Plan
+	} else if comp == "" {
 		comp = "component" + labelString(s.cfg.ComponentLabels)
 	}
 	if resolve == "" {
 		resolve = "<last phase>"
 	}
 	if t := s.target.Load(); t != nil {
-		comp = fmt.Sprintf("%q (%s)", comp, t.componentID)
+		if !s.cfg.derived() {
+			comp = fmt.Sprintf("%q (%s)", comp, t.componentID)
+		}
 		typ = fmt.Sprintf("%q (%s)", typ, t.impactTypeID)
 		sev = fmt.Sprint(t.severity)
 		open = fmt.Sprintf("%d/%d", t.open.Generation, t.open.Order)

@@ -28,6 +28,12 @@ type TemplateData struct {
 	Previous    *zuul.Event
 	Reason      string        // resolve only: "success" or "quiet period"
 	QuietPeriod time.Duration // the route's quiet_period
+	// Job is the job of a per-job report (`split: jobs`), "" for a buildset.
+	Job string
+	// Component is the display name of the component the incident is on: the route's,
+	// or the one derived from the job (for a label selector: the name of the component it
+	// selects, when the catalogue is known; else "").
+	Component string
 }
 
 // Default templates, written for the users of the services on the public status page,
@@ -47,6 +53,28 @@ Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
 		`{{if not .Previous}}: {{with .Failed}}{{failures .}}{{else}}{{outcome .Result}}{{end}}` +
 		`{{else}}{{with newFailures .Failed .Previous}}; now also {{failures .}}{{end}}{{end}}.` +
 		`{{with .Event.BuildsetURL}} Details: {{.}}{{end}}`
+
+	// DefaultJobTitle, DefaultJobDescription, DefaultJobUpdate and DefaultJobResolve are
+	// the defaults of per-job routes
+	// (`split: jobs`), written for SCS's compliance checks (scs-check-<cloud>: "SCS
+	// compliance check of gx-scs"; other jobs read "Check k8s-e2e of Zuul"). Like the
+	// buildset title, the title names what is checked and stays true in every phase; the
+	// description says what fails since when. The link is the job's build page (its log,
+	// else the buildset page).
+	DefaultJobTitle = `{{upperFirst (checkName .Job)}} of {{or .Component .Job}}`
+
+	DefaultJobDescription = `The {{checkName .Job}} of {{or .Component "its component"}} (job {{.Job}}) started failing on {{when .At}}` +
+		`{{with .Failed}}{{with index . 0}}{{if ne .Result "FAILURE"}}: it {{plain .Result}}{{end}}{{end}}{{end}}.` +
+		`{{with jobLink .Event}} Details: {{.}}{{end}}`
+
+	DefaultJobUpdate = `Still failing
+Failed again at {{clock .At}}, {{inARow .Run .Event.Pipeline}}` +
+		`{{with .Failed}}{{with index . 0}}{{if ne .Result "FAILURE"}}: it {{plain .Result}}{{end}}{{end}}{{end}}.` +
+		`{{with jobLink .Event}} Details: {{.}}{{end}}`
+
+	DefaultJobResolve = `Resolved
+{{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with jobLink .Event}} Details: {{.}}{{end}}` +
+		`{{else}}No failure was reported for {{duration .QuietPeriod}}.{{end}}`
 
 	DefaultResolve = `Resolved
 {{if eq .Reason "success"}}Passing again since {{clock .At}}.{{with .Event.BuildsetURL}} Details: {{.}}{{end}}` +
@@ -68,6 +96,10 @@ func sampleEvent() zuul.Event {
 
 func compileTemplates(c *RouteConfig) (*templates, []error) {
 	var errs []error
+	defTitle, defDesc, defUpdate, defResolve := DefaultTitle, DefaultDescription, DefaultUpdate, DefaultResolve
+	if c.PerJob {
+		defTitle, defDesc, defUpdate, defResolve = DefaultJobTitle, DefaultJobDescription, DefaultJobUpdate, DefaultJobResolve
+	}
 	parse := func(key, text, def string) *template.Template {
 		if strings.TrimSpace(text) == "" {
 			text = def
@@ -78,7 +110,7 @@ func compileTemplates(c *RouteConfig) (*templates, []error) {
 			return nil
 		}
 		for _, reason := range []string{"success", "quiet period"} {
-			if _, err := render(t, sampleData(reason)); err != nil {
+			if _, err := render(t, sampleData(reason, c.PerJob)); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %v", key, err))
 				return nil
 			}
@@ -86,19 +118,26 @@ func compileTemplates(c *RouteConfig) (*templates, []error) {
 		return t
 	}
 	t := &templates{
-		title:       parse("title", c.Title, DefaultTitle),
-		description: parse("description", c.Description, DefaultDescription),
-		update:      parse("update", c.Update, DefaultUpdate),
-		resolve:     parse("resolve", c.Resolve, DefaultResolve),
+		title:       parse("title", c.Title, defTitle),
+		description: parse("description", c.Description, defDesc),
+		update:      parse("update", c.Update, defUpdate),
+		resolve:     parse("resolve", c.Resolve, defResolve),
 	}
 	return t, errs
 }
 
-func sampleData(reason string) *TemplateData {
+func sampleData(reason string, perJob bool) *TemplateData {
 	ev := sampleEvent()
+	comp := "Zuul"
+	if perJob {
+		ev.Job, ev.ID = "scs-check-gx-scs-main", "sample/scs-check-gx-scs-main"
+		ev.Builds = []zuul.Build{{JobName: ev.Job, Voting: true, Result: "FAILURE", LogURL: "https://logs.example.org/1/",
+			WebURL: "https://zuul.example.org/t/scs/build/1"}}
+		comp = "gx-scs"
+	}
 	return &TemplateData{Event: &ev, Route: "route", Key: map[string]string{"tenant": "scs"}, Result: "FAILURE",
 		Failed: votingFailures(&ev), FailedBuilds: ev.FailedBuilds(), Run: 2, At: time.Unix(3600, 0).UTC(),
-		Since: time.Unix(0, 0).UTC(), Previous: &ev, Reason: reason, QuietPeriod: time.Hour}
+		Since: time.Unix(0, 0).UTC(), Previous: &ev, Reason: reason, QuietPeriod: time.Hour, Job: ev.Job, Component: comp}
 }
 
 func render(t *template.Template, d *TemplateData) (string, error) {

@@ -39,6 +39,48 @@ var templateFuncs = template.FuncMap{
 	"inARow":      inARow,
 	"duration":    humanDuration,
 	"lower":       strings.ToLower,
+	"checkName":   checkName,
+	"upperFirst":  upperFirst,
+	"jobLink":     jobLink,
+	"trimPrefix":  func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
+	"trimSuffix":  func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
+}
+
+// checkName names what a job checks, for people: "SCS compliance check" for SCS's
+// compliance jobs (scs-check-*, scs-compliance-*), else "check <job>".
+func checkName(job string) string {
+	if strings.HasPrefix(job, "scs-check-") || strings.HasPrefix(job, "scs-compliance-") {
+		return "SCS compliance check"
+	}
+	if job == "" {
+		return "checks"
+	}
+	return "check " + job
+}
+
+// upperFirst makes the first letter upper case: "check e2e" -> "Check e2e".
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return s
+	}
+	return strings.ToUpper(string(r)) + s[n:]
+}
+
+// jobLink is the one link of a per-job text: the build page of the report's (only) job,
+// else its log, else the buildset page.
+func jobLink(ev *zuul.Event) string {
+	if ev == nil {
+		return ""
+	}
+	if ev.Job != "" && len(ev.Builds) == 1 {
+		if b := ev.Builds[0]; b.WebURL != "" {
+			return b.WebURL
+		} else if b.LogURL != "" {
+			return b.LogURL
+		}
+	}
+	return ev.BuildsetURL
 }
 
 // checksOf names a pipeline for people: "Nightly checks" for periodic-daily, "Hourly

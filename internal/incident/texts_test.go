@@ -163,3 +163,50 @@ func TestTextsOfALargeBuildsetStayShort(t *testing.T) {
 		t.Errorf("the buildset page was cut off: %q", huge.Description)
 	}
 }
+
+// Every job event of the large standards sample, rendered through the per-job defaults,
+// gives public texts: within the limits, no machine text, the cloud and the check named,
+// one link (the job's build page), and a title true in every phase.
+func TestJobTextsArePublic(t *testing.T) {
+	m := incident.NewManager(incident.ManagerOptions{Log: zerolog.Nop(), BridgeID: "scs-prod"})
+	cfg := incident.DefaultRouteConfig()
+	cfg.PerJob = true
+	cfg.Component = `{{ .Job | trimPrefix "scs-check-" | trimSuffix "-main" }}`
+	cfg.QuietPeriod = 36 * 60 * 60 * 1e9
+	s, err := m.AddRoute("nightly-health-internal-route", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := zuul.Decode(samples.Get("periodic-daily_failure_large_buildset.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, je := range ev.SplitJobs() {
+		txt, err := s.Texts(je)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cloud := strings.TrimPrefix(je.Job, "scs-check-")
+		switch je.Outcome {
+		case zuul.OutcomeFailure:
+			failed++
+			if txt.Title != "SCS compliance check of "+cloud {
+				t.Errorf("%s: title %q", je.Job, txt.Title)
+			}
+			for what, text := range map[string]string{"title": txt.Title, "description": txt.Description, "update": txt.Update, "quiet": txt.Resolve} {
+				limit := map[string]int{"title": incident.MaxTitle, "description": incident.MaxDescription, "update": incident.MaxUpdate, "quiet": incident.MaxUpdate}[what]
+				checkPublic(t, je.Job+" "+what, text, limit, je)
+			}
+			if !strings.Contains(txt.Description, "(job "+je.Job+")") || strings.Count(txt.Description, "://") != 1 ||
+				!strings.Contains(txt.Description, je.Builds[0].WebURL) {
+				t.Errorf("%s: description %q", je.Job, txt.Description)
+			}
+		case zuul.OutcomeSuccess:
+			checkPublic(t, je.Job+" closing", txt.Resolve, incident.MaxUpdate, je)
+		}
+	}
+	if failed != 16 {
+		t.Errorf("%d failing job events rendered, want 16", failed)
+	}
+}

@@ -15,30 +15,32 @@ const Schema = "zuul-bridge.event/v1"
 // Body is the JSON message published to NATS. docs/nats-messages.md documents every field; keep both
 // in step.
 type Body struct {
-	Schema       string          `json:"schema"`
-	ID           string          `json:"id"`
-	Route        string          `json:"route"`
-	Source       string          `json:"source"`
-	Recovered    bool            `json:"recovered"`
-	Summary      string          `json:"summary"`
-	Tenant       string          `json:"tenant"`
-	Pipeline     string          `json:"pipeline"`
-	Project      string          `json:"project"`
-	Branch       string          `json:"branch"`
-	Ref          string          `json:"ref"`
-	Change       string          `json:"change"`
-	Patchset     string          `json:"patchset"`
-	ChangeURL    string          `json:"change_url"`
-	Action       string          `json:"action"`
-	Result       string          `json:"result"`
-	Outcome      string          `json:"outcome"`
-	ItemUUID     string          `json:"item_uuid"`
-	BuildsetUUID string          `json:"buildset_uuid"`
-	BuildsetURL  string          `json:"buildset_url"`
-	Timestamp    *time.Time      `json:"timestamp"`
-	Message      string          `json:"message"`
-	FailedJobs   []FailedJob     `json:"failed_jobs"`
-	Raw          json.RawMessage `json:"raw,omitempty"`
+	Schema       string      `json:"schema"`
+	ID           string      `json:"id"`
+	Route        string      `json:"route"`
+	Source       string      `json:"source"`
+	Recovered    bool        `json:"recovered"`
+	Summary      string      `json:"summary"`
+	Tenant       string      `json:"tenant"`
+	Pipeline     string      `json:"pipeline"`
+	Project      string      `json:"project"`
+	Branch       string      `json:"branch"`
+	Ref          string      `json:"ref"`
+	Change       string      `json:"change"`
+	Patchset     string      `json:"patchset"`
+	ChangeURL    string      `json:"change_url"`
+	Action       string      `json:"action"`
+	Result       string      `json:"result"`
+	Outcome      string      `json:"outcome"`
+	ItemUUID     string      `json:"item_uuid"`
+	BuildsetUUID string      `json:"buildset_uuid"`
+	BuildsetURL  string      `json:"buildset_url"`
+	Timestamp    *time.Time  `json:"timestamp"`
+	Message      string      `json:"message"`
+	FailedJobs   []FailedJob `json:"failed_jobs"`
+	// Job is the job of a per-job event (a route with `split: jobs`); absent otherwise.
+	Job string          `json:"job,omitempty"`
+	Raw json.RawMessage `json:"raw,omitempty"`
 }
 
 // FailedJob is one failed build of the report.
@@ -77,6 +79,7 @@ func NewBody(ev *zuul.Event, route string, includeRaw bool) *Body {
 		BuildsetURL:  ev.BuildsetURL,
 		Message:      MessageText(ev.Message),
 		FailedJobs:   []FailedJob{},
+		Job:          ev.Job,
 	}
 	if !ev.Timestamp.IsZero() {
 		ts := ev.Timestamp

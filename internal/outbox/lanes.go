@@ -143,6 +143,9 @@ func (r *routeRun) process(it *item) bool {
 	log := r.log.With().Str("id", it.current().Headers().Get(HeaderID)).Logger()
 	for {
 		err := w.Ready(route)
+		if err == nil && w.ReadyItem != nil && it.bad == nil {
+			err = w.ReadyItem(route, it.ev)
+		}
 		if err == nil {
 			break
 		}

@@ -26,6 +26,11 @@ type WorkerOptions struct {
 	// lacks a name the route uses) defers the item by DeferDelay (the route's later items
 	// wait behind it; other routes go on). nil = always ready.
 	Ready func(route string) error
+	// ReadyItem says whether one item can be applied now (e.g. the status page lacks the
+	// component derived from its job); an error defers it by DeferDelay like Ready, which
+	// holds back its key's later items only: other keys go on. Deferring does not count
+	// against the retry window. nil = always ready.
+	ReadyItem func(route string, ev *zuul.Event) error
 	// DeadLetter records an item that failed for good or whose retry window passed; it is
 	// retried until recorded, then the item is removed. nil = logged only.
 	DeadLetter func(ctx context.Context, dl delivery.DeadLetter) error

@@ -185,6 +185,8 @@ func (w *Work) Run(ctx context.Context) {
 			}
 			return nil
 		},
+		// A job whose derived component the page lacks waits; other jobs go on.
+		ReadyItem: func(route string, ev *zuul.Event) error { return w.sinks[route].Ready(ev) },
 		// The items of one incident key are applied in order; other keys do not wait.
 		Key: func(route string, ev *zuul.Event) string { return w.sinks[route].KeyOf(ev) },
 		// Another replica opening or resolving the same key: try again soon.
@@ -262,6 +264,9 @@ func (w *Work) Notes() []string {
 	if !w.started.Load() {
 		out = append(out, "status page: catalogue not read yet (its work waits)")
 	}
+	if w.started.Load() {
+		w.names.syncDerived(w.sinks)
+	}
 	out = append(out, w.names.notes()...)
 	sort.Strings(out)
 	return out
@@ -274,13 +279,14 @@ type unknownNames struct {
 	gauge *prometheus.GaugeVec
 
 	mu      sync.Mutex
-	unknown map[string]string // route -> what the status page lacks
+	unknown map[string]string            // route -> what the status page lacks
+	derived map[string]map[string]string // route -> component derived from a job -> what is missing
 }
 
 func newUnknownNames(log zerolog.Logger, reg prometheus.Registerer) *unknownNames {
-	u := &unknownNames{log: log, unknown: map[string]string{},
+	u := &unknownNames{log: log, unknown: map[string]string{}, derived: map[string]map[string]string{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zuul_bridge_statuspage_unknown_names",
-			Help: "1 for a route whose component, impact type, severity or phase the status page lacks; its work waits in the outbox."},
+			Help: "1 for a route whose component, impact type, severity or phase the status page lacks; its work waits in the outbox (for a component derived from a job: only that job's work)."},
 			[]string{"route"})}
 	reg.MustRegister(u.gauge)
 	return u
@@ -314,7 +320,36 @@ func (u *unknownNames) set(sinks map[string]*incident.Sink, unknown map[string]e
 			u.log.Info().Str("route", route).Msg("the status page now has every name this route uses")
 			delete(u.unknown, route)
 		}
-		u.gauge.WithLabelValues(route).Set(0)
+		u.gauge.WithLabelValues(route).Set(u.gaugeValue(route))
+	}
+}
+
+// gaugeValue is 1 while the route lacks names, its own or a component derived from a
+// job. Under u.mu.
+func (u *unknownNames) gaugeValue(route string) float64 {
+	if _, bad := u.unknown[route]; bad || len(u.derived[route]) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// syncDerived takes the components derived from jobs that the page lacks from each
+// route's sink (the incident manager notes them per report and forgets them when a
+// catalogue refresh finds them; it logs them too). Only those jobs wait.
+func (u *unknownNames) syncDerived(sinks map[string]*incident.Sink) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for route, s := range sinks {
+		d := s.UnknownComponents()
+		if len(d) == 0 && len(u.derived[route]) == 0 {
+			continue
+		}
+		if len(d) == 0 {
+			delete(u.derived, route)
+		} else {
+			u.derived[route] = d
+		}
+		u.gauge.WithLabelValues(route).Set(u.gaugeValue(route))
 	}
 }
 
@@ -337,6 +372,7 @@ func (u *unknownNames) watch(ctx context.Context, sinks map[string]*incident.Sin
 		}
 		u.mu.Unlock()
 		u.set(sinks, still)
+		u.syncDerived(sinks)
 	}
 }
 
@@ -346,6 +382,12 @@ func (u *unknownNames) notes() []string {
 	var out []string
 	for route, reason := range u.unknown {
 		out = append(out, fmt.Sprintf("status page: route %s: unknown names, its work waits: %s", route, reason))
+	}
+	for route, comps := range u.derived {
+		for name, reason := range comps {
+			out = append(out, fmt.Sprintf("status page: route %s: unknown component %s: the incidents of its jobs wait, other jobs go on: %s",
+				route, name, strings.ReplaceAll(reason, "\n", "; ")))
+		}
 	}
 	return out
 }

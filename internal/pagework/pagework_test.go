@@ -29,6 +29,7 @@ type rig struct {
 	reg   *prometheus.Registry
 	feats *features.Set
 	work  *pagework.Work
+	m     *incident.Manager
 	sinks map[string]delivery.Sink
 
 	mu   sync.Mutex
@@ -44,6 +45,7 @@ func newRig(t *testing.T, jetStream bool, components ...string) *rig {
 		t.Fatal(err)
 	}
 	m := incident.NewManager(incident.ManagerOptions{Client: c, Log: log, BridgeID: "test", ReplicaID: "pod-0"})
+	r.m = m
 	r.feats = features.New(log, r.reg)
 	r.work = pagework.New(pagework.Options{
 		KVBucket: "incidents", RetryWindow: time.Hour, AttemptTimeout: 10 * time.Second,
@@ -189,4 +191,38 @@ func mustGauge(t *testing.T, reg *prometheus.Registry, name, value string) prome
 		}
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return -1 })
+}
+
+// A per-job route whose component is derived from the job: the job whose component the
+// page lacks is reported (note, gauge) and waits; the other job opens its incident.
+func TestUnknownDerivedComponentHoldsOnlyItsJob(t *testing.T) {
+	r := newRig(t, true)
+	cfg := incident.DefaultRouteConfig()
+	cfg.PerJob = true
+	cfg.Component = `{{ .Job | trimPrefix "scs-check-" | trimSuffix "-main" }}`
+	s, err := r.m.AddRoute("compliance", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := r.work.Target("compliance", s)
+	r.run(t)
+	bs := failure("SovereignCloudStack/standards")
+	bs.Builds = []zuul.Build{{JobName: "scs-check-nocloud-main", Voting: true, Result: "FAILURE"},
+		{JobName: "scs-check-gx-scs-main", Voting: true, Result: "FAILURE"}}
+	for _, je := range bs.SplitJobs() {
+		waitFor(t, "stored "+je.Job, func() bool {
+			_, err := sink.Send(t.Context(), je)
+			return err == nil
+		})
+	}
+	waitFor(t, "the gx-scs incident", func() bool { return len(r.fake.Incidents()) == 1 })
+	if inc := r.fake.Incidents()[0]; inc.DisplayName != "SCS compliance check of gx-scs" {
+		t.Errorf("title %q", inc.DisplayName)
+	}
+	waitFor(t, "the unknown component noted", func() bool {
+		return strings.Contains(strings.Join(r.work.Notes(), "\n"), "route compliance: unknown component nocloud")
+	})
+	if v := testutil.ToFloat64(mustGauge(t, r.reg, "zuul_bridge_statuspage_unknown_names", "compliance")); v != 1 {
+		t.Errorf("gauge %v, want 1", v)
+	}
 }

@@ -32,6 +32,9 @@ type Route struct {
 	Match      *filter.Matcher
 	NATS       *natspub.RouteConfig
 	StatusPage *incident.RouteConfig
+	// SplitJobs: the route handles each voting build of a final report as an event of its
+	// own (`split: jobs`, zuul.Event.SplitJobs): matched, keyed and delivered per job.
+	SplitJobs bool
 	// Reconcile: read this route's pipelines back from zuul-web (when BRIDGE_ZUUL_URL is
 	// set) to recover lost failures and see successes. Default: routes with a status page.
 	Reconcile bool
@@ -49,7 +52,11 @@ type route struct {
 	NATS       *natspub.RouteConfig  `yaml:"nats"`
 	StatusPage *incident.RouteConfig `yaml:"statuspage"`
 	Reconcile  *bool                 `yaml:"reconcile"`
+	Split      string                `yaml:"split"`
 }
+
+// SplitJobsValue is the one value of `split:`.
+const SplitJobsValue = "jobs"
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 
@@ -82,6 +89,9 @@ func Parse(name string, b []byte) ([]Route, error) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("%s:\n  %s", name, strings.Join(annotate(te.Errors, lines, f.Routes), "\n  "))
+		}
+		if lineRE.MatchString(err.Error()) { // a block's own check ("line 9: field ... not found")
+			return nil, fmt.Errorf("%s:\n  %s", name, annotate([]string{err.Error()}, lines, f.Routes)[0])
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -117,6 +127,14 @@ func Parse(name string, b []byte) ([]Route, error) {
 				fail("%s", e)
 			}
 		}
+		split := false
+		switch r.Split {
+		case "":
+		case SplitJobsValue:
+			split = true
+		default:
+			fail("split: %q: the one value is %q (each voting build of a report as an event of its own); leave it out for whole reports", r.Split, SplitJobsValue)
+		}
 		if r.NATS == nil && r.StatusPage == nil {
 			fail("no sink: give it a nats: or a statuspage: block (or both)")
 		}
@@ -128,6 +146,7 @@ func Parse(name string, b []byte) ([]Route, error) {
 			}
 		}
 		if r.StatusPage != nil {
+			r.StatusPage.PerJob = split
 			if err := r.StatusPage.Validate(); err != nil {
 				for _, e := range splitJoined(err) {
 					fail("statuspage.%s", e)
@@ -138,7 +157,7 @@ func Parse(name string, b []byte) ([]Route, error) {
 		if r.Reconcile != nil {
 			reconcile = *r.Reconcile
 		}
-		out = append(out, Route{Name: r.Name, Line: line, Match: m, NATS: r.NATS, StatusPage: r.StatusPage, Reconcile: reconcile})
+		out = append(out, Route{Name: r.Name, Line: line, Match: m, NATS: r.NATS, StatusPage: r.StatusPage, Reconcile: reconcile, SplitJobs: split})
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s:\n  %s", name, strings.Join(errs, "\n  "))
@@ -148,6 +167,7 @@ func Parse(name string, b []byte) ([]Route, error) {
 
 type routeLine struct {
 	line, end int
+	name      string // as written, for errors that stop the decoding
 }
 
 // routeLines finds where each route starts (and the next begins), to name the route of a
@@ -168,7 +188,13 @@ func routeLines(doc *yaml.Node) []routeLine {
 			if j+1 < len(items) {
 				end = items[j+1].Line
 			}
-			out = append(out, routeLine{it.Line, end})
+			rl := routeLine{line: it.Line, end: end}
+			for k := 0; it.Kind == yaml.MappingNode && k+1 < len(it.Content); k += 2 {
+				if it.Content[k].Value == "name" {
+					rl.name = it.Content[k+1].Value
+				}
+			}
+			out = append(out, rl)
 		}
 		return out
 	}
@@ -191,8 +217,8 @@ func annotate(msgs []string, lines []routeLine, routes []route) []string {
 		fmt.Sscan(m[1], &n)
 		for j, l := range lines {
 			if n >= l.line && n < l.end {
-				name := ""
-				if j < len(routes) {
+				name := l.name
+				if j < len(routes) && routes[j].Name != "" {
 					name = routes[j].Name
 				}
 				out[i] = fmt.Sprintf("route %q (line %d): %s", name, l.line, msg)

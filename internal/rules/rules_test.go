@@ -49,7 +49,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 3 || routes[2].StatusPage == nil || routes[2].StatusPage.Component != "Zuul" {
+	if len(routes) != 4 || !routes[3].SplitJobs || routes[2].StatusPage == nil || routes[2].StatusPage.Component != "Zuul" {
 		t.Fatalf("routes %+v", routes)
 	}
 	if !routes[1].Match.Match(event(t, "periodic-hourly_post_failure.json")) {
@@ -127,4 +127,62 @@ func FuzzParse(f *testing.F) {
 			r.Match.Match(&zuul.Event{Tenant: "t", Outcome: zuul.OutcomeFailure, Builds: []zuul.Build{{JobName: "j"}}})
 		}
 	})
+}
+
+func TestSplitJobs(t *testing.T) {
+	routes, err := Parse("rules.yaml", []byte(`routes:
+  - name: compliance
+    split: jobs
+    match:
+      pipeline: periodic-daily
+      job: "scs-check-*"
+    statuspage:
+      component: '{{ .Job | trimPrefix "scs-check-" | trimSuffix "-main" }}'
+      components:
+        - job: "scs-check-zuul*"
+          component: Zuul
+  - name: whole
+    match:
+      pipeline: periodic-daily
+    nats: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !routes[0].SplitJobs || routes[1].SplitJobs {
+		t.Errorf("split: %v %v", routes[0].SplitJobs, routes[1].SplitJobs)
+	}
+	if k := routes[0].StatusPage.Key; k[len(k)-1] != "job" || !routes[0].StatusPage.PerJob {
+		t.Errorf("per-job key %v", k)
+	}
+	_, err = Parse("rules.yaml", []byte(`routes:
+  - name: compliance
+    split: builds
+    nats: {}
+`))
+	if want := `route "compliance" (line 2): split: "builds": the one value is "jobs"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+	_, err = Parse("rules.yaml", []byte(`routes:
+  - name: other
+    nats: {}
+  - name: mapped
+    statuspage:
+      components:
+        - job: "scs-check-*"
+          compnent: Zuul
+`))
+	if want := `route "mapped" (line 4): line 8: field compnent not found in a components entry`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+	_, err = Parse("rules.yaml", []byte(`routes:
+  - name: mapped
+    statuspage:
+      components:
+        - job: "scs-check-*"
+          component: Zuul
+`))
+	if err == nil || !strings.Contains(err.Error(), `route "mapped" (line 2): statuspage.components: maps jobs to components: it needs `+"`split: jobs`") {
+		t.Errorf("components without split: %v", err)
+	}
 }

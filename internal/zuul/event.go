@@ -60,6 +60,10 @@ type Event struct {
 
 	Builds []Build
 
+	// Job is the job name of a per-job event (SplitJobs): the event of one build of a
+	// buildset, which is then its only build. "" for the event of a whole buildset.
+	Job string `json:",omitempty"`
+
 	// Source is where the report came from: SourceMQTT (Decode) or SourceREST (a
 	// buildset read back from zuul-web by the reconciler).
 	Source string
@@ -122,7 +126,8 @@ func (e *Event) FailedBuilds() []Build {
 
 // Field returns a routing field by name, as used in rules, subjects and incident keys:
 // tenant, pipeline, project, branch, change, action, result (the buildset result, or the
-// outcome class when Zuul sent none), outcome, ref, queue. ok is false for an unknown name.
+// outcome class when Zuul sent none), outcome, ref, queue, job (the job of a per-job event,
+// "" for a buildset). ok is false for an unknown name.
 func (e *Event) Field(name string) (value string, ok bool) {
 	switch name {
 	case "tenant":
@@ -148,9 +153,11 @@ func (e *Event) Field(name string) (value string, ok bool) {
 		return e.Ref, true
 	case "queue":
 		return e.Queue, true
+	case "job":
+		return e.Job, true
 	}
 	return "", false
 }
 
 // FieldNames lists the names Field accepts, for error messages.
-var FieldNames = []string{"tenant", "pipeline", "project", "branch", "change", "action", "result", "outcome", "ref", "queue"}
+var FieldNames = []string{"tenant", "pipeline", "project", "branch", "change", "action", "result", "outcome", "ref", "queue", "job"}
