@@ -306,18 +306,25 @@ func (a *apply) settlePending(p *pendingUpdate, landed bool) {
 // posting (the answer to the POST may be lost, or this replica may stop before writing
 // the entry after it).
 func (a *apply) markUpdate(ctx context.Context, p *pendingUpdate) error {
+	return a.hold(ctx, "update", func(e *entry) { e.Updating = p })
+}
+
+// hold writes the key's entry as read, marked by mark and held by this replica until
+// ClaimTimeout from now, with compare-and-set: another replica that changed the entry
+// meanwhile makes it ErrKeyBusy (read again and decide again). op names the step in errors.
+func (a *apply) hold(ctx context.Context, op string, mark func(*entry)) error {
 	ks, m := a.ks, a.s.m
 	if ks.kvRev == 0 {
-		return &temporaryError{op: "update", err: errors.New("key store entry not read yet")}
+		return &temporaryError{op: op, err: errors.New("key store entry not read yet")}
 	}
 	e := a.openEntry()
-	e.Updating = p
+	mark(&e)
 	e.Until = e.Since.Add(m.claimTTL)
 	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
 	switch {
 	case errors.Is(err, kvstore.ErrRevisionMismatch):
 		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
-		return &temporaryError{op: "update", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
+		return &temporaryError{op: op, err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
 	case err != nil:
 		return storeError("update", err)
 	}
@@ -466,21 +473,5 @@ func (a *apply) release(ctx context.Context) {
 // of the entry it read, marked closing. Two replicas resolving at once (a success on one,
 // the quiet period on the other) would otherwise both post a closing update.
 func (a *apply) fence(ctx context.Context) error {
-	ks, m := a.ks, a.s.m
-	if ks.kvRev == 0 {
-		return &temporaryError{op: "resolve", err: errors.New("key store entry not read yet")}
-	}
-	e := a.openEntry()
-	e.Closing = true
-	e.Until = e.Since.Add(m.claimTTL)
-	rev, err := m.kv.Update(ctx, ks.hash, e.encode(), ks.kvRev)
-	switch {
-	case errors.Is(err, kvstore.ErrRevisionMismatch):
-		ks.kvRev, ks.kvClaim = 0, false // read again with the next attempt
-		return &temporaryError{op: "resolve", err: fmt.Errorf("%w: its entry changed meanwhile", ErrKeyBusy)}
-	case err != nil:
-		return storeError("update", err)
-	}
-	ks.kvRev, ks.kvClaim = rev, false
-	return nil
+	return a.hold(ctx, "resolve", func(e *entry) { e.Closing = true })
 }
