@@ -69,6 +69,7 @@ func (p *bridgeProc) requestsWithBearer(t *testing.T, fake *statuspagefake.Fake)
 // it runs, NATS routes deliver, the status page write waits and goes through as soon as
 // the file holds a valid token; one log line per change of state; nothing dead-lettered.
 func TestExpiredStaticTokenThenRotated(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
 	h := newHarness(t, behindProxy(is, "auth-static"))
 	fake, chat, dead := h.fake, h.chat, h.dead
@@ -119,6 +120,7 @@ func oidcHarness(t *testing.T, is *oidcfake.Issuer, o harnessOptions) (h *harnes
 // expire and are refreshed; every incident is written, nothing is dead-lettered, the
 // issuer never sees a refresh token twice.
 func TestOIDCTokensExpireDuringStream(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: time.Second})
 	h, _ := oidcHarness(t, is, behindProxy(is, "auth-stream"))
 	fake, dead := h.fake, h.dead
@@ -147,6 +149,7 @@ func TestOIDCTokensExpireDuringStream(t *testing.T) {
 // continues the chain from the bucket (a stale refresh token would be refused: the reuse
 // window is short) and writes.
 func TestOIDCKilledRightAfterRefresh(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
 	h, _ := oidcHarness(t, is, behindProxy(is, "auth-kill"))
 	fake := h.fake
@@ -177,6 +180,7 @@ func TestOIDCKilledRightAfterRefresh(t *testing.T) {
 // write, and no refresh token is presented twice (the issuer would refuse it after its
 // short reuse window).
 func TestOIDCTwoReplicasOneChain(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
 	h, _ := oidcHarness(t, is, behindProxy(is, ""))
 	fake, dead := h.fake, h.dead
@@ -208,6 +212,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 // TestStatuspageAuthConfigErrors: contradictory credentials are configuration errors
 // (exit 2) that name the variable.
 func TestStatuspageAuthConfigErrors(t *testing.T) {
+	t.Parallel()
 	seed := filepath.Join(t.TempDir(), "seed")
 	writeFile(t, seed, []byte("rt-seed\n"))
 	base := []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
@@ -239,6 +244,7 @@ func TestStatuspageAuthConfigErrors(t *testing.T) {
 // always, and the status page route's report is dead-lettered at once with the reason,
 // holding nothing back; the issuer is never asked (no chain can be kept).
 func TestStatusPageNeedsJetStream(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
 	o := behindProxy(is, "auth-nojs")
 	o.JetStream = false
@@ -273,6 +279,7 @@ func TestStatusPageNeedsJetStream(t *testing.T) {
 // say so, NATS routes keep delivering, and a new seed in the file heals it without a
 // restart: the waiting report's incident is written, nothing dead-lettered.
 func TestOIDCBrokenChainReseeded(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
 	h, seedFile := oidcHarness(t, is, behindProxy(is, "auth-reseed"))
 	fake, chat, dead := h.fake, h.chat, h.dead

@@ -27,6 +27,7 @@ func topicOf(payload []byte) string { return sampleTopic(payload) }
 // TestSamplesEndToEnd: with the default rules, every failing periodic sample arrives
 // exactly once, on the documented subject with the documented body, and nothing else.
 func TestSamplesEndToEnd(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "e2e-samples"})
 	got := h.chat
 	collectInto(t, h.nc, "zuul-bridge.>", got) // the dead letter, and anything else
@@ -134,6 +135,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
+	t.Parallel()
 	const n = 3000
 	h := newHarness(t, harnessOptions{ClientID: "e2e-kill", LogLevel: "warn",
 		// Fewer reports in flight per acknowledgement round: the stream lasts long enough
@@ -167,6 +169,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 // TestSigtermExitsZero: a graceful stop exits 0 and says so, and a clean start and stop
 // logs no warning or error (the deliberate close of NATS is not "closed for good").
 func TestSigtermExitsZero(t *testing.T) {
+	t.Parallel()
 	p := newHarness(t, harnessOptions{ClientID: "e2e-term"}).start()
 	if code := p.signal(t, syscall.SIGTERM); code != 0 || !strings.Contains(p.out.String(), "stopped") {
 		t.Fatalf("exit code %d:\n%s", code, p.out.String())
@@ -179,6 +182,7 @@ func TestSigtermExitsZero(t *testing.T) {
 // TestBadConfigurationNamesEveryVariable: all problems at once, by name, exit 2, and no
 // secret in the output.
 func TestBadConfigurationNamesEveryVariable(t *testing.T) {
+	t.Parallel()
 	out, code := runBridge(t, []string{
 		"BRIDGE_MQTT_URL=http://broker:1883",
 		"BRIDGE_NATS_URL=nats://user:s3cr3t-pw@nats:4222",
@@ -207,6 +211,7 @@ func TestBadConfigurationNamesEveryVariable(t *testing.T) {
 }
 
 func TestInvalidRulesFileStopsStartup(t *testing.T) {
+	t.Parallel()
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"))
 	out, code := runBridge(t, []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_RULES_FILE=" + rules, "BRIDGE_HTTP_ADDR=127.0.0.1:0"})
@@ -229,6 +234,7 @@ func runBridge(t *testing.T, env []string, args ...string) (string, int) {
 }
 
 func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var files []string
 	for _, s := range samples.All() {

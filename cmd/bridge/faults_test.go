@@ -30,6 +30,7 @@ import (
 // arrives. The whole stream is published before the stop, and the broker stops while
 // part of it is still undelivered: those reports cross the restart end to end.
 func TestBrokerRestartDuringStream(t *testing.T) {
+	t.Parallel()
 	const n = 1000
 	h := newHarness(t, harnessOptions{ClientID: "faults-broker", LogLevel: "info",
 		// One report in flight per acknowledgement round: the stream lasts long enough
@@ -62,6 +63,7 @@ func TestBrokerRestartDuringStream(t *testing.T) {
 // TestNATSOutage: while NATS is down nothing is acknowledged, /readyz says not ready, the
 // work in flight is bounded; when NATS is back every report arrives.
 func TestNATSOutage(t *testing.T) {
+	t.Parallel()
 	const n = 100
 	h := newHarness(t, harnessOptions{ClientID: "faults-nats", LogLevel: "info", Env: map[string]string{"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}})
 	p := h.start()
@@ -123,8 +125,10 @@ func withStatusPage(clientID string) harnessOptions {
 // TestStatusPageOutage: the status page answers 503, hangs, refuses connections for a
 // while; once it is back there is exactly one incident per key.
 func TestStatusPageOutage(t *testing.T) {
+	t.Parallel()
 	for _, fault := range []statuspagefake.Fault{{Status: 503, Message: "unavailable"}, {Hang: true}, {CloseConn: true}} {
 		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, withStatusPage("faults-sp"))
 			fake := h.fake
 			p := h.start()
@@ -158,6 +162,7 @@ func TestStatusPageOutage(t *testing.T) {
 // to the dead-letter subject with the reason (the report, acknowledged once stored, is not
 // held back), and the stream goes on.
 func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withStatusPage("faults-400"))
 	fake, dead, chat := h.fake, h.dead, h.chat
 	p := h.start()
@@ -188,6 +193,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	// Generous, so that a slow machine does not fail the test; far below the delivery
 	// deadline, so that a shutdown the grace period does not bound fails it.
 	const margin = 10 * time.Second
+	t.Parallel()
 	h := newHarness(t, withStatusPage("faults-term"))
 	fake := h.fake
 	js, err := jetstream.New(h.nc)
@@ -245,6 +251,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 // TestBadInput: each kind of bad payload is logged with its topic and reason, counted,
 // dead-lettered and acknowledged; the process stays up and the next good report goes through.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "faults-input", Env: map[string]string{"BRIDGE_MAX_PAYLOAD_BYTES": "200000"}})
 	dead, chat := h.dead, h.chat
 	p := h.start()
@@ -280,6 +287,7 @@ func TestBadInput(t *testing.T) {
 // TestTLSEverywhere: MQTT, NATS and the status page over TLS with a private CA and client
 // certificates generated in the test.
 func TestTLSEverywhere(t *testing.T) {
+	t.Parallel()
 	certs := mqtttest.GenerateCerts(t)
 	tlsConfig := func() *tls.Config {
 		c, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
@@ -323,6 +331,7 @@ func TestTLSEverywhere(t *testing.T) {
 // fails, the bridge starts with neither MQTT nor NATS reachable, stays alive (healthy, not
 // ready), and works as soon as both come up.
 func TestStartsWhileBrokersAreDown(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOptions{NATSDown: true, ClientID: "faults-cold", LogLevel: "info"})
 	h.broker.Stop(t)
 	p := launchBridge(t, h.env)

@@ -4,10 +4,14 @@ package main
 // broker, an embedded nats-server, the status page fake, a rules file), set up in one
 // place. A test says what it needs in harnessOptions; newHarness starts it and fills env,
 // the bridge's environment, which the test may change before h.start().
+//
+// Every end-to-end test has brokers, ports and files of its own, so the tests run in
+// parallel (t.Parallel); the one thing they share is the built binary.
 
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -33,7 +37,18 @@ import (
 
 var bridgeBin string
 
+// e2eParallel is how many tests run at once when -test.parallel is not given: the
+// end-to-end tests mostly wait (for a retry, a restart, a broker), so more of them than
+// there are CPUs fit.
+const e2eParallel = 8
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", fmt.Sprint(e2eParallel))
+	}
 	dir, err := os.MkdirTemp("", "zuul-bridge-e2e-")
 	if err != nil {
 		panic(err)

@@ -38,6 +38,7 @@ func (p *bridgeProc) waitSeries(t *testing.T, labels string, want float64, what 
 // pipeline sets that pipeline's; after a restart, with nothing new above the reconciler's
 // cursor, the gauge is back at once.
 func TestPipelineRanGaugeFromZuulWeb(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily", "periodic-weekly", "check")

@@ -67,8 +67,10 @@ func waitIncidents(t *testing.T, limit time.Duration, fake *statuspagefake.Fake,
 // NATS route delivers every report and every report is acknowledged meanwhile; once the
 // status page is back, every key has exactly one incident with all its runs.
 func TestOutboxStatusPageDownFromStart(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"503", "refused"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, withStatusPage("outbox-down"))
 			fake := h.fake
 			url, up := fake.URL(), func() { fake.SetFault(nil) }
@@ -133,6 +135,7 @@ func TestOutboxStatusPageDownFromStart(t *testing.T) {
 // retry window; each item is dead-lettered with the reason, and the NATS route and later
 // status page work go on.
 func TestOutboxRetryWindowDeadLetters(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withStatusPage("outbox-window"))
 	fake, dead, chat := h.fake, h.dead, h.chat
 	h.env["BRIDGE_STATUSPAGE_RETRY_WINDOW"] = "3s"
@@ -165,6 +168,7 @@ func TestOutboxRetryWindowDeadLetters(t *testing.T) {
 // TestOutboxSurvivesSigkill: items waiting in the outbox while the status page fails are
 // applied after the bridge was SIGKILLed and started again, once per key.
 func TestOutboxSurvivesSigkill(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withStatusPage("outbox-kill"))
 	fake := h.fake
 	h.env["BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT"] = "2s" // the killed worker's item comes back soon
@@ -194,6 +198,7 @@ func TestOutboxSurvivesSigkill(t *testing.T) {
 // bucket and the outbox while the status page is down; afterwards every key has one
 // incident, and SIGKILL of one replica loses nothing.
 func TestOutboxTwoReplicasStatusPageDown(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withStatusPage(""))
 	fake := h.fake
 	attempts := make(chan struct{}, 100)
@@ -218,6 +223,7 @@ func TestOutboxTwoReplicasStatusPageDown(t *testing.T) {
 // does not stop the bridge: it says so (log, metric, /readyz body, which stays 200), the
 // route's work stays in the outbox, and the other routes go on.
 func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
+	t.Parallel()
 	o := withStatusPage("outbox-typo")
 	o.Rules = `routes:
   - name: typo
@@ -256,6 +262,7 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
 // route naming a component the server lacks before anything is deployed; the payload
 // output says what would be queued in the outbox.
 func TestCheckOnline(t *testing.T) {
+	t.Parallel()
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	dir := t.TempDir()
 	payload := filepath.Join(dir, "failure.json")
@@ -290,6 +297,7 @@ func TestCheckOnline(t *testing.T) {
 // (with JetStream) is up, the bucket and the outbox are opened in the background and a
 // failing report opens its incident.
 func TestStartsWithKVBucketWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
 	o := withStatusPage("outbox-cold")
 	o.NATSDown = true
 	h := newHarness(t, o)

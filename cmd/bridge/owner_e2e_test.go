@@ -12,6 +12,7 @@ import (
 // reconciler leaves it to the MQTT path (it ended within the settle time), so it reaches
 // NATS once, and not marked recovered.
 func TestBacklogAndReconcileOneOwner(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily")

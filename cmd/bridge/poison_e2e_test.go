@@ -28,6 +28,7 @@ func withMessage(report []byte, n int) []byte {
 // own 4 MiB limit, over the server's default max_payload of 1 MiB) is dead-lettered with
 // its head, size and hash, and the 300 ordinary reports behind it are all delivered.
 func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
+	t.Parallel()
 	const n = 300
 	h := newHarness(t, harnessOptions{ClientID: "poison-size", LogLevel: "info"}) // max_payload: the server's default
 	dead, got := h.dead, h.chat
@@ -70,6 +71,7 @@ func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
 // over the server's control-line limit (which closes the connection); it is dead-lettered,
 // the connection stays up, the next report goes through.
 func TestHugeProjectNameIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "poison-subject", LogLevel: "info"})
 	dead, got := h.dead, h.chat
 	p := h.start()
@@ -90,6 +92,7 @@ func TestHugeProjectNameIsDeadLettered(t *testing.T) {
 // bridge's user; that report is not counted as delivered: it is dead-lettered, the
 // violation is counted, and the others arrive.
 func TestPublishDeniedByPermissionsIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	o := natsOptions(t)
 	o.Users = []*server.User{
 		{Username: "bridge", Password: "bridge-pw", Permissions: &server.Permissions{
@@ -126,6 +129,7 @@ func TestPublishDeniedByPermissionsIsDeadLettered(t *testing.T) {
 // row after which nats.go gives up by default); then the mounted file is updated and the
 // bridge reconnects and delivers. /healthz stays 200 throughout: the link is not dead.
 func TestRotatedPasswordIsPickedUp(t *testing.T) {
+	t.Parallel()
 	o := natsOptions(t)
 	users := func(pw string) []*server.User {
 		return []*server.User{{Username: "bridge", Password: pw}, {Username: "reader", Password: "reader-pw"}}
@@ -166,6 +170,7 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 // requests go to another path, and a dead-letter subject with a wildcard or an empty token
 // can never be published: both stop the start with the variable named.
 func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
+	t.Parallel()
 	out, code := runBridge(t, []string{"BRIDGE_MQTT_URL=mqtt://broker:1883", "BRIDGE_NATS_URL=nats://nats:4222",
 		"BRIDGE_ZUUL_URL=http://zuul", "BRIDGE_ZUUL_TENANTS=scs,..", "BRIDGE_NATS_DEADLETTER_SUBJECT=dead..letters"})
 	if code != 2 {
@@ -183,6 +188,7 @@ func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
 // holds it, /healthz fails (the orchestrator restarts the bridge) instead of the bridge
 // retrying with the old key for ever.
 func TestRotatedNkeyFailsHealthz(t *testing.T) {
+	t.Parallel()
 	oldKey, _ := nkeys.CreateUser()
 	newKey, _ := nkeys.CreateUser()
 	oldSeed, _ := oldKey.Seed()

@@ -13,6 +13,7 @@ import (
 // exists only in zuul-web resolves it within an interval; a failure that exists only in
 // zuul-web reaches NATS marked as recovered; a restart republishes nothing.
 func TestReconcileWithZuulWeb(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily", "check")

@@ -23,6 +23,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		natsToken = "nats-SECRET-9a2e"
 		spToken   = "statuspage-SECRET-77b0"
 	)
+	t.Parallel()
 	secrets := []string{mqttPass, natsToken, spToken}
 	var everything strings.Builder
 	o := withStatusPage("secrets-2")
@@ -89,6 +90,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 
 // TestNATSNkeyFile: NATS authentication by an nkey seed file; the seed never shows.
 func TestNATSNkeyFile(t *testing.T) {
+	t.Parallel()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ func sampleBytes(t *testing.T, name string) []byte {
 // redelivered report changes nothing. The bridge knows its incidents from the key-value
 // bucket: the texts carry no marker.
 func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	const token = "e2e-bearer-token-not-for-logs"
 	h := newHarness(t, harnessOptions{JetStream: true, ClientID: "e2e-statuspage",
 		StatusPage: &statuspagefake.Options{Version: statuspagefake.V100, Token: token}, Rules: `routes:
@@ -97,6 +98,7 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 // incident key bucket; the failing reports of one key land on both, and every key still
 // gets exactly one incident.
 func TestTwoReplicasOneIncidentPerKey(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withStatusPage(""))
 	fake := h.fake
 	procs := h.replicas()
