@@ -37,10 +37,12 @@ import (
 
 var bridgeBin string
 
-// e2eParallel is how many tests run at once when -test.parallel is not given: the
-// end-to-end tests mostly wait (for a retry, a restart, a broker), so more of them than
-// there are CPUs fit.
-const e2eParallel = 8
+// e2eParallel is how many tests run at once when -test.parallel is not given (its default
+// is the number of CPUs): the end-to-end tests mostly wait (for a retry backoff, a
+// restart, a broker), so many more of them than there are CPUs fit. With 16, the longest
+// (TestStatusPageOutage's subtests, about 50 s of outbox backoff) start within the first
+// seconds and set the package's time; with 8 they waited for slots.
+const e2eParallel = 16
 
 func TestMain(m *testing.M) {
 	flag.Parse()
