@@ -6,23 +6,23 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc/oidcfake"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
-func behindProxy(t *testing.T, is *oidcfake.Issuer) *statuspagefake.Fake {
-	return statuspagefake.New(t, statuspagefake.Options{Version: statuspagefake.V100,
-		Oathkeeper: &statuspagefake.Oathkeeper{Issuer: is.URL(), JWKSURL: is.JWKSURL()}})
+// behindProxy is withStatusPage with the status page fake behind the Oathkeeper proxy
+// that takes the issuer's tokens.
+func behindProxy(is *oidcfake.Issuer, clientID string) harnessOptions {
+	o := withStatusPage(clientID)
+	o.StatusPage = &statuspagefake.Options{Version: statuspagefake.V100,
+		Oathkeeper: &statuspagefake.Oathkeeper{Issuer: is.URL(), JWKSURL: is.JWKSURL()}}
+	return o
 }
 
 // failuresOfWave makes n failing reports with incident keys and ids of their own.
@@ -70,22 +70,16 @@ func (p *bridgeProc) requestsWithBearer(t *testing.T, fake *statuspagefake.Fake)
 // it runs, NATS routes deliver, the status page write waits and goes through as soon as
 // the file holds a valid token; one log line per change of state; nothing dead-lettered.
 func TestExpiredStaticTokenThenRotated(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	chat := collect(t, nc, "zuul.>")
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	nc.Flush()
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	writeFile(t, tokenFile, []byte(is.IDToken(-time.Hour)+"\n"))
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "auth-static")
-	env["BRIDGE_STATUSPAGE_TOKEN_FILE"] = tokenFile
-	env["BRIDGE_LOG_LEVEL"] = "debug"
-	p := startBridge(t, env) // ready although the token is expired: reads are anonymous
+	h := newHarness(t, behindProxy(is, "auth-static"))
+	fake, chat, dead := h.fake, h.chat, h.dead
+	tokenFile := h.file("token", is.IDToken(-time.Hour)+"\n")
+	h.env["BRIDGE_STATUSPAGE_TOKEN_FILE"] = tokenFile
+	h.env["BRIDGE_LOG_LEVEL"] = "debug"
+	p := h.start() // ready although the token is expired: reads are anonymous
 
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	h.publish(failuresOfWave(t, 0, 1)...)
 	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
 	waitFor(t, 30*time.Second, "a refused status page write", func() bool {
 		return p.metric(t, `zuul_bridge_statuspage_auth_failures_total{reason="refused"}`) >= 1 &&
@@ -97,7 +91,7 @@ func TestExpiredStaticTokenThenRotated(t *testing.T) {
 
 	writeFile(t, tokenFile, []byte(is.IDToken(time.Hour)+"\n")) // the operator rotates the Secret
 	waitFor(t, 60*time.Second, "the incident written with the rotated token", func() bool { return len(fake.Incidents()) == 1 })
-	waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
+	p.waitAcked(t, 1)
 	if v := p.metric(t, "zuul_bridge_statuspage_writes_accepted"); v != 1 {
 		t.Errorf("writes_accepted %v after the rotation", v)
 	}
@@ -112,41 +106,36 @@ func TestExpiredStaticTokenThenRotated(t *testing.T) {
 	noTokens(t, is, out, scrape(t, p.http))
 }
 
-// oidcEnv is the environment of a bridge that logs in with a seed refresh token.
-func oidcEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL string, fake *statuspagefake.Fake, is *oidcfake.Issuer, seedFile, id string) map[string]string {
-	env := statuspageEnv(t, broker, natsURL, fake.URL(), id)
-	env["BRIDGE_STATUSPAGE_OIDC_ISSUER"] = is.URL()
-	env["BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE"] = seedFile
-	env["BRIDGE_LOG_LEVEL"] = "debug"
-	return env
+// oidcHarness is the harness of a bridge that logs in to the status page behind the
+// proxy with a seed refresh token of is, in the file it returns.
+func oidcHarness(t *testing.T, is *oidcfake.Issuer, o harnessOptions) (h *harness, seedFile string) {
+	h = newHarness(t, o)
+	seedFile = h.file("seed", is.Seed()+"\n")
+	h.env["BRIDGE_STATUSPAGE_OIDC_ISSUER"] = is.URL()
+	h.env["BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE"] = seedFile
+	h.env["BRIDGE_LOG_LEVEL"] = "debug"
+	return h, seedFile
 }
 
 // TestOIDCTokensExpireDuringStream: id_tokens live 2 s; reports come in waves while they
 // expire and are refreshed; every incident is written, nothing is dead-lettered, the
 // issuer never sees a refresh token twice.
 func TestOIDCTokensExpireDuringStream(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: time.Second})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	nc.Flush()
-	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
-	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-stream"))
+	h, _ := oidcHarness(t, is, behindProxy(is, "auth-stream"))
+	fake, dead := h.fake, h.dead
+	p := h.start()
 
 	const waves, perWave = 5, 3
 	for w := range waves {
 		before := is.Counts().Refreshes
-		mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, w, perWave)...)
+		h.publish(failuresOfWave(t, w, perWave)...)
 		waitFor(t, 60*time.Second, fmt.Sprintf("the incidents of wave %d", w), func() bool { return len(fake.Incidents()) == (w+1)*perWave })
 		// The next wave after the token in use was replaced.
 		waitFor(t, 30*time.Second, "a refresh", func() bool { return is.Counts().Refreshes > before })
 	}
-	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == waves*perWave
-	})
+	p.waitAcked(t, waves*perWave)
 	if c := is.Counts(); c.Refused != 0 || c.Reuses != 0 || c.Refreshes < waves {
 		t.Errorf("issuer counts %+v", c)
 	}
@@ -161,14 +150,11 @@ func TestOIDCTokensExpireDuringStream(t *testing.T) {
 // continues the chain from the bucket (a stale refresh token would be refused: the reuse
 // window is short) and writes.
 func TestOIDCKilledRightAfterRefresh(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
-	env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-kill")
-	p := startBridge(t, env)
+	h, _ := oidcHarness(t, is, behindProxy(is, "auth-kill"))
+	fake := h.fake
+	p := h.start()
 	refreshed := func(p *bridgeProc) int { return countLines(p.out.String(), "id_token refreshed") }
 	waitFor(t, 30*time.Second, "two refreshes (the seed is spent)", func() bool { return refreshed(p) >= 2 })
 	n := refreshed(p)
@@ -177,8 +163,8 @@ func TestOIDCKilledRightAfterRefresh(t *testing.T) {
 	outputs := []string{p.out.String()}
 	spent := is.Counts().Refreshes
 
-	p2 := startBridge(t, env)
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	p2 := h.start()
+	h.publish(failuresOfWave(t, 0, 1)...)
 	waitFor(t, 60*time.Second, "the incident written after the restart", func() bool { return len(fake.Incidents()) == 1 })
 	waitFor(t, 30*time.Second, "the chain continued by the restarted process", func() bool { return is.Counts().Refreshes >= spent+2 })
 	outputs = append(outputs, p2.out.String())
@@ -198,39 +184,27 @@ func TestOIDCKilledRightAfterRefresh(t *testing.T) {
 // refresh token was presented twice (the issuer would refuse it after its short reuse
 // window).
 func TestOIDCTwoReplicasOneChain(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	nc.Flush()
-	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
-	var procs []*bridgeProc
-	var envs []map[string]string
-	for _, id := range []string{"replica-0", "replica-1"} {
-		env := oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, id)
-		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
-		envs = append(envs, env)
-		procs = append(procs, startBridge(t, env))
-	}
+	h, _ := oidcHarness(t, is, behindProxy(is, ""))
+	fake, dead := h.fake, h.dead
+	procs := h.replicas()
 	opened := func(p *bridgeProc) float64 {
 		return p.metric(t, `zuul_bridge_incidents_total{route="nightly",step="opened"}`)
 	}
 	total, acked := 0, 0.0
 	wave := func(w int) {
 		before := is.Counts().Refreshes
-		mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, w, 4)...)
+		h.publish(failuresOfWave(t, w, 4)...)
 		total += 4
 		waitFor(t, 60*time.Second, fmt.Sprintf("the incidents of wave %d", w), func() bool { return len(fake.Incidents()) == total })
 		waitFor(t, 30*time.Second, "a refresh", func() bool { return is.Counts().Refreshes > before })
 	}
 	wave(0)
 	wave(1)
-	writer, other, writerEnv := procs[0], procs[1], envs[0]
+	writer, other, writerID := procs[0], procs[1], "replica-0"
 	if opened(writer) == 0 {
-		writer, other, writerEnv = other, writer, envs[1]
+		writer, other, writerID = other, writer, "replica-1"
 	}
 	if opened(writer) != float64(total) {
 		t.Fatalf("opened %v and %v of %d: a route's outbox is applied by one replica at a time", opened(procs[0]), opened(procs[1]), total)
@@ -240,7 +214,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitExit(t, writer.exited, "the writing replica after SIGTERM")
-	restarted := startBridge(t, writerEnv)
+	restarted := startBridge(t, h.envWith("BRIDGE_MQTT_CLIENT_ID", writerID, "BRIDGE_MQTT_TOPIC", "$share/bridges/zuul/#"))
 	wave(2)
 	wave(3)
 	if n := opened(other); n != 8 {
@@ -261,6 +235,7 @@ func TestOIDCTwoReplicasOneChain(t *testing.T) {
 // TestStatuspageAuthConfigErrors: contradictory credentials are configuration errors
 // (exit 2) that name the variable.
 func TestStatuspageAuthConfigErrors(t *testing.T) {
+	t.Parallel()
 	seed := filepath.Join(t.TempDir(), "seed")
 	writeFile(t, seed, []byte("rt-seed\n"))
 	base := []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
@@ -276,13 +251,11 @@ func TestStatuspageAuthConfigErrors(t *testing.T) {
 		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example", "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE=/nonexistent/seed"}, "BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE: "},
 		{[]string{"BRIDGE_STATUSPAGE_OIDC_ISSUER=https://idp.example", "BRIDGE_STATUSPAGE_OIDC_CLIENT_ID="}, "BRIDGE_STATUSPAGE_OIDC_CLIENT_ID: must not be empty"},
 	} {
-		cmd := exec.Command(bridgeBin)
-		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), tc.env...)
-		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.want) {
+		out, code := runBridge(t, append(base, tc.env...))
+		if code != 2 || !strings.Contains(out, tc.want) {
 			t.Errorf("%v: exit %d, want 2 with %q:\n%s", tc.env, code, tc.want, out)
 		}
-		if strings.Contains(string(out), "rt-seed") {
+		if strings.Contains(out, "rt-seed") {
 			t.Errorf("%v: the seed is in the output", tc.env)
 		}
 	}
@@ -294,17 +267,13 @@ func TestStatuspageAuthConfigErrors(t *testing.T) {
 // always, and the status page route's report is dead-lettered at once with the reason,
 // holding nothing back; the issuer is never asked (no chain can be kept).
 func TestStatusPageNeedsJetStream(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: time.Hour})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	chat := collect(t, nc, "zuul.>")
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	nc.Flush()
-	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
-	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-nojs"))
+	o := behindProxy(is, "auth-nojs")
+	o.JetStream = false
+	h, _ := oidcHarness(t, is, o)
+	fake, chat, dead := h.fake, h.chat, h.dead
+	p := h.start()
 	waitFor(t, 30*time.Second, "the feature reported unavailable", func() bool {
 		return p.metric(t, `zuul_bridge_feature_unavailable{feature="status page routes"}`) == 1
 	})
@@ -312,10 +281,10 @@ func TestStatusPageNeedsJetStream(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "status page routes needs JetStream and did not start") || !strings.Contains(body, "nats-server -js") {
 		t.Errorf("/readyz %d:\n%s", code, body)
 	}
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	h.publish(failuresOfWave(t, 0, 1)...)
 	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
 	waitFor(t, 30*time.Second, "the status page work dead-lettered", func() bool { return dead.unique() == 1 })
-	waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
+	p.waitAcked(t, 1)
 	out := p.out.String()
 	if n := countLines(out, "status page routes needs JetStream and did not start; NATS routes are not affected"); n != 1 {
 		t.Errorf("%d log lines about the missing JetStream, want 1:\n%s", n, tail(out, 20))
@@ -333,17 +302,11 @@ func TestStatusPageNeedsJetStream(t *testing.T) {
 // say so, NATS routes keep delivering, and a new seed in the file heals it without a
 // restart: the waiting report's incident is written, nothing dead-lettered.
 func TestOIDCBrokenChainReseeded(t *testing.T) {
+	t.Parallel()
 	is := oidcfake.New(t, oidcfake.Options{IDTokenTTL: 2 * time.Second, ReuseWindow: 200 * time.Millisecond})
-	fake := behindProxy(t, is)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	chat := collect(t, nc, "zuul.>")
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	nc.Flush()
-	seedFile := filepath.Join(t.TempDir(), "seed")
-	writeFile(t, seedFile, []byte(is.Seed()+"\n"))
-	p := startBridge(t, oidcEnv(t, broker, ns.ClientURL(), fake, is, seedFile, "auth-reseed"))
+	h, seedFile := oidcHarness(t, is, behindProxy(is, "auth-reseed"))
+	fake, chat, dead := h.fake, h.chat, h.dead
+	p := h.start()
 	waitFor(t, 30*time.Second, "a refresh", func() bool {
 		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="ok"}`) >= 1
 	})
@@ -353,7 +316,7 @@ func TestOIDCBrokenChainReseeded(t *testing.T) {
 		return p.metric(t, `zuul_bridge_statuspage_oidc_refreshes_total{result="refused"}`) >= 1 &&
 			p.metric(t, "zuul_bridge_statuspage_writes_accepted") == 0
 	})
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfWave(t, 0, 1)...)
+	h.publish(failuresOfWave(t, 0, 1)...)
 	waitFor(t, 30*time.Second, "the report on NATS", func() bool { return chat.unique() == 1 })
 	waitFor(t, 30*time.Second, "the write waiting for a token", func() bool {
 		return p.metric(t, `zuul_bridge_statuspage_auth_failures_total{reason="no_token"}`) >= 1

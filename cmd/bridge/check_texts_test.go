@@ -14,6 +14,7 @@ import (
 // status page: title, description and update of a failure (the non-voting failure left
 // out), the closing update of a success; plain words, no route name, no result code.
 func TestCheckShowsPublicTexts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
 	writeFile(t, rules, []byte(`routes:

@@ -7,251 +7,42 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
-
-var bridgeBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "zuul-bridge-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	bridgeBin = filepath.Join(dir, "bridge")
-	build := exec.Command("go", "build", "-o", bridgeBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the bridge:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type bridgeProc struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	http   string
-	exited chan struct{}
-}
-
-// writeFile writes a file the test needs (0600), failing the test if it cannot.
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-}
-
-func freeLocalAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startBridge runs the binary with env (BRIDGE_HTTP_ADDR is set here) and waits until
-// /readyz says ready.
-func startBridge(t *testing.T, env map[string]string) *bridgeProc {
-	t.Helper()
-	p := launchBridge(t, env)
-	p.awaitReady(t)
-	return p
-}
-
-// launchBridge runs the binary with env (BRIDGE_HTTP_ADDR is set here) and returns at once.
-func launchBridge(t *testing.T, env map[string]string) *bridgeProc {
-	t.Helper()
-	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
-	p.cmd = exec.Command(bridgeBin)
-	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http, "BRIDGE_LOG_LEVEL=debug")
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		awaitExit(t, p.exited, "the bridge after SIGKILL")
-		if t.Failed() {
-			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
-		}
-	})
-	return p
-}
-
-// awaitReady waits until /readyz says ready; it fails the test if the bridge exits.
-func (p *bridgeProc) awaitReady(t *testing.T) {
-	t.Helper()
-	waitFor(t, 30*time.Second, "bridge ready", func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("bridge exited: %s", p.out.String())
-		default:
-		}
-		resp, err := http.Get("http://" + p.http + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
-
-func (p *bridgeProc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	awaitExit(t, p.exited, "the bridge after SIGKILL")
-}
-
-// awaitExit waits for exited to close, or fails the test after 30s.
-func awaitExit(t *testing.T, exited <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s: no exit within 30s", what)
-	}
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
-}
-
-// waitFor polls cond until it holds or the deadline passes: it awaits an event
-// (a message count, a port), it does not time anything.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// metric reads one sample value of the bridge's /metrics ("" labels: the plain name).
-func (p *bridgeProc) metric(t *testing.T, name string) float64 {
-	resp, err := http.Get("http://" + p.http + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return 0
-}
-
-// collector counts what arrives on NATS.
-type collector struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-	ids  map[string]int
-}
-
-func collect(t *testing.T, nc *nats.Conn, subject string) *collector {
-	return collectInto(t, nc, subject, &collector{ids: map[string]int{}})
-}
-
-func collectInto(t *testing.T, nc *nats.Conn, subject string, c *collector) *collector {
-	_, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		c.mu.Lock()
-		c.msgs = append(c.msgs, m)
-		c.ids[m.Header.Get("Nats-Msg-Id")]++
-		c.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func (c *collector) unique() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.ids)
-}
 
 func topicOf(payload []byte) string { return sampleTopic(payload) }
 
 // TestSamplesEndToEnd: with the default rules, every failing periodic sample arrives
 // exactly once, on the documented subject with the documented body, and nothing else.
 func TestSamplesEndToEnd(t *testing.T) {
-	brokerURL := anyBroker(t)
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	got := collect(t, nc, "zuul.>")
-	collectInto(t, nc, "zuul-bridge.>", got)
-	nc.Flush()
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-samples"})
+	t.Parallel()
+	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "e2e-samples"})
+	got := h.chat
+	collectInto(t, h.nc, "zuul-bridge.>", got) // the dead letter, and anything else
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p := h.start()
 
 	all := samples.All()
 	for _, s := range all {
-		mqtttest.Publish(t, brokerURL, topicOf(s.Payload), s.Payload)
+		h.publishTo(topicOf(s.Payload), s.Payload)
 	}
-	mqtttest.Publish(t, brokerURL, "zuul/garbage", []byte("this is not json"))
-	waitFor(t, 30*time.Second, "every report settled", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(all)+1)
-	})
-	if err := nc.Flush(); err != nil {
+	h.publishTo("zuul/garbage", []byte("this is not json"))
+	p.waitAcked(t, len(all)+1)
+	if err := h.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	lintMetrics(t, p.http)
@@ -322,26 +113,6 @@ func lintMetrics(t *testing.T, addr string) {
 	}
 }
 
-// anyBroker is mosquitto where it is installed, else the embedded mochi-mqtt: the tests
-// that need no broker restart and no persistence still run on a machine without mosquitto.
-// Under CI=true mosquitto is required (a missing one fails the test).
-func anyBroker(t *testing.T) string {
-	if os.Getenv("BRIDGE_TEST_BROKER") == "mochi" { // to try this path where mosquitto exists
-		return mqtttest.StartMochi(t)
-	}
-	if testenv.InCI() {
-		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
-	}
-	if _, err := exec.LookPath("mosquitto"); err == nil {
-		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).URL()
-	}
-	t.Log("mosquitto not installed: using the embedded mochi-mqtt broker")
-	return mqtttest.StartMochi(t)
-}
-
 // uniqueFailures makes n distinct failing periodic reports (distinct buildset uuids).
 func uniqueFailures(n int) [][]byte {
 	var base []byte
@@ -364,20 +135,17 @@ func TestKillNineLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
+	t.Parallel()
 	const n = 3000
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	got := collect(t, nc, "zuul.>")
-	nc.Flush()
-	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-kill", "BRIDGE_LOG_LEVEL": "warn",
+	h := newHarness(t, harnessOptions{ClientID: "e2e-kill", LogLevel: "warn",
 		// Fewer reports in flight per acknowledgement round: the stream lasts long enough
 		// for each SIGKILL to land in its middle, also on a busy machine.
-		"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}
+		Env: map[string]string{"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}})
+	got, env := h.chat, h.env
 
 	// The first run creates the session; then the reports queue in the broker.
-	startBridge(t, env).kill(t)
-	mqtttest.Publish(t, broker.URL(), "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None", uniqueFailures(n)...)
+	h.start().kill(t)
+	h.publish(uniqueFailures(n)...)
 
 	// Each run is killed once the stream reaches its mark, without waiting for /readyz
 	// first (the bridge works through the session's backlog before its SUBACK makes it
@@ -386,32 +154,24 @@ func TestKillNineLosesNothing(t *testing.T) {
 		p := launchBridge(t, env)
 		waitFor(t, 60*time.Second, fmt.Sprintf("%d reports", at), func() bool { return got.unique() >= at })
 		p.kill(t)
-		landed := deliveredAfterExit(t, ns, 1, nc, got)
+		landed := deliveredAfterExit(t, h.ns, 1, h.nc, got)
 		t.Logf("SIGKILL aimed at %d landed at %d of %d distinct reports", at, landed, n)
 		if landed >= n {
 			t.Fatalf("SIGKILL aimed at %d landed after all %d reports were delivered: no work outstanding", at, n)
 		}
 	}
-	startBridge(t, env)
+	h.start()
 	waitFor(t, 120*time.Second, "all reports", func() bool { return got.unique() == n })
-	got.mu.Lock()
-	t.Logf("%d reports delivered as %d messages (%d redelivered after the kills)", n, len(got.msgs), len(got.msgs)-n)
-	got.mu.Unlock()
+	msgs := len(got.all())
+	t.Logf("%d reports delivered as %d messages (%d redelivered after the kills)", n, msgs, msgs-n)
 }
 
 // TestSigtermExitsZero: a graceful stop exits 0 and says so, and a clean start and stop
 // logs no warning or error (the deliberate close of NATS is not "closed for good").
 func TestSigtermExitsZero(t *testing.T) {
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-term"})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit after SIGTERM")
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.out.String(), "stopped") {
+	t.Parallel()
+	p := newHarness(t, harnessOptions{ClientID: "e2e-term"}).start()
+	if code := p.signal(t, syscall.SIGTERM); code != 0 || !strings.Contains(p.out.String(), "stopped") {
 		t.Fatalf("exit code %d:\n%s", code, p.out.String())
 	}
 	if w := warnings(p.out.String()); len(w) > 0 {
@@ -422,9 +182,8 @@ func TestSigtermExitsZero(t *testing.T) {
 // TestBadConfigurationNamesEveryVariable: all problems at once, by name, exit 2, and no
 // secret in the output.
 func TestBadConfigurationNamesEveryVariable(t *testing.T) {
-	cmd := exec.Command(bridgeBin)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
+	t.Parallel()
+	out, code := runBridge(t, []string{
 		"BRIDGE_MQTT_URL=http://broker:1883",
 		"BRIDGE_NATS_URL=nats://user:s3cr3t-pw@nats:4222",
 		"BRIDGE_DELIVERY_DEADLINE=5",
@@ -434,36 +193,48 @@ func TestBadConfigurationNamesEveryVariable(t *testing.T) {
 		"BRIDGE_LOG_LEVEL=loud",
 		"BRIDGE_STATUSPAGE_URL=ftp://x",
 		"BRIDGE_STATUSPAGE_OUTBOX_MAX_AGE=12h", // shorter than the retry window (24h)
-	}
-	out, err := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+	})
+	if code != 2 {
 		t.Fatalf("exit %d, want 2:\n%s", code, out)
 	}
 	for _, name := range []string{"BRIDGE_MQTT_URL", "BRIDGE_DELIVERY_DEADLINE", "BRIDGE_MQTT_RECEIVE_MAXIMUM", "BRIDGE_MQTT_PASSWORD:", "BRIDGE_MQTT_PASSWORD_FILE", "BRIDGE_LOG_LEVEL", "BRIDGE_STATUSPAGE_URL",
 		"BRIDGE_STATUSPAGE_OUTBOX_MAX_AGE: 12h0m0s must be longer than BRIDGE_STATUSPAGE_RETRY_WINDOW (24h0m0s)"} {
-		if !strings.Contains(string(out), name) {
+		if !strings.Contains(out, name) {
 			t.Errorf("output does not name %s:\n%s", name, out)
 		}
 	}
 	for _, secret := range []string{"hunter2-secret", "s3cr3t-pw"} {
-		if strings.Contains(string(out), secret) {
+		if strings.Contains(out, secret) {
 			t.Errorf("output contains a secret:\n%s", out)
 		}
 	}
 }
 
 func TestInvalidRulesFileStopsStartup(t *testing.T) {
+	t.Parallel()
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, rules, []byte("routes:\n  - name: chat\n    match: {result: failur}\n    nats: {}\n"))
-	cmd := exec.Command(bridgeBin)
-	cmd.Env = []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_RULES_FILE=" + rules, "BRIDGE_HTTP_ADDR=127.0.0.1:0"}
-	out, _ := cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `route "chat"`) || !strings.Contains(string(out), "match.result") {
-		t.Fatalf("exit %d:\n%s", cmd.ProcessState.ExitCode(), out)
+	out, code := runBridge(t, []string{"BRIDGE_MQTT_URL=mqtt://127.0.0.1:1", "BRIDGE_NATS_URL=nats://127.0.0.1:1", "BRIDGE_RULES_FILE=" + rules, "BRIDGE_HTTP_ADDR=127.0.0.1:0"})
+	if code != 2 || !strings.Contains(out, `route "chat"`) || !strings.Contains(out, "match.result") {
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
 
+// runBridge runs the binary with args in the environment env (and PATH) to its end, and
+// returns its output and exit code.
+func runBridge(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bridgeBin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("running the bridge: %v", err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
 func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var files []string
 	for _, s := range samples.All() {
@@ -475,10 +246,7 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.json")
 	writeFile(t, bad, []byte(`{"tenant": 5}`))
-	cmd := exec.Command(bridgeBin, append([]string{"check"}, append(files, bad)...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	out, _ := cmd.CombinedOutput()
-	s := string(out)
+	s, code := runBridge(t, nil, append([]string{"check"}, append(files, bad)...)...)
 	for _, want := range []string{
 		"built-in default rules: 1 route(s), valid",
 		"route periodic-failures: MATCH",
@@ -492,8 +260,8 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, s)
 		}
 	}
-	if cmd.ProcessState.ExitCode() != 1 {
-		t.Errorf("exit %d, want 1 for the bad payload", cmd.ProcessState.ExitCode())
+	if code != 1 {
+		t.Errorf("exit %d, want 1 for the bad payload", code)
 	}
 }
 
@@ -503,16 +271,8 @@ func TestCheckShowsRoutesSubjectAndBody(t *testing.T) {
 // cleanly on Ctrl-C. Its log, not a terminal here, is the console format without colour
 // codes, at info: one line per report (kept or dropped), no debug lines, no warnings.
 func TestDemo(t *testing.T) {
-	cmd := exec.Command(bridgeBin, "demo")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
+	d := startDemo(t)
+	out := d.out
 	waitFor(t, 60*time.Second, "the demo output", func() bool {
 		s := out.String()
 		return strings.Count(s, "\nNATS zuul.scs.periodic-") == 6 && strings.Contains(s, "\nSTATUS PAGE PATCH /incidents/")
@@ -524,13 +284,7 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(s, `/updates: 201 "Resolved"`) || !strings.Contains(s, ": 204 ended at ") {
 		t.Errorf("the incident was not resolved with a closing update:\n%s", s)
 	}
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not stop on Ctrl-C")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.signal(t, os.Interrupt); code != 0 { // Ctrl-C
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 	if strings.Contains(out.String(), "against the API spec") {
@@ -555,27 +309,13 @@ func TestDemo(t *testing.T) {
 // status page) started and stopped with SIGTERM, as Kubernetes stops a pod, exits 0 and
 // logs nothing at warn or error; the NATS connection's close is an info line.
 func TestDemoSigtermLogsNoWarnings(t *testing.T) {
-	cmd := exec.Command(bridgeBin, "demo")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t), "BRIDGE_LOG_FORMAT=json")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() { cmd.Process.Kill(); awaitExit(t, exited, "the demo after SIGKILL") }()
+	d := startDemo(t, "BRIDGE_LOG_FORMAT=json")
+	out := d.out
 	waitFor(t, 60*time.Second, "the incident resolved", func() bool {
 		return strings.Contains(out.String(), `"message":"incident resolved"`) &&
 			strings.Count(out.String(), `"message":"report `) == len(samples.All())
 	})
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not stop on SIGTERM")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.signal(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 	if w := warnings(out.String()); len(w) > 0 {
@@ -584,4 +324,16 @@ func TestDemoSigtermLogsNoWarnings(t *testing.T) {
 	if !strings.Contains(out.String(), `"message":"stopped"`) {
 		t.Errorf("no stopped line:\n%s", out.String())
 	}
+}
+
+// startDemo runs `bridge demo` with env added to the test's environment. The demo tests
+// do not run in parallel (with each other or the rest): the demo takes MQTT's and NATS's
+// usual ports (1883, 4222) when they look free, so two demos starting at once could both
+// pick them; and the demo replays its samples without waiting for the outbox stream, so on
+// a busy machine a report can meet "the outbox stream is not open yet" (a warning, and its
+// NATS message published twice), which both tests refuse.
+func startDemo(t *testing.T, env ...string) *proc {
+	cmd := exec.Command(bridgeBin, "demo")
+	cmd.Env = append(append(os.Environ(), "BRIDGE_HTTP_ADDR="+freeLocalAddr(t)), env...)
+	return startProc(t, cmd)
 }

@@ -6,14 +6,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,51 +22,32 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
-
-const capiTopic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None"
-
-func natsConn(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	return natstest.Connect(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-}
-
-func (p *bridgeProc) ready() int {
-	resp, err := http.Get("http://" + p.http + "/readyz")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // TestBrokerRestartDuringStream: mosquitto (persistent) restarts while reports flow; the
 // bridge is not ready while it is down, reconnects, its session survives, every report
 // arrives. The whole stream is published before the stop, and the broker stops while
 // part of it is still undelivered: those reports cross the restart end to end.
 func TestBrokerRestartDuringStream(t *testing.T) {
+	t.Parallel()
 	const n = 1000
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	got := collect(t, nc, "zuul.>")
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "faults-broker", "BRIDGE_LOG_LEVEL": "info",
+	h := newHarness(t, harnessOptions{ClientID: "faults-broker", LogLevel: "info",
 		// One report in flight per acknowledgement round: the stream lasts long enough
 		// for the stop to land in its middle, also on a busy machine.
-		"BRIDGE_MQTT_RECEIVE_MAXIMUM": "1"})
-	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(n)...)
+		Env: map[string]string{"BRIDGE_MQTT_RECEIVE_MAXIMUM": "1"}})
+	got := h.chat
+	p := h.start()
+	h.publish(uniqueFailures(n)...)
 	waitFor(t, 30*time.Second, "first reports", func() bool { return got.unique() >= n/10 })
-	broker.Stop(t)
+	h.broker.Stop(t)
 	waitFor(t, 30*time.Second, "/readyz 503 while the broker is down", func() bool { return p.ready() == 503 })
 	// What the bridge took in before the stop it may still deliver; once it has settled
 	// all of it, what NATS has is all that can arrive without the broker.
 	waitFor(t, 30*time.Second, "the reports taken in before the stop settled", func() bool {
 		return p.metricSum("zuul_bridge_deliveries_total") == p.metricSum("zuul_bridge_reports_received_total")
 	})
-	if err := nc.Flush(); err != nil {
+	if err := h.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	before := got.unique()
@@ -76,7 +55,7 @@ func TestBrokerRestartDuringStream(t *testing.T) {
 	if before >= n {
 		t.Fatalf("all %d reports were delivered before the broker stopped: none crosses the restart", n)
 	}
-	broker.Restart(t)
+	h.broker.Restart(t)
 	waitFor(t, 60*time.Second, "all reports after the broker restart", func() bool { return got.unique() == n })
 	waitFor(t, 30*time.Second, "ready again", func() bool { return p.ready() == 200 })
 }
@@ -84,20 +63,18 @@ func TestBrokerRestartDuringStream(t *testing.T) {
 // TestNATSOutage: while NATS is down nothing is acknowledged, /readyz says not ready, the
 // work in flight is bounded; when NATS is back every report arrives.
 func TestNATSOutage(t *testing.T) {
+	t.Parallel()
 	const n = 100
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	opts := &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true}
-	ns := natstest.StartWith(t, opts)
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "faults-nats", "BRIDGE_LOG_LEVEL": "info", "BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"})
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	h := newHarness(t, harnessOptions{ClientID: "faults-nats", LogLevel: "info", Env: map[string]string{"BRIDGE_MQTT_RECEIVE_MAXIMUM": "10"}})
+	p := h.start()
+	h.ns.Shutdown()
+	h.ns.WaitForShutdown()
 	waitFor(t, 30*time.Second, "/readyz 503", func() bool { return p.ready() == 503 })
 	// From here until NATS is back, the acknowledged and received counts are read
 	// again and again: the claim holds for the whole outage, not one moment of it.
 	const acked, received = "zuul_bridge_reports_acked_total", "zuul_bridge_reports_received_total"
 	watch := watchMetrics(p, acked, received)
-	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(n)...)
+	h.publish(uniqueFailures(n)...)
 	waitFor(t, 30*time.Second, "reports taken in", func() bool { return p.metricSum(received) >= 10 })
 	// The outage lasts until a delivery in flight has failed four times (the reports
 	// share one key, so the others wait behind it): work was in flight, and was
@@ -121,17 +98,9 @@ func TestNATSOutage(t *testing.T) {
 	if maxima[received] > 10 {
 		t.Fatalf("%v reports taken in with receive maximum 10: the backlog is not bounded", maxima[received])
 	}
-	ns2 := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: opts.Port, NoLog: true, NoSigs: true})
-	got := collect(t, natsConn(t, ns2.ClientURL()), "zuul.>")
-	waitFor(t, 60*time.Second, "every report after NATS came back", func() bool { return got.unique() == n })
+	h.startNATS() // on the same port, with a new h.chat
+	waitFor(t, 60*time.Second, "every report after NATS came back", func() bool { return h.chat.unique() == n })
 	waitFor(t, 30*time.Second, "/readyz 200", func() bool { return p.ready() == 200 })
-}
-
-func freePortNumber(t *testing.T) int {
-	addr := freeLocalAddr(t)
-	var port int
-	fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
-	return port
 }
 
 // failuresOfProjects makes one failing periodic-daily report per project: distinct
@@ -147,38 +116,29 @@ func failuresOfProjects(t *testing.T, projects ...string) [][]byte {
 	return out
 }
 
-const statuspageRules = `routes:
-  - name: nightly
-    match: {pipeline: periodic-daily}
-    statuspage: {component: Zuul}
-  - name: chat
-    match: {pipeline: periodic-daily, result: failure}
-    nats: {}
-`
-
-func statuspageEnv(t *testing.T, broker *mqtttest.Mosquitto, natsURL, spURL, clientID string) map[string]string {
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(statuspageRules))
-	return map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": natsURL, "BRIDGE_MQTT_CLIENT_ID": clientID,
-		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": spURL, "BRIDGE_STATUSPAGE_TIMEOUT": "1s", "BRIDGE_LOG_LEVEL": "info"}
+// withStatusPage is the set-up of the status page tests: a status page fake, the rules
+// statuspageRules, NATS with JetStream (the outbox), log level info.
+func withStatusPage(clientID string) harnessOptions {
+	return harnessOptions{StatusPage: &statuspagefake.Options{}, Rules: statuspageRules, JetStream: true, ClientID: clientID, LogLevel: "info"}
 }
 
 // TestStatusPageOutage: the status page answers 503, hangs, refuses connections for a
 // while; once it is back there is exactly one incident per key.
 func TestStatusPageOutage(t *testing.T) {
+	t.Parallel()
 	for _, fault := range []statuspagefake.Fault{{Status: 503, Message: "unavailable"}, {Hang: true}, {CloseConn: true}} {
 		t.Run(fmt.Sprintf("%+v", fault), func(t *testing.T) {
-			fake := statuspagefake.New(t, statuspagefake.Options{})
-			broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-			ns := natstest.Start(t, true)
-			p := startBridge(t, statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-sp"))
+			t.Parallel()
+			h := newHarness(t, withStatusPage("faults-sp"))
+			fake := h.fake
+			p := h.start()
 			faulted := make(chan struct{}, 1000)
 			fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
 				faulted <- struct{}{}
 				return fault, true
 			})
 			projects := []string{"o/a", "o/b", "o/c"}
-			mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
+			h.publish(failuresOfProjects(t, projects...)...)
 			for range 6 { // the bridge tried, and retried
 				select {
 				case <-faulted:
@@ -189,10 +149,8 @@ func TestStatusPageOutage(t *testing.T) {
 			fake.SetFault(nil)
 			waitFor(t, 60*time.Second, "one incident per key", func() bool { return len(fake.Incidents()) == len(projects) })
 			// Redelivery or late retries must not add a second incident for any key.
-			mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
-			waitFor(t, 30*time.Second, "the redelivered reports settled", func() bool {
-				return p.metric(t, "zuul_bridge_reports_acked_total") == float64(2*len(projects))
-			})
+			h.publish(failuresOfProjects(t, projects...)...)
+			p.waitAcked(t, 2*len(projects)) // the redelivered reports settled
 			if got := len(fake.Incidents()); got != len(projects) {
 				t.Fatalf("%d incidents, want %d", got, len(projects))
 			}
@@ -204,31 +162,25 @@ func TestStatusPageOutage(t *testing.T) {
 // to the dead-letter subject with the reason (the report, acknowledged once stored, is not
 // held back), and the stream goes on.
 func TestPermanentSinkFailureIsDeadLettered(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	p := startBridge(t, statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-400"))
+	t.Parallel()
+	h := newHarness(t, withStatusPage("faults-400"))
+	fake, dead, chat := h.fake, h.dead, h.chat
+	p := h.start()
 	fake.SetFault(func(r *http.Request, _ []byte) (statuspagefake.Fault, bool) {
 		return statuspagefake.Fault{Status: 400, Message: "Bad Request"}, r.Method == "POST" && r.URL.Path == "/incidents"
 	})
 	reports := failuresOfProjects(t, "o/a", "o/b")
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[0])
+	h.publish(reports[0])
 	waitFor(t, 30*time.Second, "dead letter", func() bool { return dead.unique() == 1 })
-	dead.mu.Lock()
-	m := dead.msgs[0]
-	dead.mu.Unlock()
+	m := dead.first()
 	if m.Header.Get("Bridge-Sink") != "statuspage" || m.Header.Get("Bridge-Route") != "nightly" ||
 		!strings.Contains(m.Header.Get("Bridge-Reason"), "400") || !bytes.Contains(m.Data, []byte("00000000000000000000000000abc000")) {
 		t.Fatalf("dead letter headers %v, body %s", m.Header, m.Data)
 	}
 	fake.SetFault(nil)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[1])
+	h.publish(reports[1])
 	waitFor(t, 30*time.Second, "the next report", func() bool { return len(fake.Incidents()) == 1 && chat.unique() == 2 })
-	waitFor(t, 30*time.Second, "both acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 2 })
+	p.waitAcked(t, 2)
 }
 
 // TestGracefulShutdownUnderLoad: SIGTERM while deliveries hang exits 0 within the grace
@@ -241,10 +193,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	// Generous, so that a slow machine does not fail the test; far below the delivery
 	// deadline, so that a shutdown the grace period does not bound fails it.
 	const margin = 10 * time.Second
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	js, err := jetstream.New(natsConn(t, ns.ClientURL()))
+	t.Parallel()
+	h := newHarness(t, withStatusPage("faults-term"))
+	fake := h.fake
+	js, err := jetstream.New(h.nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,12 +208,11 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if _, err := js.Publish(t.Context(), "zuul.filler", nil); err != nil { // full from now on
 		t.Fatal(err)
 	}
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "faults-term")
-	env["BRIDGE_SHUTDOWN_GRACE"] = grace.String()
-	env["BRIDGE_DELIVERY_DEADLINE"] = "10m"
-	p := startBridge(t, env)
+	h.env["BRIDGE_SHUTDOWN_GRACE"] = grace.String()
+	h.env["BRIDGE_DELIVERY_DEADLINE"] = "10m"
+	p := h.start()
 	projects := []string{"o/a", "o/b", "o/c", "o/d"}
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, projects...)...)
+	h.publish(failuresOfProjects(t, projects...)...)
 	waitFor(t, 30*time.Second, "every report taken in and its NATS delivery retried", func() bool {
 		return p.metric(t, "zuul_bridge_reports_received_total") == float64(len(projects)) &&
 			p.metric(t, `zuul_bridge_delivery_retries_total{route="chat",sink="nats"}`) >= 1
@@ -289,7 +240,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if _, err := js.UpdateStream(t.Context(), chatCfg); err != nil {
 		t.Fatal(err)
 	}
-	startBridge(t, env)
+	h.start()
 	waitFor(t, 60*time.Second, "the unacknowledged reports redelivered to NATS", func() bool {
 		info, err := chat.Info(t.Context())
 		return err == nil && info.State.Msgs == uint64(1+len(projects))
@@ -300,14 +251,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 // TestBadInput: each kind of bad payload is logged with its topic and reason, counted,
 // dead-lettered and acknowledged; the process stays up and the next good report goes through.
 func TestBadInput(t *testing.T) {
-	brokerURL := anyBroker(t)
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "faults-input", "BRIDGE_MAX_PAYLOAD_BYTES": "200000"})
+	t.Parallel()
+	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "faults-input", Env: map[string]string{"BRIDGE_MAX_PAYLOAD_BYTES": "200000"}})
+	dead, chat := h.dead, h.chat
+	p := h.start()
 	bad := map[string][]byte{
 		"not_json":     []byte("<html>502 Bad Gateway</html>"),
 		"wrong_shape":  []byte(`{"action": "failure", "tenant": ["scs"], "pipeline": "p", "project": "x", "buildset": {}}`),
@@ -319,16 +266,13 @@ func TestBadInput(t *testing.T) {
 		"missing":      []byte(`{"hello": "world"}`),
 	}
 	for name, payload := range bad {
-		mqtttest.Publish(t, brokerURL, "zuul/bad/"+name, payload)
+		h.publishTo("zuul/bad/"+name, payload)
 	}
-	good := uniqueFailures(1)[0]
-	mqtttest.Publish(t, brokerURL, capiTopic, good)
+	h.publish(uniqueFailures(1)...)
 	waitFor(t, 30*time.Second, "dead letters and the good report", func() bool {
 		return dead.unique() == len(bad) && chat.unique() == 1
 	})
-	waitFor(t, 30*time.Second, "all acknowledged", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(bad)+1)
-	})
+	p.waitAcked(t, len(bad)+1)
 	out := p.out.String()
 	for name := range bad {
 		if !strings.Contains(out, `"topic":"zuul/bad/`+name+`"`) {
@@ -343,47 +287,43 @@ func TestBadInput(t *testing.T) {
 // TestTLSEverywhere: MQTT, NATS and the status page over TLS with a private CA and client
 // certificates generated in the test.
 func TestTLSEverywhere(t *testing.T) {
+	t.Parallel()
 	certs := mqtttest.GenerateCerts(t)
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{TLS: &mqtttest.MosquittoTLS{
-		CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CAFile: certs.CAFile, RequireClientCert: true}})
-	ntls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
-	if err != nil {
-		t.Fatal(err)
+	tlsConfig := func() *tls.Config {
+		c, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, TLSConfig: ntls, TLSVerify: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	target, err := url.Parse(fake.URL())
+	natsOpts := natsOptions(t)
+	natsOpts.TLSConfig, natsOpts.TLSVerify = tlsConfig(), true
+	o := withStatusPage("faults-tls")
+	o.Mosquitto.TLS = &mqtttest.MosquittoTLS{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CAFile: certs.CAFile, RequireClientCert: true}
+	o.NATS = natsOpts
+	o.NATSConn = []nats.Option{nats.RootCAs(certs.CAFile), nats.ClientCert(certs.ClientCertFile, certs.ClientKeyFile)}
+	h := newHarness(t, o)
+	target, err := url.Parse(h.fake.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
-	stls, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, CaFile: certs.CAFile, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy.TLS = stls
+	proxy.TLS = tlsConfig()
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
 
-	nc, err := nats.Connect(ns.ClientURL(), nats.RootCAs(certs.CAFile), nats.ClientCert(certs.ClientCertFile, certs.ClientKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	env := statuspageEnv(t, broker, strings.Replace(ns.ClientURL(), "nats://", "tls://", 1), proxy.URL, "faults-tls")
-	env["BRIDGE_MQTT_URL"] = broker.TLSURL()
+	h.env["BRIDGE_NATS_URL"] = strings.Replace(h.ns.ClientURL(), "nats://", "tls://", 1)
+	h.env["BRIDGE_STATUSPAGE_URL"] = proxy.URL
+	h.env["BRIDGE_MQTT_URL"] = h.broker.TLSURL()
 	for _, p := range []string{"MQTT", "NATS", "STATUSPAGE"} {
-		env["BRIDGE_"+p+"_CA_FILE"] = certs.CAFile
-		env["BRIDGE_"+p+"_CERT_FILE"] = certs.ClientCertFile
-		env["BRIDGE_"+p+"_KEY_FILE"] = certs.ClientKeyFile
+		h.env["BRIDGE_"+p+"_CA_FILE"] = certs.CAFile
+		h.env["BRIDGE_"+p+"_CERT_FILE"] = certs.ClientCertFile
+		h.env["BRIDGE_"+p+"_KEY_FILE"] = certs.ClientKeyFile
 	}
-	startBridge(t, env)
-	mqtttest.PublishWith(t, mqtttest.PublishOptions{URL: broker.URL()}, capiTopic, uniqueFailures(1)...)
+	h.start()
+	h.publish(uniqueFailures(1)...) // over the plain listener
 	waitFor(t, 30*time.Second, "report over TLS on NATS and the status page", func() bool {
-		return chat.unique() == 1 && len(fake.Incidents()) == 1
+		return h.chat.unique() == 1 && len(h.fake.Incidents()) == 1
 	})
 }
 
@@ -391,40 +331,18 @@ func TestTLSEverywhere(t *testing.T) {
 // fails, the bridge starts with neither MQTT nor NATS reachable, stays alive (healthy, not
 // ready), and works as soon as both come up.
 func TestStartsWhileBrokersAreDown(t *testing.T) {
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	broker.Stop(t)
-	natsPort := freePortNumber(t)
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
-	p.cmd = exec.Command(bridgeBin)
-	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http, "BRIDGE_MQTT_URL="+broker.URL(), "BRIDGE_NATS_URL="+natsURL,
-		"BRIDGE_MQTT_CLIENT_ID=faults-cold")
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); awaitExit(t, p.exited, "the bridge after SIGKILL") })
-	waitFor(t, 30*time.Second, "/healthz while nothing is reachable", func() bool {
-		resp, err := http.Get("http://" + p.http + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	t.Parallel()
+	h := newHarness(t, harnessOptions{NATSDown: true, ClientID: "faults-cold", LogLevel: "info"})
+	h.broker.Stop(t)
+	p := launchBridge(t, h.env)
+	waitFor(t, 30*time.Second, "/healthz while nothing is reachable", func() bool { return p.healthz() == 200 })
 	if p.ready() != 503 {
 		t.Fatal("ready without brokers")
 	}
-	select {
-	case <-p.exited:
-		t.Fatalf("the bridge exited:\n%s", p.out.String())
-	default:
-	}
-	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: natsPort, NoLog: true, NoSigs: true})
-	broker.Restart(t)
-	got := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
+	p.exitedEarly(t)
+	h.startNATS()
+	h.broker.Restart(t)
 	waitFor(t, 60*time.Second, "ready once both are up", func() bool { return p.ready() == 200 })
-	mqtttest.Publish(t, broker.URL(), capiTopic, uniqueFailures(1)...)
-	waitFor(t, 30*time.Second, "the first report", func() bool { return got.unique() == 1 })
+	h.publish(uniqueFailures(1)...)
+	waitFor(t, 30*time.Second, "the first report", func() bool { return h.chat.unique() == 1 })
 }

@@ -1,17 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"math"
-	"net/http"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
 )
 
@@ -20,28 +13,6 @@ const lastEnd = "zuul_bridge_pipeline_last_buildset_end_timestamp_seconds"
 // nightlyThreshold is the daily threshold of the chart's ZuulBridgeNightlyNotReported.
 const nightlyThreshold = 93600 * time.Second
 
-// series reads one series of the bridge's /metrics by its labels in exposition order
-// (sorted by name); ok is false while the series does not exist.
-func (p *bridgeProc) series(t *testing.T, name, labels string) (v float64, ok bool) {
-	t.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if rest, found := strings.CutPrefix(line, name+"{"+labels+"} "); found {
-			if _, err := fmt.Sscan(rest, &v); err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return v, true
-		}
-	}
-	return 0, false
-}
-
 // waitSeries waits until the series exists with the value want (Unix seconds).
 func (p *bridgeProc) waitSeries(t *testing.T, labels string, want float64, what string) {
 	t.Helper()
@@ -49,7 +20,7 @@ func (p *bridgeProc) waitSeries(t *testing.T, labels string, want float64, what 
 	var seen bool
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if last, seen = p.series(t, lastEnd, labels); seen && last == want {
+		if last, seen = p.series(t, lastEnd+"{"+labels+"}"); seen && last == want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -67,21 +38,20 @@ func (p *bridgeProc) waitSeries(t *testing.T, labels string, want float64, what 
 // pipeline sets that pipeline's; after a restart, with nothing new above the reconciler's
 // cursor, the gauge is back at once.
 func TestPipelineRanGaugeFromZuulWeb(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily", "periodic-weekly", "check")
-	broker := anyBroker(t)
-	ns := natstest.Start(t, true) // JetStream: the reconciler's cursor survives the restart
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(`routes:
+	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "e2e-lastrun",
+		JetStream: true, // the reconciler's cursor survives the restart
+		Rules: `routes:
   - name: nightly
     match: {pipeline: "periodic-*", result: failure}
     nats: {}
     reconcile: true
-`))
-	env := map[string]string{"BRIDGE_MQTT_URL": broker, "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-lastrun",
-		"BRIDGE_RULES_FILE": rules, "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
-		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms", "BRIDGE_ZUUL_LOOKBACK": "24h"}
+`,
+		Env: map[string]string{"BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
+			"BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms", "BRIDGE_ZUUL_LOOKBACK": "24h"}})
 	const standards = "SovereignCloudStack/standards"
 	success := func(triggered time.Time) zuulwebfake.Buildset {
 		triggered = triggered.UTC().Truncate(time.Second) // zuul-web's resolution
@@ -95,13 +65,13 @@ func TestPipelineRanGaugeFromZuulWeb(t *testing.T) {
 
 	// Two days without a run: only the seed reads it (older than the lookback).
 	stale := success(time.Now().Add(-50 * time.Hour))
-	p := startBridge(t, env)
+	p := h.start()
 	p.waitSeries(t, daily, float64(stale.LastBuildEnd.Unix()), "newest buildset older than the lookback")
 	if age := time.Since(stale.LastBuildEnd); age <= nightlyThreshold {
 		t.Fatalf("age %v, want over the threshold %v", age, nightlyThreshold)
 	}
 	p.waitSeries(t, weekly, 0, "a reconciled pipeline that zuul-web has no buildset of")
-	if _, ok := p.series(t, lastEnd, `pipeline="check",tenant="scs"`); ok {
+	if _, ok := p.series(t, lastEnd+`{pipeline="check",tenant="scs"}`); ok {
 		t.Fatal("check is not reconciled and sent nothing, yet has a series")
 	}
 
@@ -111,21 +81,21 @@ func TestPipelineRanGaugeFromZuulWeb(t *testing.T) {
 
 	// Over MQTT: an old periodic-daily failure (January 2025) does not move it back; a
 	// check failure sets check's to the end of its last build.
-	mqtttest.Publish(t, broker, capiTopic, sampleBytes(t, "periodic-daily_failure_mixed.json"))
+	h.publish(sampleBytes(t, "periodic-daily_failure_mixed.json"))
 	check := sampleBytes(t, "check_failure_pr.json")
-	mqtttest.Publish(t, broker, sampleTopic(check), check)
-	waitFor(t, 30*time.Second, "both MQTT reports settled", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 2 })
-	if v, _ := p.series(t, lastEnd, daily); v != float64(fresh.LastBuildEnd.Unix()) {
+	h.publishTo(sampleTopic(check), check)
+	p.waitAcked(t, 2) // both MQTT reports settled
+	if v, _ := p.series(t, lastEnd+"{"+daily+"}"); v != float64(fresh.LastBuildEnd.Unix()) {
 		t.Fatalf("periodic-daily after an older MQTT report: %v, want still %d", v, fresh.LastBuildEnd.Unix())
 	}
 	const checkEnd = 1736784851.4075696 // the latest end_time of its builds
-	if v, ok := p.series(t, lastEnd, `pipeline="check",tenant="scs"`); !ok || math.Abs(v-checkEnd) > 0.001 {
+	if v, ok := p.series(t, lastEnd+`{pipeline="check",tenant="scs"}`); !ok || math.Abs(v-checkEnd) > 0.001 {
 		t.Fatalf("check after its MQTT report: %v (exists %v), want its last build's end %v", v, ok, checkEnd)
 	}
 
 	// A restart: the cursor is past both buildsets, yet the gauge is known at once.
 	p.kill(t)
-	p = startBridge(t, env)
+	p = h.start()
 	p.waitSeries(t, daily, float64(fresh.LastBuildEnd.Unix()), "after the restart")
 	p.waitSeries(t, weekly, 0, "after the restart, the pipeline without buildsets")
 }

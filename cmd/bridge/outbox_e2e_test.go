@@ -6,22 +6,15 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	neturl "net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
@@ -35,17 +28,6 @@ func runsOfProjects(t *testing.T, runs int, projects ...string) [][]byte {
 		}
 	}
 	return out
-}
-
-func (p *bridgeProc) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + p.http + path)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // writesFail makes every write to the status page fail with fault, counting the attempts.
@@ -62,14 +44,35 @@ func writesFail(fake *statuspagefake.Fake, fault statuspagefake.Fault, attempts 
 	})
 }
 
+// waitIncidents waits until fake has one incident for each of keys, each with updates
+// updates (the later runs of its key); more incidents than keys end the wait at once.
+func waitIncidents(t *testing.T, limit time.Duration, fake *statuspagefake.Fake, keys, updates int) {
+	t.Helper()
+	waitFor(t, limit, fmt.Sprintf("one incident per key with %d updates", updates), func() bool {
+		incs := fake.Incidents()
+		if len(incs) != keys {
+			return len(incs) > keys
+		}
+		for _, inc := range incs {
+			if len(inc.Updates) != updates {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestOutboxStatusPageDownFromStart: the status page answers 503 to everything, or refuses
 // connections, from before the bridge starts. The bridge is healthy and ready at once, the
 // NATS route delivers every report and every report is acknowledged meanwhile; once the
 // status page is back, every key has exactly one incident with all its runs.
 func TestOutboxStatusPageDownFromStart(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"503", "refused"} {
 		t.Run(mode, func(t *testing.T) {
-			fake := statuspagefake.New(t, statuspagefake.Options{})
+			t.Parallel()
+			h := newHarness(t, withStatusPage("outbox-down"))
+			fake := h.fake
 			url, up := fake.URL(), func() { fake.SetFault(nil) }
 			if mode == "503" {
 				fake.SetFault(func(*http.Request, []byte) (statuspagefake.Fault, bool) {
@@ -89,18 +92,16 @@ func TestOutboxStatusPageDownFromStart(t *testing.T) {
 					t.Cleanup(func() { srv.Close() })
 				}
 			}
-			broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-			ns := natstest.Start(t, true)
-			chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
-			env := statuspageEnv(t, broker, ns.ClientURL(), url, "outbox-down")
-			env["BRIDGE_MQTT_RECEIVE_MAXIMUM"] = "4" // a held report would stop the intake at once
-			p := startBridge(t, env)                 // waits for /readyz 200: nothing waited for the status page
+			chat := h.chat
+			h.env["BRIDGE_STATUSPAGE_URL"] = url
+			h.env["BRIDGE_MQTT_RECEIVE_MAXIMUM"] = "4" // a held report would stop the intake at once
+			p := h.start()                             // waits for /readyz 200: nothing waited for the status page
 			if code, _ := p.get(t, "/healthz"); code != 200 {
 				t.Fatalf("/healthz %d while the status page is down", code)
 			}
 			projects := []string{"o/a", "o/b", "o/c"}
 			reports := runsOfProjects(t, 10, projects...)
-			mqtttest.Publish(t, broker.URL(), capiTopic, reports...)
+			h.publish(reports...)
 			waitFor(t, 60*time.Second, "every report on NATS and acknowledged while the status page is down", func() bool {
 				return chat.unique() == len(reports) && p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(reports))
 			})
@@ -118,18 +119,7 @@ func TestOutboxStatusPageDownFromStart(t *testing.T) {
 				return p.metric(t, "zuul_bridge_outbox_depth") == float64(len(reports))
 			})
 			up()
-			waitFor(t, 120*time.Second, "one incident per key with every run", func() bool {
-				incs := fake.Incidents()
-				if len(incs) != len(projects) {
-					return len(incs) > len(projects)
-				}
-				for _, inc := range incs {
-					if len(inc.Updates) != 9 {
-						return false
-					}
-				}
-				return true
-			})
+			waitIncidents(t, 120*time.Second, fake, len(projects), 9)
 			if n := len(fake.Incidents()); n != len(projects) {
 				t.Fatalf("%d incidents for %d keys", n, len(projects))
 			}
@@ -145,37 +135,30 @@ func TestOutboxStatusPageDownFromStart(t *testing.T) {
 // retry window; each item is dead-lettered with the reason, and the NATS route and later
 // status page work go on.
 func TestOutboxRetryWindowDeadLetters(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-window")
-	env["BRIDGE_STATUSPAGE_RETRY_WINDOW"] = "3s"
+	t.Parallel()
+	h := newHarness(t, withStatusPage("outbox-window"))
+	fake, dead, chat := h.fake, h.dead, h.chat
+	h.env["BRIDGE_STATUSPAGE_RETRY_WINDOW"] = "3s"
 	attempts := make(chan struct{}, 100)
 	writesFail(fake, statuspagefake.Fault{Status: 503, Message: "unavailable"}, attempts)
-	p := startBridge(t, env)
+	p := h.start()
 	reports := failuresOfProjects(t, "o/a", "o/b", "o/c")
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[:2]...)
+	h.publish(reports[:2]...)
 	waitFor(t, 30*time.Second, "both reports on NATS and acknowledged", func() bool {
 		return chat.unique() == 2 && p.metric(t, "zuul_bridge_reports_acked_total") == 2
 	})
 	waitFor(t, 60*time.Second, "both items dead-lettered", func() bool { return dead.unique() == 2 })
-	dead.mu.Lock()
-	for _, m := range dead.msgs {
+	for _, m := range dead.all() {
 		if r := m.Header.Get("Bridge-Reason"); !strings.Contains(r, "retry window of 3s passed") || !strings.Contains(r, "503") ||
 			m.Header.Get("Bridge-Route") != "nightly" || m.Header.Get("Bridge-Sink") != "statuspage" {
 			t.Errorf("dead letter headers %v", m.Header)
 		}
 	}
-	dead.mu.Unlock()
 	if len(attempts) < 2 {
 		t.Fatalf("%d write attempts before dead-lettering, want retries", len(attempts))
 	}
 	fake.SetFault(nil)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports[2])
+	h.publish(reports[2])
 	waitFor(t, 60*time.Second, "the next report applied", func() bool { return len(fake.Incidents()) == 1 && chat.unique() == 3 })
 	if got := p.metric(t, `zuul_bridge_outbox_items_total{outcome="dead_lettered",route="nightly"}`); got != 2 {
 		t.Errorf("dead-lettered items metric %v, want 2", got)
@@ -185,20 +168,17 @@ func TestOutboxRetryWindowDeadLetters(t *testing.T) {
 // TestOutboxSurvivesSigkill: items waiting in the outbox while the status page fails are
 // applied after the bridge was SIGKILLed and started again, once per key.
 func TestOutboxSurvivesSigkill(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-kill")
-	env["BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT"] = "2s" // the killed worker's item comes back soon
+	t.Parallel()
+	h := newHarness(t, withStatusPage("outbox-kill"))
+	fake := h.fake
+	h.env["BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT"] = "2s" // the killed worker's item comes back soon
 	attempts := make(chan struct{}, 100)
 	writesFail(fake, statuspagefake.Fault{Status: 503}, attempts)
-	p := startBridge(t, env)
+	p := h.start()
 	projects := []string{"o/a", "o/b", "o/c"}
 	reports := runsOfProjects(t, 2, projects...)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports...)
-	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == float64(len(reports))
-	})
+	h.publish(reports...)
+	p.waitAcked(t, len(reports))
 	select {
 	case <-attempts: // the worker holds an item when it is killed
 	case <-time.After(30 * time.Second):
@@ -206,19 +186,8 @@ func TestOutboxSurvivesSigkill(t *testing.T) {
 	}
 	p.kill(t)
 	fake.SetFault(nil)
-	p = startBridge(t, env)
-	waitFor(t, 90*time.Second, "one incident per key with both runs", func() bool {
-		incs := fake.Incidents()
-		if len(incs) != len(projects) {
-			return len(incs) > len(projects)
-		}
-		for _, inc := range incs {
-			if len(inc.Updates) != 1 {
-				return false
-			}
-		}
-		return true
-	})
+	p = h.start()
+	waitIncidents(t, 90*time.Second, fake, len(projects), 1)
 	waitFor(t, 30*time.Second, "the outbox empty", func() bool { return p.metric(t, "zuul_bridge_outbox_depth") == 0 })
 	if n := len(fake.Incidents()); n != len(projects) {
 		t.Fatalf("%d incidents for %d keys", n, len(projects))
@@ -229,40 +198,22 @@ func TestOutboxSurvivesSigkill(t *testing.T) {
 // bucket and the outbox while the status page is down; afterwards every key has one
 // incident, and SIGKILL of one replica loses nothing.
 func TestOutboxTwoReplicasStatusPageDown(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
+	t.Parallel()
+	h := newHarness(t, withStatusPage(""))
+	fake := h.fake
 	attempts := make(chan struct{}, 100)
 	writesFail(fake, statuspagefake.Fault{Status: 503}, attempts)
-	var procs []*bridgeProc
-	for _, id := range []string{"replica-0", "replica-1"} {
-		env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), id)
-		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
-		env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
-		env["BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT"] = "2s"
-		procs = append(procs, startBridge(t, env))
-	}
+	procs := h.replicas("BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT", "2s")
 	projects := []string{"o/a", "o/b", "o/c", "o/d"}
 	reports := runsOfProjects(t, 3, projects...)
-	mqtttest.Publish(t, broker.URL(), capiTopic, reports...)
+	h.publish(reports...)
 	waitFor(t, 60*time.Second, "every report acknowledged by one of the replicas", func() bool {
-		return procs[0].metric(t, "zuul_bridge_reports_acked_total")+procs[1].metric(t, "zuul_bridge_reports_acked_total") == float64(len(reports))
+		return ackedBy(t, procs) == float64(len(reports))
 	})
 	<-attempts
 	procs[0].kill(t)
 	fake.SetFault(nil)
-	waitFor(t, 90*time.Second, "one incident per key with every run", func() bool {
-		incs := fake.Incidents()
-		if len(incs) != len(projects) {
-			return len(incs) > len(projects)
-		}
-		for _, inc := range incs {
-			if len(inc.Updates) != 2 {
-				return false
-			}
-		}
-		return true
-	})
+	waitIncidents(t, 90*time.Second, fake, len(projects), 2)
 	if n := len(fake.Incidents()); n != len(projects) {
 		t.Fatalf("%d incidents for %d keys", n, len(projects))
 	}
@@ -272,12 +223,9 @@ func TestOutboxTwoReplicasStatusPageDown(t *testing.T) {
 // does not stop the bridge: it says so (log, metric, /readyz body, which stays 200), the
 // route's work stays in the outbox, and the other routes go on.
 func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.>")
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(`routes:
+	t.Parallel()
+	o := withStatusPage("outbox-typo")
+	o.Rules = `routes:
   - name: typo
     match: {pipeline: periodic-daily, project: o/a}
     statuspage: {component: Zuull}
@@ -287,14 +235,14 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
   - name: chat
     match: {pipeline: periodic-daily}
     nats: {}
-`))
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "outbox-typo")
-	env["BRIDGE_RULES_FILE"] = rules
-	p := startBridge(t, env)
+`
+	h := newHarness(t, o)
+	fake, chat := h.fake, h.chat
+	p := h.start()
 	waitFor(t, 30*time.Second, "the unknown name reported", func() bool {
 		return p.metric(t, `zuul_bridge_statuspage_unknown_names{route="typo"}`) == 1
 	})
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, "o/a", "o/b", "o/c")...)
+	h.publish(failuresOfProjects(t, "o/a", "o/b", "o/c")...)
 	waitFor(t, 30*time.Second, "the other routes' work", func() bool { return chat.unique() == 3 && len(fake.Incidents()) == 1 })
 	waitFor(t, 30*time.Second, "the held item deferred", func() bool {
 		return p.metric(t, `zuul_bridge_outbox_items_total{outcome="deferred",route="typo"}`) >= 1
@@ -307,17 +255,14 @@ func TestUnknownComponentHoldsOnlyItsRoute(t *testing.T) {
 		t.Error("the log does not name the missing component")
 	}
 	waitFor(t, 30*time.Second, "the held item counted in the outbox", func() bool { return p.metric(t, "zuul_bridge_outbox_depth") == 1 })
-	select {
-	case <-p.exited:
-		t.Fatal("the bridge exited")
-	default:
-	}
+	p.exitedEarly(t)
 }
 
 // TestCheckOnline: `bridge check -online` reads the status page's catalogue and fails a
 // route naming a component the server lacks before anything is deployed; the payload
 // output says what would be queued in the outbox.
 func TestCheckOnline(t *testing.T) {
+	t.Parallel()
 	fake := statuspagefake.New(t, statuspagefake.Options{})
 	dir := t.TempDir()
 	payload := filepath.Join(dir, "failure.json")
@@ -332,22 +277,18 @@ func TestCheckOnline(t *testing.T) {
 	} {
 		rules := filepath.Join(dir, "rules-"+tc.component+".yaml")
 		writeFile(t, rules, []byte("routes:\n  - name: nightly\n    match: {pipeline: periodic-daily}\n    statuspage: {component: "+tc.component+"}\n"))
-		cmd := exec.Command(bridgeBin, "check", "-online", "-rules", rules, payload)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=" + fake.URL()}
-		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != tc.code {
+		out, code := runBridge(t, []string{"BRIDGE_STATUSPAGE_URL=" + fake.URL()}, "check", "-online", "-rules", rules, payload)
+		if code != tc.code {
 			t.Errorf("component %s: exit %d, want %d:\n%s", tc.component, code, tc.code, out)
 		}
 		for _, w := range tc.want {
-			if !strings.Contains(string(out), w) {
+			if !strings.Contains(out, w) {
 				t.Errorf("component %s: output lacks %q:\n%s", tc.component, w, out)
 			}
 		}
 	}
-	cmd := exec.Command(bridgeBin, "check", "-online", "-rules", filepath.Join(dir, "rules-Zuul.yaml"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}
-	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 3 {
-		t.Errorf("unreachable status page: exit %d, want 3:\n%s", cmd.ProcessState.ExitCode(), out)
+	if out, code := runBridge(t, []string{"BRIDGE_STATUSPAGE_URL=http://127.0.0.1:1"}, "check", "-online", "-rules", filepath.Join(dir, "rules-Zuul.yaml")); code != 3 {
+		t.Errorf("unreachable status page: exit %d, want 3:\n%s", code, out)
 	}
 }
 
@@ -356,46 +297,20 @@ func TestCheckOnline(t *testing.T) {
 // (with JetStream) is up, the bucket and the outbox are opened in the background and a
 // failing report opens its incident.
 func TestStartsWithKVBucketWhileNATSIsDown(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	natsPort := freePortNumber(t)
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	env := statuspageEnv(t, broker, natsURL, fake.URL(), "outbox-cold")
-	env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
-	p := &bridgeProc{out: &syncBuffer{}, http: freeLocalAddr(t), exited: make(chan struct{})}
-	p.cmd = exec.Command(bridgeBin)
-	p.cmd.Env = append(os.Environ(), "BRIDGE_HTTP_ADDR="+p.http)
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("bridge output:\n%s", tail(p.out.String(), 60))
-		}
-	})
-	waitFor(t, 30*time.Second, "/healthz while NATS is down", func() bool {
-		code, _ := p.get(t, "/healthz")
-		return code == 200
-	})
+	t.Parallel()
+	o := withStatusPage("outbox-cold")
+	o.NATSDown = true
+	h := newHarness(t, o)
+	h.env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
+	p := launchBridge(t, h.env)
+	waitFor(t, 30*time.Second, "/healthz while NATS is down", func() bool { return p.healthz() == 200 })
 	code, body := p.get(t, "/readyz")
 	if code != 503 || !strings.Contains(body, "NATS not connected") || !strings.Contains(body, "waiting for NATS to open the outbox") {
 		t.Fatalf("/readyz %d while NATS is down:\n%s", code, body)
 	}
-	opts := &server.Options{Host: "127.0.0.1", Port: natsPort, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()}
-	natstest.StartWith(t, opts)
+	h.startNATS()
 	waitFor(t, 60*time.Second, "ready once NATS is up", func() bool { return p.ready() == 200 })
-	mqtttest.Publish(t, broker.URL(), capiTopic, failuresOfProjects(t, "o/a")...)
-	waitFor(t, 60*time.Second, "the incident", func() bool { return len(fake.Incidents()) == 1 })
-	select {
-	case <-p.exited:
-		t.Fatal("the bridge exited")
-	default:
-	}
+	h.publish(failuresOfProjects(t, "o/a")...)
+	waitFor(t, 60*time.Second, "the incident", func() bool { return len(h.fake.Incidents()) == 1 })
+	p.exitedEarly(t)
 }

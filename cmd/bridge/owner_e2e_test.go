@@ -1,12 +1,9 @@
 package main
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
 )
 
@@ -15,29 +12,22 @@ import (
 // reconciler leaves it to the MQTT path (it ended within the settle time), so it reaches
 // NATS once, and not marked recovered.
 func TestBacklogAndReconcileOneOwner(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily")
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	nc := natsConn(t, ns.ClientURL())
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(`routes:
+	h := newHarness(t, harnessOptions{JetStream: true, ClientID: "e2e-owner", LogLevel: "info", Rules: `routes:
   - name: chat
     match: {pipeline: periodic-daily, result: failure}
     nats: {}
     reconcile: true
-`))
-	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-owner",
-		"BRIDGE_RULES_FILE": rules, "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
-		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "100ms", "BRIDGE_LOG_LEVEL": "info"}
-	startBridge(t, env).kill(t) // the session exists; what comes now queues in the broker
+`, Env: map[string]string{"BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs", "BRIDGE_ZUUL_RECONCILE_INTERVAL": "100ms"}})
+	chat := h.chat
+	h.start().kill(t) // the session exists; what comes now queues in the broker
 
 	backlog := uniqueFailures(201)[1:] // not the sample's own buildset
 	report := sampleBytes(t, "periodic-daily_failure_mixed.json")
-	mqtttest.Publish(t, broker.URL(), capiTopic, append(backlog, report)...)
+	h.publish(append(backlog, report)...)
 	ended := time.Now().Add(-2 * time.Minute).UTC()
 	began := ended.Add(-40 * time.Minute)
 	zw.Add("scs", zuulwebfake.Buildset{UUID: "22799888a7ae82e51b19a6124a096841", Pipeline: "periodic-daily", Result: "FAILURE",
@@ -46,16 +36,15 @@ func TestBacklogAndReconcileOneOwner(t *testing.T) {
 		Builds: []zuulwebfake.Build{{JobName: "k8s-cluster-api-provider-e2e-conformance", Result: "FAILURE", Voting: true,
 			Start: began, End: ended}}})
 
-	p := startBridge(t, env)
+	p := h.start()
 	waitFor(t, 60*time.Second, "the backlog and the report", func() bool { return chat.unique() == len(backlog)+1 })
 	rounds := zw.CountRequests("/buildsets")
 	waitFor(t, 30*time.Second, "more reconcile rounds", func() bool { return zw.CountRequests("/buildsets") >= rounds+5 })
-	chat.mu.Lock()
-	defer chat.mu.Unlock()
-	if len(chat.msgs) != len(backlog)+1 {
-		t.Fatalf("%d messages for %d reports: a report was published twice", len(chat.msgs), len(backlog)+1)
+	msgs := chat.all()
+	if len(msgs) != len(backlog)+1 {
+		t.Fatalf("%d messages for %d reports: a report was published twice", len(msgs), len(backlog)+1)
 	}
-	for _, m := range chat.msgs {
+	for _, m := range msgs {
 		if m.Header.Get("Bridge-Recovered") != "" {
 			t.Fatalf("message %s marked recovered although its MQTT report arrived", m.Header.Get("Nats-Msg-Id"))
 		}

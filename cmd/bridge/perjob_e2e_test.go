@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
@@ -78,15 +76,12 @@ func standardsBuildset(t *testing.T, n int, gxResult, registryResult string) []b
 // resolved while the registry's keeps failing (an update). Redelivered reports change
 // nothing.
 func TestPerJobIncidentsEndToEnd(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{}) // provisioned like status.scs.community
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	chat := collect(t, natsConn(t, ns.ClientURL()), "zuul.compliance.>")
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(perJobRules))
-	env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), "perjob")
-	env["BRIDGE_RULES_FILE"] = rules
-	p := startBridge(t, env)
+	t.Parallel()
+	// The status page fake is provisioned like status.scs.community.
+	h := newHarness(t, harnessOptions{JetStream: true, StatusPage: &statuspagefake.Options{}, Rules: perJobRules, ClientID: "perjob"})
+	fake := h.fake
+	chat := collect(t, h.nc, "zuul.compliance.>")
+	p := h.start()
 
 	gx, harbor := fake.ComponentID("gx-scs"), fake.ComponentID("Harbor")
 	on := func(component string) []statuspagefake.Incident {
@@ -103,7 +98,7 @@ func TestPerJobIncidentsEndToEnd(t *testing.T) {
 
 	night1 := standardsBuildset(t, 1, "FAILURE", "POST_FAILURE")
 	topic := topicOf(night1)
-	mqtttest.Publish(t, broker.URL(), topic, night1)
+	h.publishTo(topic, night1)
 	waitFor(t, 30*time.Second, "the gx-scs and Harbor incidents", func() bool { return len(on(gx)) == 1 && len(on(harbor)) == 1 })
 	waitFor(t, 30*time.Second, "one chat message per failed job", func() bool { return chat.unique() == 16 })
 	inc := on(gx)[0]
@@ -137,7 +132,7 @@ func TestPerJobIncidentsEndToEnd(t *testing.T) {
 
 	// Night 2: gx-scs passes, the registry still fails; the 14 others too.
 	night2 := standardsBuildset(t, 2, "SUCCESS", "FAILURE")
-	mqtttest.Publish(t, broker.URL(), topic, night2)
+	h.publishTo(topic, night2)
 	waitFor(t, 30*time.Second, "the gx-scs incident resolved, Harbor's updated", func() bool {
 		g, h := on(gx), on(harbor)
 		return len(g) == 1 && g[0].EndedAt != nil && len(h) == 1 && h[0].EndedAt == nil && len(h[0].Updates) == 1
@@ -156,7 +151,7 @@ func TestPerJobIncidentsEndToEnd(t *testing.T) {
 		return p.metric(t, "zuul_bridge_reports_acked_total") == 2
 	})
 	before := fake.Incidents()
-	mqtttest.Publish(t, broker.URL(), topic, night1, night2)
+	h.publishTo(topic, night1, night2)
 	waitFor(t, 30*time.Second, "the redelivered reports settled", func() bool {
 		return p.metric(t, "zuul_bridge_reports_acked_total") == 4
 	})

@@ -6,9 +6,6 @@ package main
 
 import (
 	"bytes"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 )
 
@@ -28,28 +24,15 @@ func withMessage(report []byte, n int) []byte {
 	return bytes.Replace(report, []byte(`"message": "Build failed."`), []byte(`"message": "`+strings.Repeat("x", n)+`"`), 1)
 }
 
-func (p *bridgeProc) healthz() int {
-	resp, err := http.Get("http://" + p.http + "/healthz")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // TestOversizedReportDoesNotStallTheStream: a 1.5 MB failing report (under the bridge's
 // own 4 MiB limit, over the server's default max_payload of 1 MiB) is dead-lettered with
 // its head, size and hash, and the 300 ordinary reports behind it are all delivered.
 func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
+	t.Parallel()
 	const n = 300
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, false) // max_payload: the server's default
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	got := collect(t, nc, "zuul.>")
-	nc.Flush()
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "poison-size", "BRIDGE_LOG_LEVEL": "info"})
+	h := newHarness(t, harnessOptions{ClientID: "poison-size", LogLevel: "info"}) // max_payload: the server's default
+	dead, got := h.dead, h.chat
+	p := h.start()
 	reports := uniqueFailures(n + 1)
 	huge := withMessage(reports[0], 1500_000)
 	if len(huge) < 1500_000 {
@@ -57,17 +40,14 @@ func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
 	}
 	// Also a payload over the bridge's own limit: rejected, and its dead letter is bounded too.
 	junk := bytes.Repeat([]byte("j"), 5<<20)
-	mqtttest.Publish(t, broker.URL(), "zuul/junk", junk)
-	mqtttest.Publish(t, broker.URL(), capiTopic, append([][]byte{huge}, reports[1:]...)...)
+	h.publishTo("zuul/junk", junk)
+	h.publish(append([][]byte{huge}, reports[1:]...)...)
 	waitFor(t, 90*time.Second, "the 300 ordinary reports and two dead letters", func() bool {
 		return got.unique() == n && dead.unique() == 2
 	})
-	waitFor(t, 30*time.Second, "every report acknowledged", func() bool {
-		return p.metric(t, "zuul_bridge_reports_acked_total") == n+2
-	})
-	dead.mu.Lock()
+	p.waitAcked(t, n+2)
 	var m *nats.Msg
-	for _, d := range dead.msgs {
+	for _, d := range dead.all() {
 		if d.Header.Get("Bridge-Topic") == "zuul/junk" {
 			if d.Header.Get("Bridge-Payload-Truncated") != "true" || d.Header.Get("Bridge-Payload-Size") != strconv.Itoa(len(junk)) ||
 				!strings.HasPrefix(d.Header.Get("Bridge-Reason"), "too_large") {
@@ -77,7 +57,6 @@ func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
 			m = d
 		}
 	}
-	dead.mu.Unlock()
 	if m == nil {
 		t.Fatal("no dead letter of the oversized report")
 	}
@@ -92,26 +71,18 @@ func TestOversizedReportDoesNotStallTheStream(t *testing.T) {
 // over the server's control-line limit (which closes the connection); it is dead-lettered,
 // the connection stays up, the next report goes through.
 func TestHugeProjectNameIsDeadLettered(t *testing.T) {
-	brokerURL := anyBroker(t)
-	ns := natstest.Start(t, false)
-	nc := natsConn(t, ns.ClientURL())
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	got := collect(t, nc, "zuul.>")
-	nc.Flush()
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_MQTT_CLIENT_ID": "poison-subject", "BRIDGE_LOG_LEVEL": "info"})
-	reports := failuresOfProjects(t, strings.Repeat("p", 5000), "o/next")
-	mqtttest.Publish(t, brokerURL, capiTopic, reports...)
+	t.Parallel()
+	h := newHarness(t, harnessOptions{AnyBroker: true, ClientID: "poison-subject", LogLevel: "info"})
+	dead, got := h.dead, h.chat
+	p := h.start()
+	h.publish(failuresOfProjects(t, strings.Repeat("p", 5000), "o/next")...)
 	waitFor(t, 30*time.Second, "the dead letter and the next report", func() bool {
 		return dead.unique() == 1 && got.unique() == 1
 	})
-	dead.mu.Lock()
-	reason := dead.msgs[0].Header.Get("Bridge-Reason")
-	dead.mu.Unlock()
-	if !strings.Contains(reason, "subject") {
+	if reason := dead.first().Header.Get("Bridge-Reason"); !strings.Contains(reason, "subject") {
 		t.Errorf("reason %q", reason)
 	}
-	waitFor(t, 30*time.Second, "both acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 2 })
+	p.waitAcked(t, 2)
 	if p.ready() != 200 || p.healthz() != 200 || p.metric(t, "zuul_bridge_nats_connected") != 1 {
 		t.Fatalf("after the long subject: ready %d, healthz %d", p.ready(), p.healthz())
 	}
@@ -121,43 +92,36 @@ func TestHugeProjectNameIsDeadLettered(t *testing.T) {
 // bridge's user; that report is not counted as delivered: it is dead-lettered, the
 // violation is counted, and the others arrive.
 func TestPublishDeniedByPermissionsIsDeadLettered(t *testing.T) {
-	brokerURL := anyBroker(t)
-	ns := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		Users: []*server.User{
-			{Username: "bridge", Password: "bridge-pw", Permissions: &server.Permissions{
-				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"zuul.*.*.denied/x.>"}}}},
-			{Username: "reader", Password: "reader-pw"},
-		}})
-	nc := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
-	dead := collect(t, nc, "zuul-bridge.deadletter")
-	got := collect(t, nc, "zuul.>")
-	nc.Flush()
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	writeFile(t, pwFile, []byte("bridge-pw\n"))
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": pwFile,
-		"BRIDGE_MQTT_CLIENT_ID": "poison-perm", "BRIDGE_LOG_LEVEL": "info"})
-	mqtttest.Publish(t, brokerURL, capiTopic, failuresOfProjects(t, "o/a", "denied/x", "o/b")...)
+	t.Parallel()
+	o := natsOptions(t)
+	o.Users = []*server.User{
+		{Username: "bridge", Password: "bridge-pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"zuul.*.*.denied/x.>"}}}},
+		{Username: "reader", Password: "reader-pw"},
+	}
+	h := newHarness(t, harnessOptions{AnyBroker: true, NATS: o, NATSConn: []nats.Option{nats.UserInfo("reader", "reader-pw")},
+		ClientID: "poison-perm", LogLevel: "info"})
+	dead, got := h.dead, h.chat
+	h.env["BRIDGE_NATS_USER"] = "bridge"
+	h.env["BRIDGE_NATS_PASSWORD_FILE"] = h.file("pw", "bridge-pw\n")
+	p := h.start()
+	h.publish(failuresOfProjects(t, "o/a", "denied/x", "o/b")...)
 	waitFor(t, 60*time.Second, "two reports and one dead letter", func() bool {
 		return got.unique() == 2 && dead.unique() == 1
 	})
-	waitFor(t, 30*time.Second, "all acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 3 })
-	dead.mu.Lock()
-	m := dead.msgs[0]
-	dead.mu.Unlock()
+	p.waitAcked(t, 3)
+	m := dead.first()
 	if !strings.Contains(m.Header.Get("Bridge-Reason"), "permissions violation") || m.Header.Get("Bridge-Sink") != "nats" {
 		t.Errorf("dead letter headers %v", m.Header)
 	}
 	if v := p.metric(t, "zuul_bridge_nats_permission_violations_total"); v < 1 {
 		t.Errorf("permission violations counted: %v", v)
 	}
-	got.mu.Lock()
-	for _, m := range got.msgs {
+	for _, m := range got.all() {
 		if strings.Contains(m.Subject, "denied") {
 			t.Errorf("denied subject %s arrived", m.Subject)
 		}
 	}
-	got.mu.Unlock()
 }
 
 // TestRotatedPasswordIsPickedUp: the NATS password changes on the server first; the
@@ -165,22 +129,22 @@ func TestPublishDeniedByPermissionsIsDeadLettered(t *testing.T) {
 // row after which nats.go gives up by default); then the mounted file is updated and the
 // bridge reconnects and delivers. /healthz stays 200 throughout: the link is not dead.
 func TestRotatedPasswordIsPickedUp(t *testing.T) {
-	brokerURL := anyBroker(t)
-	opts := func(pw string) *server.Options {
-		return &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true,
-			Users: []*server.User{{Username: "bridge", Password: pw}, {Username: "reader", Password: "reader-pw"}}}
+	t.Parallel()
+	o := natsOptions(t)
+	users := func(pw string) []*server.User {
+		return []*server.User{{Username: "bridge", Password: pw}, {Username: "reader", Password: "reader-pw"}}
 	}
-	o := opts("old-pw")
-	ns := natstest.StartWith(t, o)
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	writeFile(t, pwFile, []byte("old-pw\n"))
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_NATS_USER": "bridge", "BRIDGE_NATS_PASSWORD_FILE": pwFile,
-		"BRIDGE_MQTT_CLIENT_ID": "poison-rotate", "BRIDGE_LOG_LEVEL": "info"})
+	o.Users = users("old-pw")
+	// The test reads NATS as reader once the password has changed.
+	h := newHarness(t, harnessOptions{AnyBroker: true, NATS: o, NoNATSConn: true, ClientID: "poison-rotate", LogLevel: "info"})
+	pwFile := h.file("pw", "old-pw\n")
+	h.env["BRIDGE_NATS_USER"] = "bridge"
+	h.env["BRIDGE_NATS_PASSWORD_FILE"] = pwFile
+	p := h.start()
 
-	o2 := opts("new-pw")
-	o2.Port = o.Port
-	if err := ns.ReloadOptions(o2); err != nil {
+	o2 := *o
+	o2.Users = users("new-pw")
+	if err := h.ns.ReloadOptions(&o2); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "/readyz 503 with the old password", func() bool { return p.ready() == 503 })
@@ -192,10 +156,10 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 	}
 	writeFile(t, pwFile, []byte("new-pw\n"))
 	waitFor(t, 30*time.Second, "/readyz 200 with the new password", func() bool { return p.ready() == 200 })
-	nc := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
+	nc := natstest.Connect(t, h.ns.ClientURL(), nats.UserInfo("reader", "reader-pw"))
 	got := collect(t, nc, "zuul.>")
 	nc.Flush()
-	mqtttest.Publish(t, brokerURL, capiTopic, uniqueFailures(1)...)
+	h.publish(uniqueFailures(1)...)
 	waitFor(t, 30*time.Second, "a report after the rotation", func() bool { return got.unique() == 1 })
 	if strings.Contains(p.out.String(), "new-pw") || strings.Contains(p.out.String(), "old-pw") {
 		t.Error("a password is in the log")
@@ -206,15 +170,14 @@ func TestRotatedPasswordIsPickedUp(t *testing.T) {
 // requests go to another path, and a dead-letter subject with a wildcard or an empty token
 // can never be published: both stop the start with the variable named.
 func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
-	cmd := exec.Command(bridgeBin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_MQTT_URL=mqtt://broker:1883", "BRIDGE_NATS_URL=nats://nats:4222",
-		"BRIDGE_ZUUL_URL=http://zuul", "BRIDGE_ZUUL_TENANTS=scs,..", "BRIDGE_NATS_DEADLETTER_SUBJECT=dead..letters"}
-	out, err := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+	t.Parallel()
+	out, code := runBridge(t, []string{"BRIDGE_MQTT_URL=mqtt://broker:1883", "BRIDGE_NATS_URL=nats://nats:4222",
+		"BRIDGE_ZUUL_URL=http://zuul", "BRIDGE_ZUUL_TENANTS=scs,..", "BRIDGE_NATS_DEADLETTER_SUBJECT=dead..letters"})
+	if code != 2 {
 		t.Fatalf("exit %d, want 2:\n%s", code, out)
 	}
 	for _, name := range []string{"BRIDGE_ZUUL_TENANTS", "BRIDGE_NATS_DEADLETTER_SUBJECT"} {
-		if !strings.Contains(string(out), name) {
+		if !strings.Contains(out, name) {
 			t.Errorf("output does not name %s:\n%s", name, out)
 		}
 	}
@@ -225,7 +188,7 @@ func TestDotTenantAndBadDeadLetterSubjectAreRefused(t *testing.T) {
 // holds it, /healthz fails (the orchestrator restarts the bridge) instead of the bridge
 // retrying with the old key for ever.
 func TestRotatedNkeyFailsHealthz(t *testing.T) {
-	brokerURL := anyBroker(t)
+	t.Parallel()
 	oldKey, _ := nkeys.CreateUser()
 	newKey, _ := nkeys.CreateUser()
 	oldSeed, _ := oldKey.Seed()
@@ -234,13 +197,14 @@ func TestRotatedNkeyFailsHealthz(t *testing.T) {
 	newPub, _ := newKey.PublicKey()
 	seedFile := filepath.Join(t.TempDir(), "bridge.nk")
 	writeFile(t, seedFile, oldSeed)
-	o := &server.Options{Host: "127.0.0.1", Port: freePortNumber(t), NoLog: true, NoSigs: true, Nkeys: []*server.NkeyUser{{Nkey: oldPub}}}
-	ns := natstest.StartWith(t, o)
-	p := startBridge(t, map[string]string{"BRIDGE_MQTT_URL": brokerURL, "BRIDGE_NATS_URL": ns.ClientURL(),
-		"BRIDGE_NATS_NKEY_FILE": seedFile, "BRIDGE_MQTT_CLIENT_ID": "poison-nkey", "BRIDGE_LOG_LEVEL": "info"})
+	o := natsOptions(t)
+	o.Nkeys = []*server.NkeyUser{{Nkey: oldPub}}
+	h := newHarness(t, harnessOptions{AnyBroker: true, NATS: o, NoNATSConn: true, ClientID: "poison-nkey", LogLevel: "info",
+		Env: map[string]string{"BRIDGE_NATS_NKEY_FILE": seedFile}})
+	p := h.start()
 	o2 := *o
 	o2.Nkeys = []*server.NkeyUser{{Nkey: newPub}}
-	if err := ns.ReloadOptions(&o2); err != nil {
+	if err := h.ns.ReloadOptions(&o2); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, seedFile, newSeed)

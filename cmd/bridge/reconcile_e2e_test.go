@@ -2,14 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
 )
 
@@ -17,36 +13,23 @@ import (
 // exists only in zuul-web resolves it within an interval; a failure that exists only in
 // zuul-web reaches NATS marked as recovered; a restart republishes nothing.
 func TestReconcileWithZuulWeb(t *testing.T) {
+	t.Parallel()
 	zw := zuulwebfake.New(zuulwebfake.Options{})
 	t.Cleanup(zw.Close)
 	zw.AddTenant("scs", "periodic-daily", "check")
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true) // JetStream: the reconciliation state survives restarts
-	nc := natsConn(t, ns.ClientURL())
-	chat := collect(t, nc, "zuul.>")
-	nc.Flush()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	writeFile(t, rules, []byte(`routes:
-  - name: nightly
-    match: {pipeline: periodic-daily}
-    statuspage: {component: Zuul}
-  - name: chat
-    match: {pipeline: periodic-daily, result: failure}
-    nats: {}
-    reconcile: true
-`))
-	env := map[string]string{"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-reconcile",
-		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs",
-		"BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms", "BRIDGE_LOG_LEVEL": "info"}
-	p := startBridge(t, env)
+	o := withStatusPage("e2e-reconcile")                // JetStream: the reconciliation state survives restarts
+	o.Rules = statuspageRules + "    reconcile: true\n" // of the route chat
+	o.Env = map[string]string{"BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs", "BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms"}
+	h := newHarness(t, o)
+	fake, chat := h.fake, h.chat
+	p := h.start()
 	const capi = "SovereignCloudStack/k8s-cluster-api-provider"
 	hourAgo := time.Now().Add(-time.Hour).UTC()
 
 	// The failure arrives over MQTT, and zuul-web has it too: applied once.
-	mqtttest.Publish(t, broker.URL(), capiTopic, sampleBytes(t, "periodic-daily_failure_mixed.json"))
+	h.publish(sampleBytes(t, "periodic-daily_failure_mixed.json"))
 	waitFor(t, 30*time.Second, "incident opened", func() bool { return len(fake.Incidents()) == 1 })
-	waitFor(t, 30*time.Second, "MQTT report settled", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") == 1 })
+	p.waitAcked(t, 1)
 	zw.Add("scs", zuulwebfake.Buildset{UUID: "22799888a7ae82e51b19a6124a096841", Pipeline: "periodic-daily", Result: "FAILURE",
 		Message: "Build failed.", EventTime: hourAgo, FirstBuildStart: hourAgo, LastBuildEnd: hourAgo.Add(10 * time.Minute),
 		Refs:   []zuulwebfake.Ref{zuulwebfake.BranchRef(capi, "main")},
@@ -71,9 +54,8 @@ func TestReconcileWithZuulWeb(t *testing.T) {
 		Refs:   []zuulwebfake.Ref{zuulwebfake.BranchRef("SovereignCloudStack/standards", "main")},
 		Builds: []zuulwebfake.Build{{JobName: "scs-check-scs2-main", Result: "POST_FAILURE", Voting: true, Start: later, End: later.Add(5 * time.Minute), LogURL: "https://logs.example/1/"}}})
 	waitFor(t, 30*time.Second, "the recovered failure on NATS", func() bool { return chat.unique() == 2 })
-	chat.mu.Lock()
-	m := chat.msgs[len(chat.msgs)-1]
-	chat.mu.Unlock()
+	msgs := chat.all()
+	m := msgs[len(msgs)-1]
 	var body natspub.Body
 	if err := json.Unmarshal(m.Data, &body); err != nil {
 		t.Fatalf("report on NATS is not JSON: %v: %s", err, m.Data)
@@ -90,15 +72,12 @@ func TestReconcileWithZuulWeb(t *testing.T) {
 	// A restart republishes nothing.
 	p.kill(t)
 	before := zw.CountRequests("/buildsets")
-	startBridge(t, env)
+	h.start()
 	waitFor(t, 30*time.Second, "several rounds after the restart", func() bool { return zw.CountRequests("/buildsets") >= before+6 })
 	if got := chat.unique(); got != 2 {
 		t.Fatalf("%d chat messages after the restart, want still 2", got)
 	}
-	chat.mu.Lock()
-	n := len(chat.msgs)
-	chat.mu.Unlock()
-	if n != 2 {
+	if n := len(chat.all()); n != 2 {
 		t.Fatalf("%d messages (with duplicates) after the restart, want 2", n)
 	}
 	if got := len(fake.Incidents()); got != 2 {

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/samples"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
@@ -27,30 +24,22 @@ func sampleBytes(t *testing.T, name string) []byte {
 // redelivered report changes nothing. The bridge knows its incidents from the key-value
 // bucket: the texts carry no marker.
 func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	const token = "e2e-bearer-token-not-for-logs"
-	fake := statuspagefake.New(t, statuspagefake.Options{Version: statuspagefake.V100, Token: token})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "rules.yaml")
-	writeFile(t, rules, []byte(`routes:
+	h := newHarness(t, harnessOptions{JetStream: true, ClientID: "e2e-statuspage",
+		StatusPage: &statuspagefake.Options{Version: statuspagefake.V100, Token: token}, Rules: `routes:
   - name: capi-nightly
     match:
       pipeline: periodic-daily
       project: SovereignCloudStack/k8s-cluster-api-provider
     statuspage:
       component: Zuul
-`))
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, []byte(token+"\n"))
-	env := map[string]string{
-		"BRIDGE_MQTT_URL": broker.URL(), "BRIDGE_NATS_URL": ns.ClientURL(), "BRIDGE_MQTT_CLIENT_ID": "e2e-statuspage",
-		"BRIDGE_RULES_FILE": rules, "BRIDGE_STATUSPAGE_URL": fake.URL(), "BRIDGE_STATUSPAGE_TOKEN_FILE": tokenFile,
-		// A killed process holds its route's pin for 1.5 x this: the restarted one takes
-		// over within 3 s.
-		"BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT": "2s",
-	}
-	const topic = "zuul/periodic-daily/SovereignCloudStack/k8s-cluster-api-provider/main/None"
+`})
+	fake := h.fake
+	h.env["BRIDGE_STATUSPAGE_TOKEN_FILE"] = h.file("token", token+"\n")
+	// A killed process holds its route's pin for 1.5 x this: the restarted one takes over
+	// within 3 s.
+	h.env["BRIDGE_STATUSPAGE_OUTBOX_ACK_WAIT"] = "2s"
 	fail1 := sampleBytes(t, "periodic-daily_failure_mixed.json")
 	fail2 := bytes.Replace(fail1, []byte(`"uuid": "22799888a7ae82e51b19a6124a096841"`), []byte(`"uuid": "33799888a7ae82e51b19a6124a096841"`), 1)
 	fail2 = bytes.Replace(fail2, []byte(`"timestamp": 1736828395.1898394`), []byte(`"timestamp": 1736829000.5`), 1)
@@ -58,8 +47,8 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 
 	var outputs []string
 	run := func(payload []byte, done func() bool, what string) {
-		p := startBridge(t, env)
-		mqtttest.Publish(t, broker.URL(), topic, payload)
+		p := h.start()
+		h.publish(payload)
 		waitFor(t, 30*time.Second, what, done)
 		waitFor(t, 30*time.Second, "the report acknowledged", func() bool { return p.metric(t, "zuul_bridge_reports_acked_total") >= 1 })
 		p.kill(t) // a restart between every report
@@ -112,16 +101,10 @@ func TestStatusPageLifecycleAcrossRestarts(t *testing.T) {
 // incident key bucket; the failing reports of one key land on both, and every key still
 // gets exactly one incident.
 func TestTwoReplicasOneIncidentPerKey(t *testing.T) {
-	fake := statuspagefake.New(t, statuspagefake.Options{})
-	broker := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
-	ns := natstest.Start(t, true)
-	var procs []*bridgeProc
-	for _, id := range []string{"replica-0", "replica-1"} {
-		env := statuspageEnv(t, broker, ns.ClientURL(), fake.URL(), id)
-		env["BRIDGE_MQTT_TOPIC"] = "$share/bridges/zuul/#"
-		env["BRIDGE_STATUSPAGE_KV_BUCKET"] = "zuul-bridge-incidents"
-		procs = append(procs, startBridge(t, env))
-	}
+	t.Parallel()
+	h := newHarness(t, withStatusPage(""))
+	fake := h.fake
+	procs := h.replicas()
 	projects := []string{"o/a", "o/b", "o/c", "o/d", "o/e", "o/f"}
 	first := failuresOfProjects(t, projects...)
 	second := failuresOfProjects(t, projects...)
@@ -132,10 +115,8 @@ func TestTwoReplicasOneIncidentPerKey(t *testing.T) {
 	for i := range first {
 		all = append(all, first[i], second[i])
 	}
-	mqtttest.Publish(t, broker.URL(), capiTopic, all...)
-	waitFor(t, 60*time.Second, "every report settled on one of the replicas", func() bool {
-		return procs[0].metric(t, "zuul_bridge_reports_acked_total")+procs[1].metric(t, "zuul_bridge_reports_acked_total") == float64(len(all))
-	})
+	h.publish(all...)
+	waitFor(t, 60*time.Second, "every report settled on one of the replicas", func() bool { return ackedBy(t, procs) == float64(len(all)) })
 	if a, b := procs[0].metric(t, "zuul_bridge_reports_acked_total"), procs[1].metric(t, "zuul_bridge_reports_acked_total"); a == 0 || b == 0 {
 		t.Logf("the broker gave all reports to one replica (%v/%v): the test shows less than it could", a, b)
 	}

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,33 +8,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
-
-// metricSum reads the bridge's /metrics and sums every sample of name, with or without
-// labels; -1 if /metrics cannot be read.
-func (p *bridgeProc) metricSum(name string) float64 {
-	resp, err := http.Get("http://" + p.http + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (!strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{")) {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(rest[strings.LastIndexByte(rest, ' ')+1:], &v); err == nil {
-			sum += v
-		}
-	}
-	if sc.Err() != nil {
-		return -1
-	}
-	return sum
-}
 
 // metricWatch reads metrics of a bridge again and again, from start until stop: an
 // assertion over a whole period, not one moment.
