@@ -189,7 +189,11 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	log.Info().Str("version", version).Str("mqtt", cfg.MQTT.URL).Str("topic", cfg.MQTT.Topic).
 		Str("client_id", cfg.MQTT.ClientID).Int("routes", len(routes)).Str("http", ln.Addr().String()).Msg("zuul-bridge started")
 	if h != nil && h.ready != nil {
-		go awaitReady(ctx, sub, nc, h.ready)
+		sideReady := func() bool { return true }
+		if spw != nil {
+			sideReady = spw.Started
+		}
+		go awaitReady(ctx, sub, nc, sideReady, h.ready)
 	}
 	select {
 	case <-ctx.Done():
@@ -249,13 +253,15 @@ func deliveryRoutes(routes []rules.Route, pub *natspub.Publisher, sp *incident.M
 	return out, nil
 }
 
-// awaitReady calls ready once MQTT is subscribed and NATS connected.
-func awaitReady(ctx context.Context, sub *mqtt.Subscriber, nc *nats.Conn, ready func()) {
-	for ctx.Err() == nil && !(sub.Ready() && nc.IsConnected()) {
+// awaitReady calls ready once MQTT is subscribed, NATS connected and the status page side
+// started (its outbox open and its catalogue read): the demo replays its samples then, so
+// that none of them waits for the outbox.
+func awaitReady(ctx context.Context, sub *mqtt.Subscriber, nc *nats.Conn, sideReady func() bool, ready func()) {
+	for ctx.Err() == nil && !(sub.Ready() && nc.IsConnected() && sideReady()) {
 		if err := sub.AwaitReady(ctx); err != nil {
 			return
 		}
-		if !nc.IsConnected() { // NATS has no await; look again shortly
+		if !nc.IsConnected() || !sideReady() { // neither has an await; look again shortly
 			retry.Sleep(ctx, 50*time.Millisecond)
 		}
 	}

@@ -127,6 +127,11 @@ func (t *target) Start(ctx context.Context, ev *zuul.Event) (func(context.Contex
 	return box.Sink(t.route).Start(ctx, ev)
 }
 
+// CanStart: reports are started in runs only once the outbox is open (delivery.MaybeStarter);
+// before, a report takes the full path, where its retries wait for the outbox without
+// publishing its NATS messages again.
+func (t *target) CanStart() bool { return t.w.box.Load() != nil }
+
 // Run sets up the status page side in the background, retrying whatever is not there
 // yet, and then runs the manager's loops and the outbox worker until ctx is done.
 func (w *Work) Run(ctx context.Context) {
@@ -248,6 +253,12 @@ func (w *Work) noJetStream(err error) {
 	w.box.Store(nil)
 	w.noJS.Store(&err)
 	w.o.Features.NoJetStream(Feature, err)
+}
+
+// Started reports whether the status page side runs: the outbox is open and the catalogue
+// read (or it will never run: no JetStream, nothing to wait for).
+func (w *Work) Started() bool {
+	return w.noJS.Load() != nil || len(w.sinks) == 0 || (w.box.Load() != nil && w.started.Load())
 }
 
 // Notes are the lines /readyz adds about the status page side; they do not change its

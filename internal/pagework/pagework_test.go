@@ -226,3 +226,18 @@ func TestUnknownDerivedComponentHoldsOnlyItsJob(t *testing.T) {
 		t.Errorf("gauge %v, want 1", v)
 	}
 }
+
+// A report taken before the outbox is open is not started in a run (the delivery's full
+// path waits for the outbox without publishing its other sinks again); once it is open, it is.
+func TestStartableOnceOpen(t *testing.T) {
+	r := newRig(t, true, "Zuul")
+	starter, ok := r.sinks["Zuul"].(delivery.MaybeStarter)
+	if !ok {
+		t.Fatal("the target is no delivery.MaybeStarter")
+	}
+	if starter.CanStart() {
+		t.Error("startable before the outbox is open")
+	}
+	r.run(t)
+	waitFor(t, "startable", starter.CanStart)
+}
