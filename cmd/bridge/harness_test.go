@@ -82,7 +82,7 @@ const statuspageRules = `routes:
 `
 
 // harnessOptions say what a test runs the bridge against. The zero value is mosquitto and
-// a nats-server without JetStream.
+// a nats-server that lacks JetStream.
 type harnessOptions struct {
 	// AnyBroker: mosquitto where it is installed, else the embedded mochi-mqtt (see
 	// anyBroker); for the tests that need no broker restart and no persistence.

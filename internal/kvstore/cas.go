@@ -46,7 +46,7 @@ type CAS struct {
 
 // NewCAS binds the bucket, creating it (history 1, file storage, MaxAge, Replicas) if it is
 // missing; an existing bucket is used as it is configured, but scaled up to Replicas. An
-// unreachable server is an error, a server without JetStream is ErrNoJetStream.
+// unreachable server is an error, a server that lacks JetStream is ErrNoJetStream.
 func NewCAS(ctx context.Context, nc *nats.Conn, o CASOptions) (*CAS, error) {
 	if o.Bucket == "" {
 		o.Bucket = DefaultCASBucket

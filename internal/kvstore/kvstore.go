@@ -33,7 +33,7 @@ func noJetStream(err error) bool {
 		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
 }
 
-// confirmNoJetStream tells a server without JetStream from a cluster where nobody answered
+// confirmNoJetStream tells a server that lacks JetStream from a cluster where nobody answered
 // for the moment (a node lost, its streams electing a leader): "no responders" alone says
 // either, so the server's JetStream account info decides.
 func confirmNoJetStream(ctx context.Context, js jetstream.JetStream, err error) bool {

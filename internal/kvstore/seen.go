@@ -41,7 +41,7 @@ type SeenOptions struct {
 // (an existing bucket is used as configured, but scaled up to Replicas). Keys are hashes
 // ("seen.<sha256>", "cursor.<sha256>"), as Event IDs and pipeline names may hold characters
 // a key may not; the values are the id and the cursor in clear, for inspection with
-// `nats kv`. Without JetStream this fails with ErrNoJetStream.
+// `nats kv`. On a server that lacks JetStream this fails with ErrNoJetStream.
 func OpenSeen(ctx context.Context, js jetstream.JetStream, o SeenOptions) (*Seen, error) {
 	if o.Replicas <= 0 {
 		o.Replicas = 1

@@ -81,7 +81,7 @@ func (r *routeRun) pinID() string {
 func (r *routeRun) add(msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
-		r.log.Warn().Err(err).Msg("outbox message without JetStream metadata; ignored")
+		r.log.Warn().Err(err).Msg("outbox message lacking JetStream metadata; ignored")
 		return
 	}
 	now := time.Now()

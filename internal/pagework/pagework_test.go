@@ -167,7 +167,7 @@ func TestNoJetStream(t *testing.T) {
 		t.Errorf("work notes %q: the outbox is not waited for any more", notes)
 	}
 	if len(r.fake.Incidents()) != 0 {
-		t.Error("an incident without JetStream")
+		t.Error("an incident on a server lacking JetStream")
 	}
 }
 
