@@ -120,3 +120,27 @@ func TestPerJobConfigErrors(t *testing.T) {
 		t.Errorf("per-job key %v, err %v", c.Key, err)
 	}
 }
+
+// A job removed from the pipeline sends no more reports: its incident ends by the quiet
+// period, while a job that keeps failing keeps its own open.
+func TestPerJobRemovedJobEndsByQuietPeriod(t *testing.T) {
+	e := newEnv(t, statuspagefakeOptions(), func(c *incident.RouteConfig) { perJob(c); c.QuietPeriod = 36 * time.Hour })
+	e.send(jobEvent(1, "scs-check-gx-scs-main", "FAILURE", hours(0)))
+	e.send(jobEvent(1, "scs-check-zuul-x", "FAILURE", hours(0)))
+	for night := 2; night <= 3; night++ { // gx-scs's job is gone; Zuul's still fails
+		e.send(jobEvent(night, "scs-check-zuul-x", "FAILURE", hours(24*(night-1))))
+	}
+	e.clock.Set(hours(48))
+	if err := e.m.ResolveQuiet(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, inc := range e.incidents() {
+		gx := inc.Affects[0].Reference == e.fake.ComponentID("gx-scs")
+		if ended := inc.EndedAt != nil; ended != gx {
+			t.Errorf("incident %q ended=%v; want only the removed job's ended", inc.DisplayName, ended)
+		}
+		if gx && (len(inc.Updates) != 1 || !strings.Contains(inc.Updates[0].Description, "No failure was reported for 36 hours")) {
+			t.Errorf("gx-scs closing: %+v", inc.Updates)
+		}
+	}
+}
