@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
+	"github.com/SovereignCloudStack/zuul-bridge/internal/zuulweb/zuulwebfake"
 )
 
 // perJobRules: SCS's compliance checks, one job per cloud (scs-check-<cloud>-main), each
@@ -207,5 +208,52 @@ func TestCheckShowsJobEvents(t *testing.T) {
 				t.Errorf("online=%v: output lacks %q:\n%s", online, w, out)
 			}
 		}
+	}
+}
+
+// TestPerJobFromZuulWeb: reconciliation feeds the same per-job events as MQTT: a standards
+// buildset that exists only in zuul-web opens the gx-scs incident of its failing job, and
+// the next buildset, in which that job passes while another cloud's keeps failing,
+// resolves it; the other cloud's job (no component on the page) holds nothing back.
+func TestPerJobFromZuulWeb(t *testing.T) {
+	t.Parallel()
+	zw := zuulwebfake.New(zuulwebfake.Options{})
+	t.Cleanup(zw.Close)
+	zw.AddTenant("scs", "periodic-daily")
+	rules := strings.Replace(perJobRules, "    split: jobs\n", "    split: jobs\n    reconcile: true\n", 1)
+	h := newHarness(t, harnessOptions{JetStream: true, StatusPage: &statuspagefake.Options{}, Rules: rules, ClientID: "perjob-zw",
+		Env: map[string]string{"BRIDGE_ZUUL_URL": zw.URL, "BRIDGE_ZUUL_TENANTS": "scs", "BRIDGE_ZUUL_RECONCILE_INTERVAL": "200ms"}})
+	fake := h.fake
+	h.start()
+	night := func(uuid, gxResult string, at time.Time) {
+		// The other cloud keeps failing: the buildset fails either way.
+		zw.Add("scs", zuulwebfake.Buildset{UUID: uuid, Pipeline: "periodic-daily", Result: "FAILURE", Message: "Build failed.",
+			EventTime: at, FirstBuildStart: at, LastBuildEnd: at.Add(10 * time.Minute),
+			Refs: []zuulwebfake.Ref{zuulwebfake.BranchRef("SovereignCloudStack/standards", "main")},
+			Builds: []zuulwebfake.Build{
+				{JobName: "scs-check-gx-scs-main", Result: gxResult, Voting: true, Start: at, End: at.Add(10 * time.Minute)},
+				{JobName: "scs-check-pco-prod1-main", Result: "FAILURE", Voting: true, Start: at, End: at.Add(10 * time.Minute)},
+			}})
+	}
+	gx := fake.ComponentID("gx-scs")
+	onGx := func() []statuspagefake.Incident {
+		var out []statuspagefake.Incident
+		for _, inc := range fake.Incidents() {
+			if len(inc.Affects) == 1 && inc.Affects[0].Reference == gx {
+				out = append(out, inc)
+			}
+		}
+		return out
+	}
+	start := time.Now().Add(-3 * time.Hour).UTC()
+	night("9e000000000000000000000000000001", "FAILURE", start)
+	waitFor(t, 30*time.Second, "the gx-scs incident from zuul-web", func() bool { return len(onGx()) == 1 })
+	night("9e000000000000000000000000000002", "SUCCESS", start.Add(time.Hour))
+	waitFor(t, 30*time.Second, "the gx-scs incident resolved by the job's pass in zuul-web", func() bool {
+		incs := onGx()
+		return len(incs) == 1 && incs[0].EndedAt != nil
+	})
+	if n := len(fake.Incidents()); n != 1 {
+		t.Errorf("%d incidents, want only gx-scs's (pco-prod1 has no component)", n)
 	}
 }
