@@ -124,6 +124,8 @@ type Dispatcher struct {
 	flights  flights // report ids held by queued messages and by Submit (inflight.go)
 
 	unconfirmed atomic.Int64 // reports in the workers' runs (batch.go)
+
+	routes atomic.Pointer[[]Route] // the route set in force; swapped by SetRoutes (reload.go)
 }
 
 type job struct {
@@ -178,6 +180,7 @@ func New(o Options) *Dispatcher {
 	}
 	p := &Dispatcher{o: o, backoff: retry.Backoff{Min: o.BackoffMin, Max: o.BackoffMax}, seed: maphash.MakeSeed(), stopping: make(chan struct{})}
 	p.abortCtx, p.abort = context.WithCancel(context.Background())
+	p.SetRoutes(o.Routes)
 	p.queues = make([]chan job, o.Workers)
 	for i := range p.queues {
 		p.queues[i] = make(chan job, queueLen)
@@ -247,8 +250,9 @@ func (p *Dispatcher) route(msg Message) job {
 	if p.o.Observe != nil {
 		p.o.Observe(ev)
 	}
-	for i := range p.o.Routes {
-		r := &p.o.Routes[i]
+	routes := p.routeSet()
+	for i := range routes {
+		r := &routes[i]
 		if r.Match(ev) {
 			j.routes = append(j.routes, r)
 			p.o.Metrics.matchedFor(r.Name).Inc()
@@ -347,8 +351,9 @@ func (p *Dispatcher) Submit(ctx context.Context, ev *zuul.Event) error {
 		p.o.Observe(ev)
 	}
 	var routes []*Route
-	for i := range p.o.Routes {
-		if r := &p.o.Routes[i]; r.Match(ev) {
+	set := p.routeSet()
+	for i := range set {
+		if r := &set[i]; r.Match(ev) {
 			routes = append(routes, r)
 			p.o.Metrics.matchedFor(r.Name).Inc()
 		}
