@@ -29,6 +29,7 @@ type rig struct {
 	reg   *prometheus.Registry
 	feats *features.Set
 	work  *pagework.Work
+	m     *incident.Manager
 	sinks map[string]delivery.Sink
 
 	mu   sync.Mutex
@@ -44,6 +45,7 @@ func newRig(t *testing.T, jetStream bool, components ...string) *rig {
 		t.Fatal(err)
 	}
 	m := incident.NewManager(incident.ManagerOptions{Client: c, Log: log, BridgeID: "test", ReplicaID: "pod-0"})
+	r.m = m
 	r.feats = features.New(log, r.reg)
 	r.work = pagework.New(pagework.Options{
 		KVBucket: "incidents", RetryWindow: time.Hour, AttemptTimeout: 10 * time.Second,
