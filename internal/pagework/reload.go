@@ -129,11 +129,8 @@ func (w *Work) runWorkers(ctx context.Context, box *outbox.Outbox, opts outbox.W
 	for {
 		wctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		if len(routes) > 0 {
-			go func() { defer close(done); box.Run(wctx, routes, opts) }()
-		} else {
-			close(done)
-		}
+		// With no route left, Run only names the items of routes not in the rules.
+		go func() { defer close(done); box.Run(wctx, routes, opts) }()
 		restart := false
 		for !restart {
 			select {
