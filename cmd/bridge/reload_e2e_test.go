@@ -280,7 +280,16 @@ func TestReloadTriggers(t *testing.T) {
 				t.Fatal("the bridge exited")
 			default:
 			}
+			noDataRace(t, p)
 		})
+	}
+}
+
+// noDataRace fails the test if the bridge, built with GOFLAGS=-race, reported a race.
+func noDataRace(t *testing.T, p *bridgeProc) {
+	t.Helper()
+	if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+		t.Error("the bridge reported a data race")
 	}
 }
 
@@ -375,6 +384,7 @@ func TestReloadRefusesInvalidRules(t *testing.T) {
 	if v := p.metric(t, `zuul_bridge_rules_reloads_total{result="applied"}`); v != 1 {
 		t.Errorf("applied reloads %v, want 1", v)
 	}
+	noDataRace(t, p)
 }
 
 // TestReloadStatusPageRoutes: a reload adds status page routes (one naming a component
@@ -440,4 +450,5 @@ func TestReloadStatusPageRoutes(t *testing.T) {
 		incs := fake.Incidents()
 		return len(incs) == 1 && incs[0].EndedAt != nil
 	})
+	noDataRace(t, p)
 }
