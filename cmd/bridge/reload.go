@@ -206,13 +206,16 @@ func (s *ruleSet) succeeded(applied bool) {
 
 // refuse reports an invalid file (once per content) and keeps the rules in force.
 func (s *ruleSet) refuse(trigger string, hash [32]byte, err error) error {
+	if hash == ([32]byte{}) { // unreadable: the same error is the same refusal
+		hash = sha256.Sum256([]byte(err.Error()))
+	}
 	s.reloads.WithLabelValues("refused").Inc()
 	s.ok.Set(0)
 	problems := problemLines(err)
 	note := fmt.Sprintf("rules: the last reload (%s, %s) was refused, the previous rules stay in force: %s",
 		trigger, time.Now().UTC().Format(time.RFC3339), strings.Join(problems, "; "))
 	s.failure.Store(&note)
-	if hash != s.refused || hash == ([32]byte{}) {
+	if hash != s.refused {
 		s.log.Error().Str("trigger", trigger).Str("file", s.path).Strs("problems", problems).
 			Msg("rules reload refused: the file has problems; the previous rules stay in force")
 	}
@@ -304,7 +307,8 @@ func (s *ruleSet) reloadHandler(enabled bool) http.HandlerFunc {
 			http.Error(w, "use POST to reload the rules", http.StatusMethodNotAllowed)
 			return
 		}
-		res, err := s.Reload(r.Context(), "POST /-/reload")
+		// A client that gives up does not cut a reload short (and make it look refused).
+		res, err := s.Reload(context.WithoutCancel(r.Context()), "POST /-/reload")
 		if err != nil {
 			http.Error(w, "rules reload refused, the previous rules stay in force:\n"+strings.Join(problemLines(err), "\n"), http.StatusUnprocessableEntity)
 			return
