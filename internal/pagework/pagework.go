@@ -181,8 +181,18 @@ func (w *Work) Run(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	w.reload.mu.Lock() // a reload meanwhile installed sinks Start did not see: say so
+	for name, s := range w.sinks() {
+		if _, known := unknown[name]; !known && !s.Resolved() {
+			if unknown == nil {
+				unknown = map[string]error{}
+			}
+			unknown[name] = errors.New("names not resolved yet (the rules were reloaded during start); the catalogue refresh resolves them")
+		}
+	}
 	w.names.set(w.sinks(), unknown)
 	w.started.Store(true)
+	w.reload.mu.Unlock()
 	w.log.Info().Int("routes", len(w.sinks())).Int("unknown_names", len(unknown)).Msg("status page catalogue read")
 	bg.Go(func() { _ = w.o.Manager.Run(ctx) })
 	bg.Go(func() { w.names.watch(ctx, w.sinks) })
