@@ -139,6 +139,21 @@ else
 	fail "checksum/rules did not change ('$a' vs '$b')"
 fi
 
+echo "== an external rules ConfigMap is reloaded, not checksummed"
+render rules-external --set rulesConfigMap.name=my-rules || fail "render rules-external"
+if grep -q 'checksum/rules' "$work/rules-external.yaml"; then
+	fail "a checksum/rules annotation for an external ConfigMap (the bridge reloads it; no lookup)"
+else
+	pass "no checksum/rules annotation for an external ConfigMap"
+fi
+# A subPath mount never sees a ConfigMap update: the rules volume is mounted as a directory.
+if grep -A2 'mountPath: /etc/zuul-bridge/rules' "$work/rules-external.yaml" | grep -q subPath; then
+	fail "the rules volume is mounted with subPath: updates would never reach the pod"
+else
+	pass "the rules volume is a directory mount (ConfigMap updates reach the file)"
+fi
+grep -q 'lookup "' "$chart/templates/statefulset.yaml" && fail "the StatefulSet template uses lookup" || pass "no lookup in the StatefulSet template"
+
 echo "== the OIDC login is wired and its issuer reachable"
 grep -A1 'name: BRIDGE_STATUSPAGE_OIDC_ISSUER' "$work/all-features.yaml" | grep -q 'value: "https://status-idp.example.org:5556"' &&
 	grep -q 'name: BRIDGE_STATUSPAGE_OIDC_REFRESH_TOKEN_FILE' "$work/all-features.yaml" &&

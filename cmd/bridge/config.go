@@ -29,6 +29,9 @@ type Config struct {
 	HTTP       struct {
 		Addr  string `default:":8080"`
 		Pprof bool   // serve /debug/pprof/ (profiling; off by default)
+		// Lifecycle enables POST /-/reload (rules reload), like Prometheus's
+		// --web.enable-lifecycle; off by default.
+		Lifecycle bool
 	}
 	Log struct {
 		Level  string `default:"info"`

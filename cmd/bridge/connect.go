@@ -172,7 +172,7 @@ func newStatuspage(cfg *Config, log zerolog.Logger, reg prometheus.Registerer, a
 // reconcileFeature is reconciliation's name in the features set.
 const reconcileFeature = "reconciliation"
 
-func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,
+func newReconciler(cfg *Config, log zerolog.Logger, routes func() []rules.Route, nc *nats.Conn, reg prometheus.Registerer, submit reconcile.Submit,
 	ran func(tenant, pipeline string, end time.Time), feats *features.Set, replicas *kvstore.ReplicaCheck) (*reconcile.Service, error) {
 	var token func() (string, error)
 	if z := cfg.Zuul; z.Token != "" || z.TokenFile != "" {
@@ -187,7 +187,7 @@ func newReconciler(cfg *Config, log zerolog.Logger, routes []rules.Route, nc *na
 		Client: client, Tenants: cfg.Zuul.Tenants, Interval: cfg.Zuul.ReconcileInterval.v, Lookback: cfg.Zuul.Lookback.v,
 		Settle: cfg.Zuul.Settle.v,
 		Wants: func(tenant, pipeline string) bool {
-			for _, route := range routes {
+			for _, route := range routes() { // the rules in force (reloaded)
 				if route.Reconcile && route.Match.MayMatch(tenant, pipeline) {
 					return true
 				}

@@ -26,6 +26,8 @@ type health struct {
 	// close is deliberate, logged at info, and not a connection lost for good.
 	stopping atomic.Bool
 	pprof    bool // BRIDGE_HTTP_PPROF: also serve /debug/pprof/
+	// reload serves /-/reload (reload.go); nil: not served.
+	reload http.HandlerFunc
 }
 
 // natsClosed records that the NATS connection closed for good, with its last error.
@@ -92,6 +94,9 @@ func (h *health) mux() http.Handler {
 		w.Write([]byte(msg + "\n" + notes))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg}))
+	if h.reload != nil {
+		mux.HandleFunc("/-/reload", h.reload)
+	}
 	if h.pprof {
 		handlePprof(mux)
 	}

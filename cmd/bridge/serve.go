@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,17 +59,18 @@ func (h *hooks) reports() zerolog.Level {
 // serve runs the bridge until ctx is cancelled, then shuts down in stages: stop intake,
 // let deliveries settle within the grace period, flush acks, close NATS and HTTP.
 func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error {
-	routes, err := rules.LoadFile(cfg.Rules.File)
+	routes, rulesHash, err := loadRules(cfg.Rules.File)
 	if err != nil {
 		return configError{err}
 	}
-	if cfg.Statuspage.URL == "" {
-		for _, r := range routes {
-			if r.StatusPage != nil {
-				return configError{fmt.Errorf("route %q has a statuspage: block, but BRIDGE_STATUSPAGE_URL is not set", r.Name)}
-			}
-		}
+	if err := rulesNeedStatuspage(routes, cfg.Statuspage.URL); err != nil {
+		return configError{err}
 	}
+	// SIGHUP reloads the rules (reload.go); caught from here on, so that it never ends
+	// the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	for _, w := range cfg.warnings {
 		log.Warn().Msg(w)
 	}
@@ -123,6 +127,13 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 		return configError{err}
 	}
 
+	// The rules in force, reloaded on SIGHUP, POST /-/reload and a changed file (reload.go).
+	rs := newRuleSet(cfg.Rules.File, cfg.Statuspage.URL, routes, rulesHash, log, reg)
+	rs.pub, rs.sp, rs.spw = pub, sp, spw
+	notes := health.notes
+	health.notes = func() []string { return append(notes(), rs.Notes()...) }
+	health.reload = rs.reloadHandler(cfg.HTTP.Lifecycle)
+
 	// When each pipeline last ran, from MQTT reports and zuul-web alike.
 	ran := lastrun.New(nil)
 	reg.MustRegister(ran)
@@ -140,7 +151,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			return err
 		}
 		feats.Expect(reconcileFeature)
-		if rec, err = newReconciler(cfg, log, routes, nc, reg, submit, ran.Observe, feats, replicas); err != nil {
+		if rec, err = newReconciler(cfg, log, func() []rules.Route { return rs.Routes() }, nc, reg, submit, ran.Observe, feats, replicas); err != nil {
 			return configError{err}
 		}
 	}
@@ -168,6 +179,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			}
 		},
 	})
+	rs.dispatcher = dispatcher
 	health.mqttReady = sub.Ready
 	health.natsReady = nc.IsConnected
 
@@ -186,6 +198,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	if spw != nil {
 		background.Go(func() { spw.Run(ctx) })
 	}
+	background.Go(func() { rs.watch(ctx, hup) })
 	log.Info().Str("version", version).Str("mqtt", cfg.MQTT.URL).Str("topic", cfg.MQTT.Topic).
 		Str("client_id", cfg.MQTT.ClientID).Int("routes", len(routes)).Str("http", ln.Addr().String()).Msg("zuul-bridge started")
 	if h != nil && h.ready != nil {

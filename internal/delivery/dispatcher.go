@@ -128,6 +128,8 @@ type Dispatcher struct {
 	flights  flights // report ids held by queued messages and by Submit (inflight.go)
 
 	unconfirmed atomic.Int64 // reports in the workers' runs (batch.go)
+
+	routes atomic.Pointer[[]Route] // the route set in force; swapped by SetRoutes (reload.go)
 }
 
 type job struct {
@@ -182,6 +184,7 @@ func New(o Options) *Dispatcher {
 	}
 	p := &Dispatcher{o: o, backoff: retry.Backoff{Min: o.BackoffMin, Max: o.BackoffMax}, seed: maphash.MakeSeed(), stopping: make(chan struct{})}
 	p.abortCtx, p.abort = context.WithCancel(context.Background())
+	p.SetRoutes(o.Routes)
 	p.queues = make([]chan job, o.Workers)
 	for i := range p.queues {
 		p.queues[i] = make(chan job, queueLen)

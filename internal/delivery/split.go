@@ -50,8 +50,9 @@ func (rt *routed) at(ev *zuul.Event, i int) *zuul.Event {
 // matchRoutes returns the routes that take ev, counting each in its matched metric.
 func (p *Dispatcher) matchRoutes(ev *zuul.Event) []routed {
 	var out []routed
-	for i := range p.o.Routes {
-		r := &p.o.Routes[i]
+	routes := p.routeSet()
+	for i := range routes {
+		r := &routes[i]
 		if rt, ok := r.match(ev); ok {
 			out = append(out, rt)
 			p.o.Metrics.matchedFor(r.Name).Inc()

@@ -63,8 +63,12 @@ type Options struct {
 type Work struct {
 	o       Options
 	log     zerolog.Logger
-	sinks   map[string]*incident.Sink
 	metrics *outbox.Metrics
+
+	// sinks are the routes in force, by name: built by Target before Run, replaced as a
+	// whole by SetRoutes (reload.go).
+	sinksP atomic.Pointer[map[string]*incident.Sink]
+	reload reloader
 
 	box     atomic.Pointer[outbox.Outbox] // set once the stream is open
 	noJS    atomic.Pointer[error]         // set when NATS turned out to have no JetStream
@@ -84,15 +88,26 @@ func New(o Options) *Work {
 	}
 	log := o.Log.With().Str("component", "statuspage").Logger()
 	o.Features.Expect(Feature)
-	return &Work{o: o, log: log, sinks: map[string]*incident.Sink{}, metrics: outbox.NewMetrics(o.Registerer),
-		names: newUnknownNames(log, o.Registerer)}
+	w := &Work{o: o, log: log, metrics: outbox.NewMetrics(o.Registerer),
+		names: newUnknownNames(log, o.Registerer), reload: newReloader()}
+	w.sinksP.Store(&map[string]*incident.Sink{})
+	return w
 }
 
-// Target is the delivery sink of a route's status page work.
+// sinks returns the routes in force (do not modify the map).
+func (w *Work) sinks() map[string]*incident.Sink { return *w.sinksP.Load() }
+
+// Target is the delivery sink of a route's status page work; call it before Run (a reload
+// uses TargetOf and SetRoutes).
 func (w *Work) Target(route string, s *incident.Sink) delivery.Sink {
-	w.sinks[route] = s
-	return &target{w: w, route: route}
+	m := w.sinks()
+	m[route] = s
+	return w.TargetOf(route)
 }
+
+// TargetOf is the delivery sink of route's status page work: it stores the route's
+// reports in the outbox, whatever its incident sink is now.
+func (w *Work) TargetOf(route string) delivery.Sink { return &target{w: w, route: route} }
 
 type target struct {
 	w     *Work
@@ -135,8 +150,10 @@ func (t *target) CanStart() bool { return t.w.box.Load() != nil }
 // Run sets up the status page side in the background, retrying whatever is not there
 // yet, and then runs the manager's loops and the outbox worker until ctx is done.
 func (w *Work) Run(ctx context.Context) {
-	if len(w.sinks) == 0 {
-		return // a status page URL without a statuspage: route: nothing to set up
+	// A status page URL without a statuspage: route: nothing to set up until a reload
+	// brings one.
+	if !w.reload.awaitRoutes(ctx, func() bool { return len(w.sinks()) > 0 }) {
+		return
 	}
 	var bg sync.WaitGroup
 	defer bg.Wait()
@@ -169,31 +186,54 @@ func (w *Work) Run(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	w.names.set(w.sinks, unknown)
+	w.reload.mu.Lock() // a reload meanwhile installed sinks Start did not see: say so
+	for name, s := range w.sinks() {
+		if _, known := unknown[name]; !known && !s.Resolved() {
+			if unknown == nil {
+				unknown = map[string]error{}
+			}
+			unknown[name] = errors.New("names not resolved yet (the rules were reloaded during start); the catalogue refresh resolves them")
+		}
+	}
+	w.names.set(w.sinks(), unknown)
 	w.started.Store(true)
-	w.log.Info().Int("routes", len(w.sinks)).Int("unknown_names", len(unknown)).Msg("status page catalogue read")
+	w.reload.mu.Unlock()
+	w.log.Info().Int("routes", len(w.sinks())).Int("unknown_names", len(unknown)).Msg("status page catalogue read")
 	bg.Go(func() { _ = w.o.Manager.Run(ctx) })
 	bg.Go(func() { w.names.watch(ctx, w.sinks) })
-	// 4. The worker.
-	routes := make([]string, 0, len(w.sinks))
-	for r := range w.sinks {
-		routes = append(routes, r)
-	}
-	sort.Strings(routes)
-	box.Run(ctx, routes, outbox.WorkerOptions{
+	// 4. The worker, started again with the new routes after every reload that changed
+	// them (reload.go).
+	w.runWorkers(ctx, box, outbox.WorkerOptions{
+		// Apply, Ready and Key look the route up at the call: a route changed by a reload
+		// takes its new sink for the next item. Run is given the routes of w.sinks, and
+		// stopped before a reload removes one.
 		Apply: func(ctx context.Context, route string, ev *zuul.Event) (bool, error) {
-			return w.sinks[route].Send(ctx, ev)
+			s := w.sinks()[route]
+			if s == nil {
+				return true, fmt.Errorf("status page route %s: not in the rules any more", route)
+			}
+			return s.Send(ctx, ev)
 		},
-		Ready: func(route string) error { // Run is given the routes of w.sinks
-			if !w.sinks[route].Resolved() {
+		Ready: func(route string) error {
+			if s := w.sinks()[route]; s == nil || !s.Resolved() {
 				return errors.New(w.names.reason(route))
 			}
 			return nil
 		},
 		// A job whose derived component the page lacks waits; other jobs go on.
-		ReadyItem: func(route string, ev *zuul.Event) error { return w.sinks[route].Ready(ev) },
+		ReadyItem: func(route string, ev *zuul.Event) error {
+			if s := w.sinks()[route]; s != nil {
+				return s.Ready(ev)
+			}
+			return nil
+		},
 		// The items of one incident key are applied in order; other keys do not wait.
-		Key: func(route string, ev *zuul.Event) string { return w.sinks[route].KeyOf(ev) },
+		Key: func(route string, ev *zuul.Event) string {
+			if s := w.sinks()[route]; s != nil {
+				return s.KeyOf(ev)
+			}
+			return ""
+		},
 		// Another replica opening or resolving the same key: try again soon.
 		ShortRetry:     func(err error) bool { return errors.Is(err, incident.ErrKeyBusy) },
 		DeadLetter:     w.o.DeadLetter,
@@ -258,14 +298,14 @@ func (w *Work) noJetStream(err error) {
 // Started reports whether the status page side runs: the outbox is open and the catalogue
 // read (or it will never run: no JetStream, nothing to wait for).
 func (w *Work) Started() bool {
-	return w.noJS.Load() != nil || len(w.sinks) == 0 || (w.box.Load() != nil && w.started.Load())
+	return w.noJS.Load() != nil || len(w.sinks()) == 0 || (w.box.Load() != nil && w.started.Load())
 }
 
 // Notes are the lines /readyz adds about the status page side; they do not change its
 // status, which is about MQTT and NATS only. A missing JetStream is noted by the features
 // set.
 func (w *Work) Notes() []string {
-	if len(w.sinks) == 0 {
+	if len(w.sinks()) == 0 {
 		return nil
 	}
 	var out []string
@@ -276,7 +316,7 @@ func (w *Work) Notes() []string {
 		out = append(out, "status page: catalogue not read yet (its work waits)")
 	}
 	if w.started.Load() {
-		w.names.syncDerived(w.sinks)
+		w.names.syncDerived(w.sinks())
 	}
 	out = append(out, w.names.notes()...)
 	sort.Strings(out)
@@ -315,6 +355,12 @@ func (u *unknownNames) reason(route string) string {
 func (u *unknownNames) set(sinks map[string]*incident.Sink, unknown map[string]error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	for route := range u.unknown { // a route a reload removed
+		if _, ok := sinks[route]; !ok {
+			delete(u.unknown, route)
+			u.gauge.DeleteLabelValues(route)
+		}
+	}
 	for route := range sinks {
 		err, bad := unknown[route]
 		if bad {
@@ -365,7 +411,7 @@ func (u *unknownNames) syncDerived(sinks map[string]*incident.Sink) {
 }
 
 // watch notices when the manager's catalogue refresh resolved a route.
-func (u *unknownNames) watch(ctx context.Context, sinks map[string]*incident.Sink) {
+func (u *unknownNames) watch(ctx context.Context, current func() map[string]*incident.Sink) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -374,10 +420,11 @@ func (u *unknownNames) watch(ctx context.Context, sinks map[string]*incident.Sin
 			return
 		case <-t.C:
 		}
+		sinks := current()
 		u.mu.Lock()
 		still := map[string]error{}
 		for route, reason := range u.unknown {
-			if !sinks[route].Resolved() {
+			if s := sinks[route]; s != nil && !s.Resolved() {
 				still[route] = errors.New(reason)
 			}
 		}
