@@ -20,6 +20,24 @@ import (
 // package; without it the test is skipped, except in CI (CI=true), where it fails.
 func TestNightlyRuleWithPromtool(t *testing.T) {
 	helm := findHelm(t)
+	promtool := findPromtool(t)
+	spec := renderRule(t, helm, "--set", "zuul.url=https://zuul.example.org", "--set", "zuul.tenants={scs}")
+	promtoolTest(t, promtool, spec, "nightly_test.yaml")
+}
+
+// TestRulesReloadAlertWithPromtool: a pod whose last rules reload was refused fires
+// ZuulBridgeRulesReloadFailed after 5 minutes and clears at the next good reload; a pod
+// whose reloads succeed never fires (promtool/reload_test.yaml).
+func TestRulesReloadAlertWithPromtool(t *testing.T) {
+	helm := findHelm(t)
+	promtool := findPromtool(t)
+	promtoolTest(t, promtool, renderRule(t, helm), "reload_test.yaml")
+}
+
+// findPromtool finds promtool (Debian's prometheus package); without it the test is
+// skipped, except in CI (CI=true), where it fails.
+func findPromtool(t *testing.T) string {
+	t.Helper()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -27,24 +45,29 @@ func TestNightlyRuleWithPromtool(t *testing.T) {
 		}
 		t.Skip("promtool is not installed (apt-get install prometheus)")
 	}
-	spec := renderRule(t, helm, "--set", "zuul.url=https://zuul.example.org", "--set", "zuul.tenants={scs}")
+	return promtool
+}
+
+// promtoolTest runs `promtool test rules` of promtool/<name> against the rule groups of
+// spec (written next to it as rules.yaml: rule_files are relative to the test file).
+func promtoolTest(t *testing.T, promtool string, spec any, name string) {
+	t.Helper()
 	dir := t.TempDir()
 	rules, err := yaml.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests, err := os.ReadFile(filepath.Join("promtool", "nightly_test.yaml"))
+	tests, err := os.ReadFile(filepath.Join("promtool", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// rule_files are relative to the test file: both go into one directory.
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "nightly_test.yaml"), tests, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), tests, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(promtool, "test", "rules", filepath.Join(dir, "nightly_test.yaml")).CombinedOutput()
+	out, err := exec.Command(promtool, "test", "rules", filepath.Join(dir, name)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool test rules: %v\n%s\nrules:\n%s", err, out, rules)
 	}
