@@ -106,7 +106,8 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	// Streams and buckets with fewer replicas than BRIDGE_NATS_JETSTREAM_REPLICAS asks,
 	// because NATS refused: log, metric, /readyz.
 	replicas := kvstore.NewReplicaCheck(log.With().Str("component", "nats").Logger(), reg)
-	health.notes = func() []string { return append(feats.Notes(), replicas.Notes()...) }
+	// Every part's lines in the /readyz body, in this order.
+	notes := []func() []string{feats.Notes, replicas.Notes}
 	// The status page side needs servers (JetStream, the key bucket, the status page); it
 	// is set up in the background (package pagework), so that nothing here waits for them.
 	var sp *incident.Manager
@@ -120,7 +121,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 			return configError{err}
 		}
 		spw = newPagework(cfg, log, nc, reg, sp, auth, feats, replicas, pub.DeadLetterer(cfg.NATS.DeadletterSubject))
-		health.notes = func() []string { return append(append(feats.Notes(), replicas.Notes()...), spw.Notes()...) }
+		notes = append(notes, spw.Notes)
 	}
 	prs, err := deliveryRoutes(routes, pub, sp, spw)
 	if err != nil {
@@ -130,8 +131,14 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, h *hooks) error
 	// The rules in force, reloaded on SIGHUP, POST /-/reload and a changed file (reload.go).
 	rs := newRuleSet(cfg.Rules.File, cfg.Statuspage.URL, routes, rulesHash, log, reg)
 	rs.pub, rs.sp, rs.spw = pub, sp, spw
-	notes := health.notes
-	health.notes = func() []string { return append(notes(), rs.Notes()...) }
+	notes = append(notes, rs.Notes)
+	health.notes = func() []string {
+		var out []string
+		for _, n := range notes {
+			out = append(out, n()...)
+		}
+		return out
+	}
 	health.reload = rs.reloadHandler(cfg.HTTP.Lifecycle)
 
 	// When each pipeline last ran, from MQTT reports and zuul-web alike.
