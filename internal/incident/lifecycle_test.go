@@ -424,3 +424,23 @@ func TestComponentLabelsAndNumericSeverity(t *testing.T) {
 		t.Errorf("ambiguous selector: %v", err)
 	}
 }
+
+// Every further failure counts one more night, in the same process and after a restart
+// (the count comes back from the key's entry).
+func TestUpdatesCountTheNights(t *testing.T) {
+	e := newEnv(t, statuspagefake.Options{}, nil)
+	e.send(fail(1, hours(0)))
+	e.send(fail(2, hours(24)))
+	e.send(fail(3, hours(48)))
+	e.restart()
+	e.send(fail(4, hours(72)))
+	ups := e.incidents()[0].Updates
+	if len(ups) != 3 {
+		t.Fatalf("%d updates, want 3", len(ups))
+	}
+	for i, want := range []string{"2 nights in a row", "3 nights in a row", "4 nights in a row"} {
+		if !strings.Contains(ups[i].Description, want) {
+			t.Errorf("update %d: %q lacks %q", i, ups[i].Description, want)
+		}
+	}
+}
