@@ -130,7 +130,14 @@ func testCASLeaderLoss(t *testing.T, mode string) {
 	if newLeader == leader {
 		t.Fatal("the dead node still leads")
 	}
-	v, _, err := sf.Get(t.Context(), "key1")
+	// A read may be answered by any replica (KV direct gets) and lag the write by a
+	// moment: the compare-and-set writes never do, a stale revision is a conflict.
+	var v []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if v, _, err = sf.Get(t.Context(), "key1"); (err == nil && string(v) == "after-loss-leader") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || string(v) != "after-loss-leader" {
 		t.Fatalf("value after the loss: %q, %v", v, err)
 	}
