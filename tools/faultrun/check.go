@@ -331,7 +331,7 @@ func (h *harness) logErrors() []string {
 	return out
 }
 
-func (h *harness) report(w io.Writer, res *result) {
+func (h *harness) report(w io.Writer, res *result, stall *stallMeter) {
 	c := h.clock
 	fmt.Fprintf(w, "\nfaultrun: seed %d, %.1f minutes of faults (%s to %s), %.0f reports/s, page reports every %s\n",
 		h.o.seed, h.o.minutes, c.at(c.start), c.at(res.end), h.o.rate, h.o.pageInterval)
@@ -389,6 +389,9 @@ func (h *harness) report(w io.Writer, res *result) {
 		fmt.Fprintf(w, ")")
 	}
 	fmt.Fprintln(w)
+	if stall.errors > 0 {
+		fmt.Fprintf(w, "  outbox sampled %d times, %d failed (last: %s)\n", stall.samples, stall.errors, stall.lastErr)
+	}
 	for _, st := range res.stories {
 		retried := 0
 		for _, n := range st.tries {

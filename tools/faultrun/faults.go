@@ -74,6 +74,9 @@ func (in *injector) run(ctx context.Context) {
 			return
 		case <-time.After(in.between(5*time.Second, 25*time.Second)):
 		}
+		if len(in.kinds) == 0 {
+			continue
+		}
 		kind := in.kinds[in.rng.IntN(len(in.kinds))]
 		if err := in.inject(ctx, kind); err != nil {
 			in.h.findings.add(true, "fault %s: %v", kind, err)

@@ -37,6 +37,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -52,6 +54,7 @@ type options struct {
 	keep         bool
 	bridge       string
 	quiesce      time.Duration
+	faults       string
 }
 
 func main() {
@@ -63,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the directory with every process's log")
 	flag.StringVar(&o.bridge, "bridge", "", "bridge binary (default: go build -tags nodemo ./cmd/bridge)")
 	flag.DurationVar(&o.quiesce, "quiesce", 4*time.Minute, "the longest wait for the work to settle after publishing stops")
+	flag.StringVar(&o.faults, "faults", strings.Join(faultKinds, ","), "the kinds of fault to draw from, comma-separated")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = rand.Uint64() % 1000000
@@ -130,6 +134,16 @@ routes:
 func run(ctx context.Context, o options) (int, error) {
 	if err := checkSamples(); err != nil {
 		return 0, err
+	}
+	var kinds []string
+	for _, k := range strings.Split(o.faults, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !slices.Contains(faultKinds, k) {
+			return 0, fmt.Errorf("-faults: unknown %q (have %s)", k, strings.Join(faultKinds, ", "))
+		}
+		kinds = append(kinds, k)
 	}
 	dir, err := os.MkdirTemp("", "zb-faultrun-")
 	if err != nil {
@@ -208,7 +222,7 @@ func run(ctx context.Context, o options) (int, error) {
 		stories = append(stories, &story{project: fmt.Sprintf("faultrun/p%d", i+1)})
 	}
 	flog := &faultLog{active: -1}
-	inj := &injector{h: h, rng: rand.New(rand.NewPCG(o.seed, 0xfa18)), log: flog, kinds: faultKinds}
+	inj := &injector{h: h, rng: rand.New(rand.NewPCG(o.seed, 0xfa18)), log: flog, kinds: kinds}
 
 	var stall stallMeter
 	meterCtx, stopMeter := context.WithCancel(ctx)
@@ -240,7 +254,7 @@ func run(ctx context.Context, o options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	h.report(os.Stdout, res)
+	h.report(os.Stdout, res, &stall)
 	for _, f := range h.findings.list() {
 		if f.broken {
 			return 1, nil
@@ -267,6 +281,9 @@ func (h *harness) quiesce(ctx context.Context, js jetstream.JetStream, stall *st
 		cancel()
 		if n != last {
 			last, lastChange = n, time.Now()
+		}
+		if perr != nil {
+			h.log.printf("quiesce: outbox: %v", perr)
 		}
 		if perr == nil && pending == 0 && time.Since(lastChange) > 15*time.Second {
 			return time.Since(start)

@@ -212,6 +212,7 @@ type stallMeter struct {
 	samples      int
 	errors       int
 	lastPending  uint64
+	lastErr      string
 }
 
 func (s *stallMeter) run(ctx context.Context, js jetstream.JetStream, pg *page) {
@@ -231,6 +232,7 @@ func (s *stallMeter) run(ctx context.Context, js jetstream.JetStream, pg *page) 
 		s.samples++
 		if err != nil {
 			s.errors++
+			s.lastErr = err.Error()
 			s.mu.Unlock()
 			continue // unknown now (a NATS node down): the stall goes on if it was one
 		}
@@ -259,17 +261,19 @@ func (s *stallMeter) pending() uint64 {
 	return s.lastPending
 }
 
-const outboxStream, outboxConsumer = "ZUUL_BRIDGE_OUTBOX", "zuul-bridge-outbox"
+const outboxStream = "ZUUL_BRIDGE_OUTBOX"
 
-// outboxPending is what the outbox holds that is not acknowledged yet.
+// outboxPending is what the outbox holds that is not acknowledged yet, over its
+// consumers (one per status page route).
 func outboxPending(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	c, err := js.Consumer(ctx, outboxStream, outboxConsumer)
+	st, err := js.Stream(ctx, outboxStream)
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, err
+	var n uint64
+	l := st.ListConsumers(ctx)
+	for info := range l.Info() {
+		n += info.NumPending + uint64(info.NumAckPending)
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return n, l.Err()
 }
