@@ -124,7 +124,9 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		time.Sleep(down)
 		// Publishing waits from the broker's start until every replica has subscribed
 		// again: mosquitto does not keep a shared subscription across its restart.
-		h.gate.close()
+		if !h.o.noHold {
+			h.gate.close()
+		}
 		err := h.mq.start(bg)
 		if err == nil {
 			var notReady []string

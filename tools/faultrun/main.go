@@ -55,6 +55,7 @@ type options struct {
 	bridge       string
 	quiesce      time.Duration
 	faults       string
+	noHold       bool
 }
 
 func main() {
@@ -67,6 +68,8 @@ func main() {
 	flag.StringVar(&o.bridge, "bridge", "", "bridge binary (default: go build -tags nodemo ./cmd/bridge)")
 	flag.DurationVar(&o.quiesce, "quiesce", 4*time.Minute, "the longest wait for the work to settle after publishing stops")
 	flag.StringVar(&o.faults, "faults", strings.Join(faultKinds, ","), "the kinds of fault to draw from, comma-separated")
+	flag.BoolVar(&o.noHold, "no-hold", false, "publish on after a mosquitto restart without waiting for the replicas to subscribe again "+
+		"(shows mosquitto dropping reports for a shared subscription nobody holds yet: PUBACK 0x10)")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = rand.Uint64() % 1000000
