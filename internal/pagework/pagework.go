@@ -235,10 +235,12 @@ func (w *Work) Run(ctx context.Context) {
 			return ""
 		},
 		// Another replica opening or resolving the same key: try again soon.
-		ShortRetry:     func(err error) bool { return errors.Is(err, incident.ErrKeyBusy) },
-		DeadLetter:     w.o.DeadLetter,
-		RetryWindow:    w.o.RetryWindow,
-		Backoff:        retry.Backoff{Min: time.Second, Max: 5 * time.Minute},
+		ShortRetry:  func(err error) bool { return errors.Is(err, incident.ErrKeyBusy) },
+		DeadLetter:  w.o.DeadLetter,
+		RetryWindow: w.o.RetryWindow,
+		// Capped at 30 s: the work resumes within that of the status page's return (one
+		// request per waiting key and 30 s while it is down is little for it).
+		Backoff:        retry.Backoff{Min: time.Second, Max: 30 * time.Second},
 		AttemptTimeout: w.o.AttemptTimeout,
 		DeferDelay:     time.Minute,
 		Log:            w.log,

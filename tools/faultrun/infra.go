@@ -272,9 +272,7 @@ func newReplicas(bin, dir, mqttURL, natsURLs string, proxies []*pageProxy, rules
 			"BRIDGE_RULES_FILE=" + rulesFile,
 			"BRIDGE_STATUSPAGE_URL=" + proxies[i].url,
 			"BRIDGE_STATUSPAGE_TIMEOUT=5s",
-			// Both names: the outbox's, and the general one if the bridge has it by now
-			// (envconfig ignores variables it does not know).
-			"BRIDGE_STATUSPAGE_OUTBOX_REPLICAS=3",
+			// Every stream and bucket of the bridge in three copies.
 			"BRIDGE_NATS_JETSTREAM_REPLICAS=3",
 			"BRIDGE_SHUTDOWN_GRACE=10s",
 			"BRIDGE_HTTP_ADDR=" + r.httpAddr,
