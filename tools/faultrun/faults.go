@@ -150,7 +150,7 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		h.page.setUnavailable(true)
 		time.Sleep(d)
 		h.page.setUnavailable(false)
-		f.detail = fmt.Sprintf("%s", d.Round(100*time.Millisecond))
+		f.detail = d.Round(100 * time.Millisecond).String()
 		in.log.finish(f)
 		return nil
 	case "lost-answer-sigkill-writer":

@@ -25,9 +25,9 @@ func token(tag uint32, seq int) string { return fmt.Sprintf("%08x%024x", tag, se
 
 // sample is a Zuul report to rewrite: its uuids, project, pipeline and timestamp.
 type sample struct {
-	raw                  []byte
-	buildset, item, ts   string
-	project, pipelineKey string
+	raw                []byte
+	buildset, item, ts string
+	project            string
 }
 
 var (
