@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
@@ -336,7 +338,7 @@ func (h *harness) report(w io.Writer, res *result, stall *stallMeter) {
 	c := h.clock
 	fmt.Fprintf(w, "\nfaultrun: seed %d, %.1f minutes of faults (%s to %s), %.0f reports/s, page reports every %s\n",
 		h.o.seed, h.o.minutes, c.at(c.start), c.at(res.end), h.o.rate, h.o.pageInterval)
-	fmt.Fprintf(w, "  %s, nats-server %s x3, 3 bridge replicas ($share/bridges/zuul/#)\n", mosquittoVersion(), natsVersion(h.nats.bin))
+	fmt.Fprintf(w, "  %s, nats-server %s x3, 3 bridge replicas ($share/bridges/zuul/#)\n", procs.MosquittoVersion(), natsVersion(h.nats.bin))
 	if res.quiet >= 0 {
 		fmt.Fprintf(w, "  settled %s after publishing stopped\n", res.quiet.Round(time.Second))
 	}

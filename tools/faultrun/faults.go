@@ -99,7 +99,7 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 			sig = syscall.SIGTERM
 		}
 		h.log.printf("fault: %s %s, restart after %s", sig, r.name, down.Round(100*time.Millisecond))
-		r.proc().signal(sig, 30*time.Second)
+		r.proc().Signal(sig, 30*time.Second)
 		f.detail = fmt.Sprintf("down %s", down.Round(100*time.Millisecond))
 		time.Sleep(down)
 		err := r.start(bg)
@@ -159,7 +159,7 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		killed := make(chan *replica, 1)
 		fired := h.page.armLoss(func(idx int) {
 			r := h.replicas[idx]
-			r.proc().signal(syscall.SIGKILL, 10*time.Second)
+			r.proc().Signal(syscall.SIGKILL, 10*time.Second)
 			killed <- r
 		})
 		select {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,7 +25,7 @@ type mosquitto struct {
 	bin, conf, dir string
 	addr           string
 	mu             sync.Mutex
-	p              *proc
+	p              *procs.Proc
 }
 
 func newMosquitto(ctx context.Context, dir string) (*mosquitto, error) {
@@ -34,7 +36,7 @@ func newMosquitto(ctx context.Context, dir string) (*mosquitto, error) {
 		}
 		bin = "/usr/sbin/mosquitto"
 	}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -66,13 +68,13 @@ func (m *mosquitto) url() string { return "mqtt://" + m.addr }
 func (m *mosquitto) start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p, err := startProc("mosquitto", filepath.Join(m.dir, "mosquitto.out"), nil, m.bin, "-c", m.conf)
+	p, err := procs.Start("mosquitto", filepath.Join(m.dir, "mosquitto.out"), nil, m.bin, "-c", m.conf)
 	if err != nil {
 		return err
 	}
-	if err := waitPort(ctx, m.addr, 15*time.Second, p.exited); err != nil {
-		p.stop(time.Second)
-		return fmt.Errorf("mosquitto: %w\n%s", err, p.tail(10))
+	if err := procs.WaitPort(ctx, m.addr, 15*time.Second, p.Exited); err != nil {
+		p.Stop(time.Second)
+		return fmt.Errorf("mosquitto: %w\n%s", err, p.Tail(10))
 	}
 	m.p = p
 	return nil
@@ -82,7 +84,7 @@ func (m *mosquitto) start(ctx context.Context) error {
 func (m *mosquitto) stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.p.stop(15 * time.Second)
+	m.p.Stop(15 * time.Second)
 }
 
 // natsCluster is three nats-server processes with JetStream, routed on loopback, each
@@ -98,7 +100,7 @@ type natsNode struct {
 	port  int
 	args  []string
 	mu    sync.Mutex
-	p     *proc
+	p     *procs.Proc
 	store string
 }
 
@@ -107,11 +109,11 @@ func newNATSCluster(ctx context.Context, bin, dir string) (*natsCluster, error) 
 	var routes []string
 	var cports []int
 	for range 3 {
-		p, err := freePort()
+		p, err := procs.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		cp, err := freePort()
+		cp, err := procs.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -138,13 +140,13 @@ func newNATSCluster(ctx context.Context, bin, dir string) (*natsCluster, error) 
 func (c *natsCluster) start(ctx context.Context, n *natsNode) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p, err := startProc("nats-server "+n.name, filepath.Join(c.dir, "nats-"+n.name+".log"), nil, c.bin, n.args...)
+	p, err := procs.Start("nats-server "+n.name, filepath.Join(c.dir, "nats-"+n.name+".log"), nil, c.bin, n.args...)
 	if err != nil {
 		return err
 	}
-	if err := waitPort(ctx, "127.0.0.1:"+strconv.Itoa(n.port), 15*time.Second, p.exited); err != nil {
-		p.stop(time.Second)
-		return fmt.Errorf("nats-server %s: %w\n%s", n.name, err, p.tail(10))
+	if err := procs.WaitPort(ctx, "127.0.0.1:"+strconv.Itoa(n.port), 15*time.Second, p.Exited); err != nil {
+		p.Stop(time.Second)
+		return fmt.Errorf("nats-server %s: %w\n%s", n.name, err, p.Tail(10))
 	}
 	n.p = p
 	return nil
@@ -153,7 +155,7 @@ func (c *natsCluster) start(ctx context.Context, n *natsNode) error {
 func (c *natsCluster) kill(n *natsNode) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.p.signal(syscall.SIGKILL, 10*time.Second)
+	n.p.Signal(syscall.SIGKILL, 10*time.Second)
 }
 
 func (c *natsCluster) urls() string {
@@ -167,7 +169,7 @@ func (c *natsCluster) urls() string {
 func (c *natsCluster) stop() {
 	for _, n := range c.nodes {
 		n.mu.Lock()
-		n.p.stop(10 * time.Second)
+		n.p.Stop(10 * time.Second)
 		n.mu.Unlock()
 	}
 }
@@ -202,13 +204,13 @@ type replica struct {
 	httpAddr string
 	log      string
 	mu       sync.Mutex
-	p        *proc
+	p        *procs.Proc
 	starts   int
 }
 
 func (r *replica) start(ctx context.Context) error {
 	r.mu.Lock()
-	p, err := startProc(r.name, r.log, r.env, r.bin)
+	p, err := procs.Start(r.name, r.log, r.env, r.bin)
 	if err != nil {
 		r.mu.Unlock()
 		return err
@@ -219,7 +221,7 @@ func (r *replica) start(ctx context.Context) error {
 	return r.awaitReady(ctx, 60*time.Second)
 }
 
-func (r *replica) proc() *proc {
+func (r *replica) proc() *procs.Proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.p
@@ -240,11 +242,11 @@ func (r *replica) awaitReady(ctx context.Context, d time.Duration) error {
 	p := r.proc()
 	deadline := time.Now().Add(d)
 	for !r.ready() {
-		if !p.running() {
-			return fmt.Errorf("%s exited:\n%s", r.name, p.tail(15))
+		if !p.Running() {
+			return fmt.Errorf("%s exited:\n%s", r.name, p.Tail(15))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s:\n%s", r.name, d, p.tail(15))
+			return fmt.Errorf("%s not ready after %s:\n%s", r.name, d, p.Tail(15))
 		}
 		select {
 		case <-ctx.Done():
@@ -258,7 +260,7 @@ func (r *replica) awaitReady(ctx context.Context, d time.Duration) error {
 func newReplicas(bin, dir, mqttURL, natsURLs string, proxies []*pageProxy, rulesFile string) ([]*replica, error) {
 	var out []*replica
 	for i := range 3 {
-		port, err := freePort()
+		port, err := procs.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -43,6 +43,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -160,11 +162,11 @@ func run(ctx context.Context, o options) (int, error) {
 	bin := o.bridge
 	if bin == "" {
 		h.log.printf("building ./cmd/bridge and nats-server ...")
-		if bin, err = buildBridge(dir); err != nil {
+		if bin, err = procs.BuildBridge(dir); err != nil {
 			return 0, err
 		}
 	}
-	natsBin, err := buildNATSServer(dir)
+	natsBin, err := procs.BuildNATSServer(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -203,7 +205,7 @@ func run(ctx context.Context, o options) (int, error) {
 		if err := r.start(ctx); err != nil {
 			return 0, err
 		}
-		defer func() { r.proc().stop(15 * time.Second) }()
+		defer func() { r.proc().Stop(15 * time.Second) }()
 	}
 	h.log.printf("mosquitto %s, NATS %s, 3 replicas ready", h.mq.url(), h.nats.urls())
 

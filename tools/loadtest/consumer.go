@@ -6,18 +6,19 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
 )
 
 // consumer is the process under test: the bridge or the minimal forwarder. Both read
 // mqttTopic and publish to NATS subjects under natsPrefix.
 type consumer struct {
 	name    string
-	proc    *proc
+	proc    *procs.Proc
 	httpURL string // bridge only: /metrics
 }
 
@@ -34,28 +35,6 @@ routes:
       subject: "` + natsPrefix + `.{tenant}.{pipeline}.{project}.{result}"
 `
 
-// buildBridge compiles ./cmd/bridge of the module the harness runs in.
-func buildBridge(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the zuul-bridge module: run `go run ./tools/loadtest` from the repository, or pass -bridge")
-	}
-	root := filepath.Dir(gomod)
-	bin := filepath.Join(dir, "zuul-bridge")
-	// As the container image builds it: without the demo, whose embedded brokers and
-	// status page fake would add their start-up allocations to the measured memory.
-	cmd := exec.Command("go", "build", "-tags", "nodemo", "-o", bin, "./cmd/bridge")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -tags nodemo ./cmd/bridge: %w\n%s", err, b)
-	}
-	return bin, nil
-}
-
 // statuspageRulesYAML adds a status page route for the -statuspage share of reports.
 const statuspageRulesYAML = `  - name: incidents
     match: {project: "` + statuspageProject + `"}
@@ -71,7 +50,7 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 	if err := os.WriteFile(rules, []byte(ry), 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +74,7 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 	if extraEnv != "" {
 		env = append(env, strings.Split(extraEnv, ",")...)
 	}
-	p, err := startProc("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
+	p, err := procs.Start("zuul-bridge", filepath.Join(dir, "bridge.log"), env, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -110,14 +89,14 @@ func startBridge(ctx context.Context, bin, dir, mqttURL, natsURL string, recvMax
 			}
 		}
 		if time.Now().After(deadline) {
-			p.stop(5 * time.Second)
-			return nil, fmt.Errorf("zuul-bridge not ready after 30s:\n%s", p.tail(15))
+			p.Stop(5 * time.Second)
+			return nil, fmt.Errorf("zuul-bridge not ready after 30s:\n%s", p.Tail(15))
 		}
 		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("zuul-bridge exited:\n%s", p.tail(15))
+		case <-p.Exited:
+			return nil, fmt.Errorf("zuul-bridge exited:\n%s", p.Tail(15))
 		case <-ctx.Done():
-			p.stop(5 * time.Second)
+			p.Stop(5 * time.Second)
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -160,7 +139,7 @@ func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax i
 	if extraEnv != "" {
 		env = strings.Split(extraEnv, ",")
 	}
-	p, err := startProc("forwarder", logFile, env, self, "-forwarder",
+	p, err := procs.Start("forwarder", logFile, env, self, "-forwarder",
 		"-fwd-mqtt", mqttURL, "-fwd-nats", natsURL, "-fwd-topic", "zuul/#",
 		"-fwd-subject", natsPrefix+".raw", "-recvmax", strconv.Itoa(recvMax))
 	if err != nil {
@@ -172,14 +151,14 @@ func startForwarder(ctx context.Context, dir, mqttURL, natsURL string, recvMax i
 			return &consumer{name: "forwarder", proc: p}, nil
 		}
 		if time.Now().After(deadline) {
-			p.stop(5 * time.Second)
-			return nil, fmt.Errorf("forwarder not ready after 30s:\n%s", p.tail(15))
+			p.Stop(5 * time.Second)
+			return nil, fmt.Errorf("forwarder not ready after 30s:\n%s", p.Tail(15))
 		}
 		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("forwarder exited:\n%s", p.tail(15))
+		case <-p.Exited:
+			return nil, fmt.Errorf("forwarder exited:\n%s", p.Tail(15))
 		case <-ctx.Done():
-			p.stop(5 * time.Second)
+			p.Stop(5 * time.Second)
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
 )
 
 type options struct {
@@ -179,7 +181,7 @@ func run(ctx context.Context, o options) (int, error) {
 	bin := o.bridge
 	if bin == "" && strings.Contains(o.systems, "bridge") {
 		fmt.Fprintln(os.Stderr, "building ./cmd/bridge ...")
-		if bin, err = buildBridge(dir); err != nil {
+		if bin, err = procs.BuildBridge(dir); err != nil {
 			return 0, err
 		}
 	}
@@ -275,7 +277,7 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 	if err != nil {
 		return res, "", err
 	}
-	defer mq.stop(5 * time.Second)
+	defer mq.Stop(5 * time.Second)
 	ns, err := startNATS(ctx, dir, o.statuspage > 0)
 	if err != nil {
 		return res, "", err
@@ -288,7 +290,7 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		if fake, err = startStatuspageFake(ctx, dir); err != nil {
 			return res, "", err
 		}
-		defer fake.proc.stop(5 * time.Second)
+		defer fake.proc.Stop(5 * time.Second)
 	}
 	if system == "bridge" {
 		spURL := ""
@@ -302,7 +304,7 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 	if err != nil {
 		return res, "", err
 	}
-	defer c.proc.stop(25 * time.Second)
+	defer c.proc.Stop(25 * time.Second)
 	res.name = c.name
 
 	nc, err := tr.subscribe(ns.url)
@@ -327,19 +329,19 @@ func runSystem(ctx context.Context, o options, system, bin, dir string, tr *trac
 		if ph.n == 0 {
 			continue
 		}
-		ph.workers, ph.plan, ph.pid, ph.sample = o.pubWorkers, plan, c.proc.pid(), o.sample
+		ph.workers, ph.plan, ph.pid, ph.sample = o.pubWorkers, plan, c.proc.Pid(), o.sample
 		var prof *profiler
 		if profile != "" && ph.name != "warm-up" {
 			prof = startProfile(c.httpURL, profile+"-"+phaseFile(ph))
 		}
-		r, err := runPhase(ctx, pub, tr, ph, c.proc.exited)
+		r, err := runPhase(ctx, pub, tr, ph, c.proc.Exited)
 		if prof != nil {
 			if perr := prof.finish(); perr != nil {
 				fmt.Fprintln(os.Stderr, "  profile:", perr)
 			}
 		}
 		if err != nil {
-			return res, "", fmt.Errorf("%s: %w\n%s", ph.name, err, c.proc.tail(15))
+			return res, "", fmt.Errorf("%s: %w\n%s", ph.name, err, c.proc.Tail(15))
 		}
 		fmt.Fprintf(os.Stderr, "  %-18s %6d reports, %7.0f/s, p99 %s, missing %d\n", ph.name, r.received, r.delivPerS, r.p99.Round(10*time.Microsecond), r.missing)
 		if ph.name != "warm-up" {

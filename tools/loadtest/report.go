@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
 )
 
 func mib(kib int64) string {
@@ -66,7 +68,7 @@ func durMS(d time.Duration) float64 { return float64(d) / float64(time.Milliseco
 func report(w io.Writer, o options, loads []*load, natsKind string, env environment) int {
 	code := 0
 	fmt.Fprintf(w, "Machine: %s. Brokers: %s, %s, loopback. Receive Maximum %d, bridge log level %s.\n",
-		machine(), mosquittoVersion(), natsKind, o.recvMax, o.logLevel)
+		machine(), procs.MosquittoVersion(), natsKind, o.recvMax, o.logLevel)
 	if o.bridgeEnv != "" || o.fwdEnv != "" {
 		fmt.Fprintf(w, "Extra environment: bridge %q, forwarder %q.\n", o.bridgeEnv, o.fwdEnv)
 	}

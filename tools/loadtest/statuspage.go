@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/tools/internal/procs"
+
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
 )
 
@@ -53,7 +55,7 @@ func runStatuspageFake(dir string) error {
 }
 
 type statuspageProc struct {
-	proc *proc
+	proc *procs.Proc
 	url  string
 	dir  string
 }
@@ -64,25 +66,25 @@ func startStatuspageFake(ctx context.Context, dir string) (*statuspageProc, erro
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("statuspage-fake", filepath.Join(dir, "statuspage.log"), nil, self, "-statuspage-fake", dir)
+	p, err := procs.Start("statuspage-fake", filepath.Join(dir, "statuspage.log"), nil, self, "-statuspage-fake", dir)
 	if err != nil {
 		return nil, err
 	}
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, p.pid(), 19)
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, p.Pid(), 19)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "statuspage.url")); err == nil {
 			return &statuspageProc{proc: p, url: strings.TrimSpace(string(b)), dir: dir}, nil
 		}
 		if time.Now().After(deadline) {
-			p.stop(5 * time.Second)
-			return nil, fmt.Errorf("status page fake not ready after 30s:\n%s", p.tail(15))
+			p.Stop(5 * time.Second)
+			return nil, fmt.Errorf("status page fake not ready after 30s:\n%s", p.Tail(15))
 		}
 		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("status page fake exited:\n%s", p.tail(15))
+		case <-p.Exited:
+			return nil, fmt.Errorf("status page fake exited:\n%s", p.Tail(15))
 		case <-ctx.Done():
-			p.stop(5 * time.Second)
+			p.Stop(5 * time.Second)
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
