@@ -23,12 +23,14 @@ func (m *Manager) recover(ctx context.Context) error {
 	if _, err := m.listIncidents(ctx); err != nil {
 		return err
 	}
-	return m.recoverFromStore(ctx)
+	return m.recoverFromStore(ctx, nil)
 }
 
-// recoverFromStore reads every entry of the key store (if it can list its keys) and
-// brings each key's state in line with it, as a report of the key would.
-func (m *Manager) recoverFromStore(ctx context.Context) error {
+// recoverFromStore reads the entries of the key store (if it can list its keys) and
+// brings each key's state in line with it, as a report of the key would: every entry at
+// Start (only: nil), the entries of the given routes when a reload adds them (an incident
+// opened before the route was removed, or by another replica that had the route already).
+func (m *Manager) recoverFromStore(ctx context.Context, only map[string]bool) error {
 	lister, ok := m.kv.(KeyLister)
 	if !ok {
 		return nil
@@ -43,6 +45,9 @@ func (m *Manager) recoverFromStore(ctx context.Context) error {
 			continue // gone meanwhile, or unreadable: the key's next report reads it again
 		}
 		e, err := decodeEntry(raw)
+		if only != nil && (err != nil || !only[e.Route]) {
+			continue // another route's: not this reload's business
+		}
 		m.mu.Lock()
 		s := m.routes[e.Route]
 		m.mu.Unlock()

@@ -149,7 +149,7 @@ func (m *Manager) SetRoutes(ctx context.Context, sinks []*Sink) (RouteChanges, e
 		s.target.Store(&t)
 	}
 	if len(added) > 0 {
-		if err := m.recoverRoutes(ctx, added); err != nil {
+		if err := m.recoverFromStore(ctx, added); err != nil {
 			return ch, fmt.Errorf("statuspage: find open incidents of added routes: %w", err)
 		}
 	}
@@ -170,48 +170,4 @@ func sameConfig(a, b *RouteConfig) bool {
 		}
 	}
 	return true
-}
-
-// recoverRoutes is recoverFromStore for the keys of the given routes only: their entries
-// in the key store (an incident opened before the route was removed, or by another
-// replica that had the route already) are read and synced, as at Start.
-func (m *Manager) recoverRoutes(ctx context.Context, routes map[string]bool) error {
-	lister, ok := m.kv.(KeyLister)
-	if m.kv == nil || !ok {
-		return nil
-	}
-	keys, err := lister.Keys(ctx)
-	if err != nil {
-		return storeError("list", err)
-	}
-	for _, hash := range keys {
-		raw, _, err := m.kv.Get(ctx, hash)
-		if err != nil {
-			continue
-		}
-		e, err := decodeEntry(raw)
-		if err != nil || !routes[e.Route] {
-			continue
-		}
-		m.mu.Lock()
-		s := m.routes[e.Route]
-		m.mu.Unlock()
-		if s == nil {
-			continue
-		}
-		ks := m.state(hash, s)
-		if err := ks.mu.lock(ctx); err != nil {
-			return err
-		}
-		a := &apply{s: s, ks: ks, log: s.log.With().Str("incident_key", ks.hash).Logger()}
-		err = a.sync(ctx)
-		if ks.inc != nil {
-			ks.inc.verifyUpdates = true
-		}
-		ks.mu.unlock()
-		if err != nil && !errors.Is(err, ErrKeyBusy) {
-			return err
-		}
-	}
-	return nil
 }
