@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -26,13 +25,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/SovereignCloudStack/zuul-bridge/internal/mqtt/mqtttest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/natspub/natstest"
 	"github.com/SovereignCloudStack/zuul-bridge/internal/statuspage/statuspagefake"
-	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 )
 
 var bridgeBin string
@@ -258,23 +258,8 @@ func natsConn(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	return natstest.Connect(t, url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)...)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink the code under test and the test share.
+type syncBuffer = testenv.Buffer
 
 // proc is a process the test started (the bridge, the demo) with its output.
 type proc struct {

@@ -1,11 +1,11 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
@@ -13,23 +13,8 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/zuul"
 )
 
-// syncBuffer is a log sink the workers and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink the code under test and the test share.
+type syncBuffer = testenv.Buffer
 
 // A routine delivery is a counter and a debug event: nothing at info, the production level;
 // at debug the event names the route, sink and report. The delivered counter counts every

@@ -4,9 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,13 +18,8 @@ import (
 	"github.com/SovereignCloudStack/zuul-bridge/internal/oidc/oidcfake"
 )
 
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+// logBuf is a log sink the code under test and the test share.
+type logBuf = testenv.Buffer
 
 // Without credentials writes go out anonymously, and the log says so.
 func TestNone(t *testing.T) {

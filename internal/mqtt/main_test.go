@@ -1,13 +1,13 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -15,23 +15,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// logBuf collects log output safely across goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuf is a log sink the code under test and the test share.
+type logBuf = testenv.Buffer
 
 // harness is a started Subscriber whose handler queues the messages.
 type harness struct {

@@ -1,7 +1,6 @@
 package natspub
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -75,23 +76,8 @@ func streamMsgs(t *testing.T, st jetstream.Stream) uint64 {
 	return info.State.Msgs
 }
 
-// syncBuffer collects log output written from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a log sink the code under test and the test share.
+type syncBuffer = testenv.Buffer
 
 // TestJetStreamAPIDeniedIsRetried (issue 23 item 2): the bridge's NATS user may publish on
 // zuul.> but not on the JetStream API. The lookup's request is refused (an asynchronous

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SovereignCloudStack/zuul-bridge/internal/testenv"
+
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
@@ -74,8 +76,7 @@ func TestServerWithoutPinningAppliesOneAtATime(t *testing.T) {
 	var order []string
 	inFlight, most := 0, 0
 	done := make(chan struct{})
-	var log strings.Builder
-	var logMu sync.Mutex
+	var log testenv.Buffer
 	go func() {
 		defer close(done)
 		box.Run(ctx, []string{"nightly"}, outbox.WorkerOptions{
@@ -93,7 +94,7 @@ func TestServerWithoutPinningAppliesOneAtATime(t *testing.T) {
 				return false, nil
 			},
 			Ready: func(string) error { return nil },
-			Log:   zerolog.New(syncWriter{&logMu, &log}),
+			Log:   zerolog.New(&log),
 		})
 	}()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -112,20 +113,7 @@ func TestServerWithoutPinningAppliesOneAtATime(t *testing.T) {
 	if most != 1 || strings.Join(order, ",") != "r0,r1,r2,r3,r4,r5" {
 		t.Errorf("applied %v with up to %d at once; want stream order, one at a time", order, most)
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
 	if !strings.Contains(log.String(), "does not pin consumers") {
 		t.Errorf("the fallback was not logged:\n%s", log.String())
 	}
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }

@@ -1,4 +1,5 @@
-// Package testenv decides what a test does when a tool it needs is not installed.
+// Package testenv holds what the tests of several packages share: what a test does when
+// a tool it needs is not installed, and a log buffer safe for concurrent use.
 package testenv
 
 import (
