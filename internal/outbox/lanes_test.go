@@ -86,7 +86,7 @@ func TestBlockedKeyHoldsOnlyItself(t *testing.T) {
 		Log:     zerolog.Nop(),
 	})
 	waitFor(t, 5*time.Second, "the items of B and C applied", func() bool { return len(rec.list()) == 3 })
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a negative check: room for an item of the blocked key A to be applied wrongly
 	got := rec.list()
 	if len(got) != 3 || !reflect.DeepEqual(filter(got, "nightly/B-"), []string{"nightly/B-1", "nightly/B-2"}) || !reflect.DeepEqual(filter(got, "nightly/C-"), []string{"nightly/C-1"}) {
 		t.Fatalf("applied %v, want B-1, B-2 (in that order) and C-1", got)
